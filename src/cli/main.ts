@@ -1,0 +1,56 @@
+// The `promptcot` command line. Each command lives in its own module; this file only wires them.
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "../config/errors.js";
+import { runCommand } from "./run.js";
+import { statusCommand } from "./status.js";
+import { schemaCommand } from "./schema.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command("promptcot")
+    .description("Self-play RL training orchestrator for LLM reasoning (PromptCoT 2.0)")
+    .exitOverride()
+    .showHelpAfterError();
+  let code = 0;
+  program
+    .command("run")
+    .description("run (or resume) an experiment")
+    .argument("<experiment>", "experiment YAML file")
+    .option("--set <key.path=value>", "override a config value (repeatable)", collect, [])
+    .option("--run-dir <dir>", "run directory (default: runs/<name>/<config hash>)")
+    .option("--dry-run", "print the resolved config and plan; start nothing")
+    .action(async (file: string, o: { set: string[]; runDir?: string; dryRun?: boolean }) => {
+      code = await runCommand(file, o);
+    });
+  program
+    .command("status")
+    .description("show what a run has done")
+    .argument("<run-dir>")
+    .action((dir: string) => {
+      code = statusCommand(dir);
+    });
+  program
+    .command("schema")
+    .description("write the experiment JSON Schema (for editor completion)")
+    .option("--out <file>", "output file", "schema/experiment.schema.json")
+    .action((o: { out: string }) => {
+      code = schemaCommand(o.out);
+    });
+  await program.parseAsync(argv);
+  return code;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.format()}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.PROMPTCOT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,127 @@
+// `promptcot run`: resolve the config, open (or resume) the run, start workers, run self-play, report.
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { WorkerPool } from "../cluster/pool.js";
+import { killAllWorkers } from "../cluster/local-launcher.js";
+import { pythonPath } from "../cluster/python-env.js";
+import { loadExperiment } from "../config/load.js";
+import type { Experiment } from "../config/schema.js";
+import { arithmeticSplits, readProblemsJsonl, type Problem } from "../data/problems.js";
+import { exportIteration, writeJsonl } from "../experiment/artifacts.js";
+import type { RunContext } from "../experiment/context.js";
+import { Journal } from "../experiment/journal.js";
+import { defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
+import { renderReport, writeReport } from "../eval/report.js";
+import { selfPlay } from "../selfplay/loop.js";
+import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
+import type { UpdateRecord } from "../train/dpo.js";
+import { createMathGraderByName } from "../verify/registry.js";
+
+export interface RunOptions {
+  set: string[];
+  runDir?: string;
+  dryRun?: boolean;
+}
+
+function loadProblems(cfg: Experiment, baseDir: string): { train: Problem[]; heldout: Problem[] } {
+  const d = cfg.data;
+  if (d.kind === "arithmetic") return arithmeticSplits(cfg.seed, d.train_size, d.heldout_size);
+  return {
+    train: readProblemsJsonl(join(baseDir, d.train_path!), "t").slice(0, d.train_size),
+    heldout: readProblemsJsonl(join(baseDir, d.heldout_path!), "h").slice(0, d.heldout_size),
+  };
+}
+
+export function planText(cfg: Experiment, runDir: string): string {
+  const n = cfg.data.train_size;
+  const k = cfg.rollout.samples_per_prompt;
+  const he = cfg.data.heldout_size * cfg.eval.samples_per_prompt;
+  return [
+    `run directory: ${runDir}`,
+    `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
+    `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
+    ...Array.from({ length: cfg.iterations }, (_, i) =>
+      `iteration ${i + 1}: rollout ${n} prompts × ${k} samples (≤${cfg.rollout.max_tokens} tokens, T=${cfg.rollout.temperature}) → grade (${cfg.grader.math}) ` +
+        `→ pairs (pass rate in (${cfg.pairs.min_pass_rate}, ${cfg.pairs.max_pass_rate}]) → reference log-probs → ${cfg.train.algorithm.toUpperCase()} ` +
+        `(batch ${cfg.train.batch_size}, lr ${cfg.train.learning_rate}, β ${cfg.train.beta}) → checkpoint → sync → eval (${he} generations)`,
+    ),
+  ].join("\n");
+}
+
+export async function runCommand(file: string, opts: RunOptions): Promise<number> {
+  const { config: cfg } = loadExperiment(file, opts.set);
+  const runDir = opts.runDir ? join(process.cwd(), opts.runDir) : defaultRunDir(cfg);
+  if (opts.dryRun) {
+    process.stdout.write(`# resolved config\n${resolvedYaml(cfg)}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n`);
+    return 0;
+  }
+  pythonPath(); // fail early, with the fix, when the environment is missing
+  const t0 = performance.now();
+  const { resumed } = prepareRunDir(runDir, cfg);
+  const unlock = lockRunDir(runDir);
+  const journal = new Journal(join(runDir, "journal.sqlite"));
+  const log = (m: string) => process.stderr.write(`[promptcot] ${m}\n`);
+  log(`${resumed ? "resuming" : "starting"} run ${runDir}`);
+  journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid });
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: stopping workers; run the same command again to resume`);
+    killAllWorkers();
+    journal.event("run_interrupted", { signal: sig });
+    unlock();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  const problems = loadProblems(cfg, dirname(resolve(file)));
+  writeJsonl(join(runDir, "artifacts", "problems.train.jsonl"), problems.train);
+  writeJsonl(join(runDir, "artifacts", "problems.heldout.jsonl"), problems.heldout);
+  const updates = journal.countsByStage().filter((r) => r.stage === "update");
+  const latest = updates.length ? journal.get<UpdateRecord>(`it${String(updates.at(-1)!.iteration).padStart(3, "0")}/update`) : undefined;
+
+  const pool = new WorkerPool(
+    cfg.workers.count,
+    {
+      modelSource: cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers,
+      seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"),
+    },
+    cfg.workers.max_restarts,
+    journal,
+  );
+  const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });
+  const timer = new StageTimer();
+  const ctx: RunContext = { cfg, runDir, journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
+  try {
+    await timer.time("worker startup", async () => {
+      log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
+      await pool.start(latest?.checkpoint, latest?.global_step ?? 0);
+    });
+    const { before, iterations } = await selfPlay(ctx);
+    for (const it of iterations) exportIteration(ctx, it.iteration);
+    const rss = pool.workers.map((w) => peakRssMb(w.pid));
+    const report = renderReport(ctx, before, iterations, { wallSeconds: (performance.now() - t0) / 1000, workerPeakRssMb: rss, resumed });
+    writeReport(runDir, report);
+    journal.event("run_finished", {});
+    process.stdout.write(`\n${report}\n\nreport: ${join(runDir, "report.md")}\n`);
+    return 0;
+  } finally {
+    await pool.stop();
+    await grader.close();
+    journal.close();
+    unlock();
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
+}
+
+/** VmHWM: the kernel's record of the process's peak resident set. */
+function peakRssMb(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}

@@ -1,0 +1,19 @@
+// What every stage gets: the resolved config, the journal, the workers, the grader, the sinks.
+import type { WorkerPool } from "../cluster/pool.js";
+import type { Experiment } from "../config/schema.js";
+import type { Problem } from "../data/problems.js";
+import type { MetricsSink, StageTimer } from "../telemetry/metrics.js";
+import type { MathGrader } from "../verify/types.js";
+import type { Journal } from "./journal.js";
+
+export interface RunContext {
+  cfg: Experiment;
+  runDir: string;
+  journal: Journal;
+  pool: WorkerPool;
+  grader: MathGrader;
+  metrics: MetricsSink;
+  timer: StageTimer;
+  problems: { train: Problem[]; heldout: Problem[] };
+  log: (msg: string) => void;
+}

@@ -1,0 +1,101 @@
+// Thin promise/async-iterator wrapper over the generated gRPC client: deadlines on every call,
+// and no retries here (the caller knows whether a call is idempotent and owns the redo).
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import {
+  GenerateRequest,
+  HealthResponse,
+  InfoResponse,
+  LoadCheckpointRequest,
+  SaveCheckpointRequest,
+  ScoreRequest,
+  TrainStepRequest,
+  WorkerClient,
+  type GenerateResponse,
+  type LoadCheckpointResponse,
+  type SaveCheckpointResponse,
+  type ScoreResponse,
+  type TrainStepResponse,
+} from "./gen/promptcot_worker.js";
+
+export const PROTO_VERSION = "promptcot.worker.v1";
+const MAX_MESSAGE = 256 * 1024 * 1024;
+
+type Unary<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  opts: { deadline: Date },
+  cb: (err: ServiceError | null, res: Res) => void,
+) => unknown;
+
+export class WorkerRpc {
+  private readonly client: WorkerClient;
+
+  constructor(readonly address: string) {
+    this.client = new WorkerClient(address, credentials.createInsecure(), {
+      "grpc.max_receive_message_length": MAX_MESSAGE,
+      "grpc.max_send_message_length": MAX_MESSAGE,
+    });
+  }
+
+  private unary<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      method.call(this.client, req, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
+    });
+  }
+
+  info(timeoutMs = 10_000): Promise<InfoResponse> {
+    return this.unary(this.client.info as Unary<object, InfoResponse>, {}, timeoutMs);
+  }
+
+  health(timeoutMs = 5_000): Promise<HealthResponse> {
+    return this.unary(this.client.health as Unary<object, HealthResponse>, {}, timeoutMs);
+  }
+
+  /** Server-streamed completions; the iterator throws if the stream fails (e.g. the worker died). */
+  async *generate(req: Partial<GenerateRequest>, timeoutMs: number): AsyncGenerator<GenerateResponse> {
+    const call = this.client.generate(GenerateRequest.fromPartial(req), new Metadata(), {
+      deadline: new Date(Date.now() + timeoutMs),
+    });
+    try {
+      for await (const msg of call) yield msg as GenerateResponse;
+    } finally {
+      call.cancel();
+    }
+  }
+
+  score(req: Partial<ScoreRequest>, timeoutMs: number): Promise<ScoreResponse> {
+    return this.unary(this.client.scoreLogProbs as Unary<ScoreRequest, ScoreResponse>, ScoreRequest.fromPartial(req), timeoutMs);
+  }
+
+  trainStep(req: Partial<TrainStepRequest>, timeoutMs: number): Promise<TrainStepResponse> {
+    return this.unary(this.client.trainStep as Unary<TrainStepRequest, TrainStepResponse>, TrainStepRequest.fromPartial(req), timeoutMs);
+  }
+
+  saveCheckpoint(req: Partial<SaveCheckpointRequest>, timeoutMs: number): Promise<SaveCheckpointResponse> {
+    return this.unary(
+      this.client.saveCheckpoint as Unary<SaveCheckpointRequest, SaveCheckpointResponse>,
+      SaveCheckpointRequest.fromPartial(req),
+      timeoutMs,
+    );
+  }
+
+  loadCheckpoint(req: Partial<LoadCheckpointRequest>, timeoutMs: number): Promise<LoadCheckpointResponse> {
+    return this.unary(
+      this.client.loadCheckpoint as Unary<LoadCheckpointRequest, LoadCheckpointResponse>,
+      LoadCheckpointRequest.fromPartial(req),
+      timeoutMs,
+    );
+  }
+
+  shutdown(timeoutMs = 5_000): Promise<unknown> {
+    return this.unary(this.client.shutdown as Unary<object, unknown>, {}, timeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export { HealthResponse };

@@ -1,0 +1,91 @@
+// Generation as journaled units: one unit per (prompt, sample). A prompt with any sample missing is
+// re-requested whole, with the same per-sample seeds, so redone samples are identical to the lost ones
+// and the journal ignores the ones it already has.
+import type { Sampling } from "../config/schema.js";
+import { problemMessages } from "../data/prompt-format.js";
+import type { Problem } from "../data/problems.js";
+import type { RunContext } from "../experiment/context.js";
+import { unitId, unitSeed } from "../experiment/ids.js";
+import type { UnitRow } from "../experiment/journal.js";
+import type { GenerateResponse } from "../rpc/gen/promptcot_worker.js";
+import { Progress } from "../telemetry/progress.js";
+
+export interface SampleRecord {
+  prompt_id: string;
+  sample: number;
+  seed: number;
+  text: string;
+  token_ids: number[];
+  prompt_token_ids: number[];
+  finish_reason: string;
+}
+
+export interface GenerateStageOptions {
+  label: string;
+  stage: string;
+  iteration: number;
+  problems: Problem[];
+  sampling: Sampling;
+  /** Turns a finished sample into the rows to journal (eval grades here, in the same transaction). */
+  toRows: (problem: Problem, sample: SampleRecord, id: string) => Promise<UnitRow[]>;
+}
+
+const GENERATE_DEADLINE_MS = 60 * 60 * 1000;
+
+export function sampleSeeds(ctx: RunContext, o: Pick<GenerateStageOptions, "stage" | "iteration" | "sampling">, p: Problem): number[] {
+  return Array.from({ length: o.sampling.samples_per_prompt }, (_, i) => unitSeed(ctx.cfg.seed, o.stage, o.iteration, p.id, i));
+}
+
+export async function generateStage(ctx: RunContext, o: GenerateStageOptions): Promise<void> {
+  const k = o.sampling.samples_per_prompt;
+  const ids = (p: Problem) => Array.from({ length: k }, (_, i) => unitId(o.iteration, o.stage, p.id, i));
+  const pending = o.problems.filter((p) => ids(p).some((id) => !ctx.journal.has(id)));
+  if (pending.length === 0) return;
+  const chunks: Problem[][] = [];
+  for (let i = 0; i < pending.length; i += o.sampling.prompts_per_request) {
+    chunks.push(pending.slice(i, i + o.sampling.prompts_per_request));
+  }
+  const progress = new Progress(o.label, pending.length * k);
+  const byId = new Map(pending.map((p) => [p.id, p]));
+  let next = 0;
+  const workerLoop = async (w: number) => {
+    for (let c = next++; c < chunks.length; c = next++) {
+      await ctx.pool.run(w, (rpc) => runChunk(ctx, o, chunks[c]!, byId, rpc.generate.bind(rpc), progress));
+    }
+  };
+  await Promise.all(Array.from({ length: ctx.pool.size }, (_, w) => workerLoop(w)));
+  progress.finish();
+}
+
+async function runChunk(
+  ctx: RunContext,
+  o: GenerateStageOptions,
+  chunk: Problem[],
+  byId: Map<string, Problem>,
+  generate: (req: object, timeoutMs: number) => AsyncGenerator<GenerateResponse>,
+  progress: Progress,
+): Promise<void> {
+  const s = o.sampling;
+  const req = {
+    prompts: chunk.map((p) => ({ id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: sampleSeeds(ctx, o, p) })),
+    sampling: { temperature: s.temperature, topP: s.top_p, topK: 0, maxTokens: s.max_tokens, stop: s.stop },
+    returnLogprobs: false,
+  };
+  for await (const r of generate(req, GENERATE_DEADLINE_MS)) {
+    const problem = byId.get(r.promptId);
+    if (!problem) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);
+    const id = unitId(o.iteration, o.stage, problem.id, r.sampleIndex);
+    if (ctx.journal.has(id)) continue;
+    const sample: SampleRecord = {
+      prompt_id: problem.id,
+      sample: r.sampleIndex,
+      seed: req.prompts.find((p) => p.id === problem.id)!.sampleSeeds[r.sampleIndex]!,
+      text: r.text,
+      token_ids: r.tokenIds,
+      prompt_token_ids: r.promptTokenIds,
+      finish_reason: r.finishReason,
+    };
+    const added = ctx.journal.record(await o.toRows(problem, sample, id));
+    if (added > 0) progress.tick(1);
+  }
+}

@@ -1,0 +1,21 @@
+// Graders by the name the config uses (grader.math). New graders register here.
+import { createBasicMathGrader } from "./math-basic.js";
+import type { MathGrader } from "./types.js";
+
+export interface GraderOptions {
+  timeoutMs: number;
+}
+
+const MATH_GRADERS: Record<string, (o: GraderOptions) => Promise<MathGrader>> = {
+  basic: async () => createBasicMathGrader(),
+};
+
+export function mathGraderNames(): string[] {
+  return Object.keys(MATH_GRADERS);
+}
+
+export async function createMathGraderByName(name: string, opts: GraderOptions): Promise<MathGrader> {
+  const make = MATH_GRADERS[name];
+  if (!make) throw new Error(`unknown math grader '${name}' (known: ${mathGraderNames().join(", ")})`);
+  return make(opts);
+}
