@@ -16,6 +16,8 @@ export interface WorkerSpec {
   threads: number;
   startupTimeoutS: number;
   logDir: string;
+  /** Exported to the worker as PROMPTCOT_RUN_DIR, so its processes can be traced to a run. */
+  runDir?: string;
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
@@ -52,7 +54,10 @@ export class LocalWorker {
       "--dtype", s.dtype, "--device", s.device, "--seed", String(s.seed), "--worker-id", this.id,
       "--trainable-layers", String(s.trainableLayers)];
     if (checkpoint) args.push("--init-checkpoint", checkpoint);
-    const env = s.threads > 0 ? pythonEnv({ OMP_NUM_THREADS: String(s.threads) }) : pythonEnv();
+    const env = pythonEnv({
+      ...(s.threads > 0 ? { OMP_NUM_THREADS: String(s.threads) } : {}),
+      ...(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {}),
+    });
     this.exited = false;
     this.proc = execa(pythonPath(), args, { cwd: REPO_ROOT, env, reject: false, stdin: "ignore", cleanup: true, buffer: false });
     live.add(this);

@@ -1,0 +1,74 @@
+// Drives the real CLI as a child process and watches its journal, for resume and fault tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+
+export function startRun(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; out: string }> } {
+  const child = spawn("node", ["bin/promptcot.mjs", "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+  let out = "";
+  child.stdout!.on("data", (b) => (out += b));
+  child.stderr!.on("data", (b) => (out += b));
+  const done = new Promise<{ code: number | null; out: string }>((r) => child.on("exit", (code) => r({ code, out })));
+  return { child, done };
+}
+
+export function countUnits(runDir: string, stage: string): number {
+  const file = join(runDir, "journal.sqlite");
+  if (!existsSync(file)) return 0;
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare("SELECT COUNT(*) AS n FROM units WHERE stage = ?").get(stage) as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0; // tables not created yet
+  }
+}
+
+export function units(runDir: string, stage?: string): Map<string, string> {
+  const db = new Database(join(runDir, "journal.sqlite"), { readonly: true });
+  try {
+    const rows = (stage
+      ? db.prepare("SELECT id, result FROM units WHERE stage = ? ORDER BY id").all(stage)
+      : db.prepare("SELECT id, result FROM units ORDER BY id").all()) as { id: string; result: string }[];
+    return new Map(rows.map((r) => [r.id.replace(/^/, ""), r.result]));
+  } finally {
+    db.close();
+  }
+}
+
+export function events(runDir: string, kind: string): number {
+  const db = new Database(join(runDir, "journal.sqlite"), { readonly: true });
+  try {
+    return (db.prepare("SELECT COUNT(*) AS n FROM events WHERE kind = ?").get(kind) as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Pids of live processes started for this run (workers carry PROMPTCOT_RUN_DIR in their environment). */
+export function processesOfRun(runDir: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, "latin1");
+      const stat = readFileSync(`/proc/${d}/stat`, "latin1");
+      if (env.includes(`PROMPTCOT_RUN_DIR=${runDir}\0`) && !/\) Z /.test(stat)) pids.push(Number(d));
+    } catch {
+      /* process gone or not ours to read */
+    }
+  }
+  return pids;
+}

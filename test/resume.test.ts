@@ -1,0 +1,59 @@
+// The run survives a SIGKILL of the controller and of a worker: re-running the same command
+// produces exactly the units an uninterrupted run produces (same seeds; nothing lost or doubled).
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { countUnits, events, processesOfRun, startRun, units, waitFor } from "./helpers/run-harness.js";
+
+const EXP = "test/fixtures/tiny-selfplay.yaml";
+const TOTAL_ROLLOUT = 8 * 4;
+const root = mkdtempSync(join(tmpdir(), "pcot-resume-"));
+let reference: Map<string, string>;
+
+beforeAll(async () => {
+  const { done } = startRun([EXP, "--run-dir", join(root, "ref")]);
+  const r = await done;
+  expect(r.code, r.out).toBe(0);
+  reference = units(join(root, "ref"));
+}, 600_000);
+
+function expectSameUnits(runDir: string): void {
+  const got = units(runDir);
+  expect([...got.keys()]).toEqual([...reference.keys()]);
+  for (const [id, result] of reference) expect(got.get(id), id).toBe(result);
+}
+
+describe("resume", () => {
+  it("the reference run journals every rollout sample once", () => {
+    expect([...reference.keys()].filter((k) => k.includes("/rollout/"))).toHaveLength(TOTAL_ROLLOUT);
+  });
+
+  it("controller SIGKILLed mid-rollout, then re-run: identical units, no orphan workers", async () => {
+    const dir = join(root, "killed");
+    const first = startRun([EXP, "--run-dir", dir]);
+    await waitFor(() => countUnits(dir, "rollout") >= 6, 300_000, "some rollout units");
+    first.child.kill("SIGKILL");
+    await first.done;
+    const partial = countUnits(dir, "rollout");
+    expect(partial).toBeGreaterThanOrEqual(6);
+    expect(partial).toBeLessThan(TOTAL_ROLLOUT);
+    await waitFor(() => processesOfRun(dir).length === 0, 15_000, "the orphaned worker to exit");
+    const second = await startRun([EXP, "--run-dir", dir]).done;
+    expect(second.code, second.out).toBe(0);
+    expect(second.out).toContain("resuming run");
+    expectSameUnits(dir);
+  });
+
+  it("worker SIGKILLed mid-Generate is restarted; its units are redone without duplicates", async () => {
+    const dir = join(root, "worker-killed");
+    const run = startRun([EXP, "--run-dir", dir]);
+    await waitFor(() => countUnits(dir, "rollout") >= 3 && processesOfRun(dir).length > 0, 300_000, "rollout in flight");
+    for (const pid of processesOfRun(dir)) process.kill(pid, "SIGKILL");
+    const r = await run.done;
+    expect(r.code, r.out).toBe(0);
+    expect(events(dir, "worker_restart")).toBeGreaterThanOrEqual(1);
+    expectSameUnits(dir);
+    expect(processesOfRun(dir)).toEqual([]);
+  });
+});
