@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { countUnits, events, processesOfRun, startRun, units, waitFor } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
-const TOTAL_ROLLOUT = 8 * 4;
+const TOTAL_ROLLOUT = 16 * 4;
 const root = mkdtempSync(join(tmpdir(), "pcot-resume-"));
 let reference: Map<string, string>;
 
@@ -55,5 +55,19 @@ describe("resume", () => {
     expect(events(dir, "worker_restart")).toBeGreaterThanOrEqual(1);
     expectSameUnits(dir);
     expect(processesOfRun(dir)).toEqual([]);
+  });
+
+  it("Ctrl-C (SIGINT) stops the run with exit 130, leaves no worker behind, and the run resumes", async () => {
+    const dir = join(root, "interrupted");
+    const run = startRun([EXP, "--run-dir", dir]);
+    await waitFor(() => countUnits(dir, "eval") >= 1 && processesOfRun(dir).length > 0, 300_000, "the run to get going");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.out).toContain("run the same command again to resume");
+    await waitFor(() => processesOfRun(dir).length === 0, 15_000, "workers to exit after Ctrl-C");
+    const again = await startRun([EXP, "--run-dir", dir]).done;
+    expect(again.code, again.out).toBe(0);
+    expectSameUnits(dir);
   });
 });

@@ -50,7 +50,7 @@ export function planText(cfg: Experiment, runDir: string): string {
 
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const { config: cfg } = loadExperiment(file, opts.set);
-  const runDir = opts.runDir ? join(process.cwd(), opts.runDir) : defaultRunDir(cfg);
+  const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
   if (opts.dryRun) {
     process.stdout.write(`# resolved config\n${resolvedYaml(cfg)}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n`);
     return 0;

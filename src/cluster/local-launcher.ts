@@ -4,6 +4,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { execa, type ResultPromise } from "execa";
+import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { WorkerRpc, PROTO_VERSION } from "../rpc/worker-client.js";
 import { pythonEnv, pythonPath, REPO_ROOT } from "./python-env.js";
 
@@ -73,6 +74,11 @@ export class LocalWorker {
     if (info.protoVersion !== PROTO_VERSION) {
       await this.stop();
       throw new Error(`worker ${this.id} speaks ${info.protoVersion}, controller expects ${PROTO_VERSION}`);
+    }
+    const health = await this.rpc.health(10_000);
+    if (health.status !== HealthResponse_Status.READY) {
+      await this.stop();
+      throw new Error(`worker ${this.id} answered Health with ${HealthResponse_Status[health.status]} instead of READY: ${health.message}`);
     }
   }
 
