@@ -33,7 +33,7 @@ function sink(): Writable & { text: () => string; isTTY?: boolean } {
 describe("gradeCodeFile", () => {
   it("grades every row in input order, keeps other fields, turns bad rows into errors", async () => {
     const rows: string[] = [
-      JSON.stringify({ id: "ok-code", code: GOOD, tests: TESTS, source: "s1", nested: { keep: [1, 2] } }),
+      JSON.stringify({ id: "ok-code", code: GOOD, tests: TESTS, source: "s1", nested: { keep: [1, 2] }, reason: "mine" }),
       JSON.stringify({ id: "ok-completion", completion: `<think>hmm</think>\n\`\`\`python\n${GOOD}\`\`\``, tests: TESTS }),
       JSON.stringify({ id: "slow-first", code: "import time\ntime.sleep(3)\n", tests: TESTS }),
       JSON.stringify({ id: "wa", code: "print(5)", tests: TESTS }),
@@ -79,7 +79,17 @@ describe("gradeCodeFile", () => {
       "re",
     ]);
     const by = Object.fromEntries(out.map((r) => [r.id ?? `line ${r.line}`, r]));
-    expect(by["ok-code"]).toEqual({ id: "ok-code", code: GOOD, tests: TESTS, source: "s1", nested: { keep: [1, 2] }, verdict: "AC", failed_test: null, stderr: "" });
+    expect(by["ok-code"]).toEqual({
+      id: "ok-code",
+      code: GOOD,
+      tests: TESTS,
+      source: "s1",
+      nested: { keep: [1, 2] },
+      reason: "mine",
+      verdict: "AC",
+      failed_test: null,
+      stderr: "",
+    });
     expect(by["ok-completion"]!.verdict).toBe("AC");
     expect(by["slow-first"]).toMatchObject({ verdict: "TLE", failed_test: 0 });
     expect(by["wa"]).toMatchObject({ verdict: "WA", failed_test: 1 });
@@ -108,6 +118,33 @@ describe("gradeCodeFile", () => {
     await expect(gradeCodeFile({ inPath: path.join(dir, "missing.jsonl"), outPath, progress: false })).rejects.toThrow();
     expect(fs.existsSync(outPath)).toBe(false);
     expect(fs.readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+
+  it("creates the output directory, and fails cleanly when the output cannot be written", async () => {
+    const inPath = path.join(dir, "one.jsonl");
+    fs.writeFileSync(inPath, JSON.stringify({ code: GOOD, tests: TESTS }) + "\n");
+    const nested = path.join(dir, "a", "b", "out.jsonl");
+    await gradeCodeFile({ inPath, outPath: nested, progress: false, out: sink() as unknown as NodeJS.WriteStream });
+    expect(JSON.parse(fs.readFileSync(nested, "utf8")).verdict).toBe("AC");
+    const isDir = path.join(dir, "a");
+    await expect(gradeCodeFile({ inPath, outPath: isDir, progress: false, out: sink() as unknown as NodeJS.WriteStream })).rejects.toThrow();
+    expect(fs.readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+
+  it("draws a redrawn bar on a TTY", async () => {
+    const inPath = path.join(dir, "tty.jsonl");
+    fs.writeFileSync(inPath, [GOOD, "print(1)"].map((code) => JSON.stringify({ code, tests: TESTS })).join("\n"));
+    const tty = sink();
+    tty.isTTY = true;
+    const saved = process.env.CI;
+    delete process.env.CI;
+    try {
+      await gradeCodeFile({ inPath, outPath: path.join(dir, "tty.out.jsonl"), out: tty as unknown as NodeJS.WriteStream });
+    } finally {
+      if (saved !== undefined) process.env.CI = saved;
+    }
+    expect(tty.text()).toMatch(/\rgrade code \[#+\.*\] 2\/2/);
+    expect(tty.text().trimEnd().split("\n").at(-1)).toMatch(/^graded 2 row\(s\).*AC 1, WA 1/);
   });
 
   it("handles an empty file", async () => {

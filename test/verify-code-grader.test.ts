@@ -97,9 +97,12 @@ describe("programs run like `python3 main.py`", () => {
 });
 
 describe("the sandbox from inside", () => {
-  it("is unprivileged, offline, read-only but for /tmp, with a scrubbed environment and limits", async () => {
+  it("is unprivileged, offline, filtered, read-only but for /tmp, with a scrubbed environment and limits", async () => {
     const probe = `
-import json, os, resource, socket
+import ctypes, json, os, resource, socket
+libc = ctypes.CDLL(None, use_errno=True)
+traceme = (libc.ptrace(0, 0, None, None), ctypes.get_errno())
+uring = (libc.syscall(425, 8, None), ctypes.get_errno())
 def writable(d):
     try:
         open(os.path.join(d, 'probe'), 'w').close(); return True
@@ -121,6 +124,7 @@ print(json.dumps({
   'fsize': resource.getrlimit(resource.RLIMIT_FSIZE), 'nofile': resource.getrlimit(resource.RLIMIT_NOFILE),
   'cpu': resource.getrlimit(resource.RLIMIT_CPU), 'core': resource.getrlimit(resource.RLIMIT_CORE),
   'pid': os.getpid(), 'ppid': os.getppid(),
+  'seccomp': status['Seccomp'].strip(), 'traceme': traceme, 'io_uring': uring,
 }))
 `;
     const got = await rawStdout(probe);
@@ -143,6 +147,9 @@ print(json.dumps({
       nofile: [64, 64],
       core: [0, 0],
       ppid: 1, // the runner is the pid namespace's init
+      seccomp: "2", // filter mode
+      traceme: [-1, 1], // EPERM from the filter (without it PTRACE_TRACEME succeeds)
+      io_uring: [-1, 1],
     });
     expect(facts.net).not.toBe("online");
     expect(facts.as).toEqual([256 << 20, 256 << 20]);
@@ -158,7 +165,8 @@ async function rawStdout(code: string): Promise<string> {
   const { SandboxFactory } = await import("../src/verify/code/sandbox.js");
   const { loadRunnerCode } = await import("../src/verify/code/runner-code.js");
   const o = resolveOptions({ limits: { timeLimitMs: 1500, memoryMb: 256 } });
-  const sb = new SandboxFactory(o, loadRunnerCode(o.python), null).start();
+  const { seccompFilter } = await import("../src/verify/code/seccomp.js");
+  const sb = new SandboxFactory(o, loadRunnerCode(o.python), null, seccompFilter()).start();
   try {
     await sb.ready;
     expect(await sb.compile(code)).toBeNull();

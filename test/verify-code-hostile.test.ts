@@ -45,6 +45,7 @@ let tcpConnections = 0;
 let udpDatagrams = 0;
 let plantDir = "";
 const results: Array<{ file: string; verdict: string }> = [];
+const startedAt = Date.now() - 1000;
 
 beforeAll(async () => {
   // Plant the secret where only a leaky sandbox could find it.
@@ -118,7 +119,7 @@ describe("after the attacks", () => {
     expect(descendants(process.pid)).toEqual([]);
     expect(strays(NOBODY)).toEqual([]);
     expect(socketsOf(NOBODY)).toEqual([]);
-    expect(filesOwnedBy(NOBODY, WATCHED_DIRS)).toEqual([]);
+    expect(filesOwnedBy(NOBODY, WATCHED_DIRS, startedAt)).toEqual([]);
     const markers = WATCHED_DIRS.flatMap((d) => {
       try {
         return fs.readdirSync(d).filter((n) => n.startsWith(MARKER)).map((n) => path.join(d, n));

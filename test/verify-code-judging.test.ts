@@ -162,3 +162,19 @@ describe("runner frames", () => {
     expect(() => decodeRunResult(header)).toThrow(/add up/);
   });
 });
+
+describe("seccomp filter", () => {
+  it("is well-formed classic BPF ending in ALLOW then EPERM, and absent off x86_64", async () => {
+    const { seccompFilter, DENIED_X86_64 } = await import("../src/verify/code/seccomp.js");
+    const f = seccompFilter("x64")!;
+    expect(f.length % 8).toBe(0);
+    const n = f.length / 8;
+    expect(n).toBe(5 + new Set(Object.values(DENIED_X86_64)).size + 2);
+    expect(f.readUInt32LE((n - 2) * 8 + 4)).toBe(0x7fff0000); // ALLOW
+    expect(f.readUInt32LE((n - 1) * 8 + 4)).toBe(0x00050001); // ERRNO(EPERM)
+    for (const name of ["ptrace", "bpf", "io_uring_setup", "mount", "keyctl", "userfaultfd", "perf_event_open"]) {
+      expect(DENIED_X86_64[name], name).toBeGreaterThan(0);
+    }
+    expect(seccompFilter("arm64")).toBeNull();
+  });
+});

@@ -4,6 +4,8 @@ import { ConfigError } from "../config/errors.js";
 import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { schemaCommand } from "./schema.js";
+import { registerGradeMath } from "../verify/math/index.js";
+import { registerGradeCode } from "../verify/code/index.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -30,6 +32,9 @@ async function main(argv: string[]): Promise<number> {
     .action((dir: string) => {
       code = statusCommand(dir);
     });
+  const grade = program.command("grade").description("grade a JSONL file of model outputs (math checker or code sandbox)");
+  registerGradeMath(grade);
+  registerGradeCode(grade);
   program
     .command("schema")
     .description("write the experiment JSON Schema (for editor completion)")

@@ -1,5 +1,6 @@
 // Graders by the name the config uses (grader.math). New graders register here.
 import { createBasicMathGrader } from "./math-basic.js";
+import { createMathGrader } from "./math/index.js";
 import type { MathGrader } from "./types.js";
 
 export interface GraderOptions {
@@ -8,6 +9,8 @@ export interface GraderOptions {
 
 const MATH_GRADERS: Record<string, (o: GraderOptions) => Promise<MathGrader>> = {
   basic: async () => createBasicMathGrader(),
+  // The full checker: fast path in-process, symbolic path in killable Python processes.
+  full: async (o) => createMathGrader({ timeoutMs: o.timeoutMs }),
 };
 
 export function mathGraderNames(): string[] {

@@ -1,7 +1,8 @@
 // The bubblewrap command line of one sandbox. Why each flag:
 //   new user, pid, net, ipc, uts (and cgroup when possible) namespaces; --disable-userns so nothing inside
 //   can make a nested user namespace (and with it regain capabilities); --cap-drop ALL; --uid/--gid 65534;
-//   --die-with-parent + --new-session: the sandbox dies with the controller and cannot reach its tty.
+//   --die-with-parent + --new-session: the sandbox dies with the controller and cannot reach its tty;
+//   --seccomp: a deny-list of kernel doors a program never needs (see seccomp.ts).
 //   The file system is an empty root with /usr read-only (plus the merged-/usr links), a fresh /proc for
 //   the new pid namespace, a minimal /dev, and a size-capped private tmpfs at /tmp — the only writable
 //   place, since / and /dev are remounted read-only last. No /etc, /home, /work, /run: expected
@@ -14,11 +15,13 @@ import type { RunnerCode } from "./runner-code.js";
 export const RUNNER_FD = 4;
 /** The fd on which bwrap reports the namespace init's host pid. */
 export const INFO_FD = 3;
+/** The fd on which bwrap reads the seccomp filter. */
+export const SECCOMP_FD = 5;
 
 /** Top-level paths that merged-/usr systems make symlinks into /usr (bound read-only when real dirs). */
 const SYSTEM_LINKS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
-export function bwrapArgs(o: ResolvedOptions, runner: RunnerCode): string[] {
+export function bwrapArgs(o: ResolvedOptions, runner: RunnerCode, seccomp: boolean): string[] {
   const mib = 1024 * 1024;
   const args = [
     "--unshare-user",
@@ -74,6 +77,7 @@ export function bwrapArgs(o: ResolvedOptions, runner: RunnerCode): string[] {
     // it — bwrap reaps it and exits — rather than orphan it by killing bwrap first.
     "--info-fd",
     String(INFO_FD),
+    ...(seccomp ? ["--seccomp", String(SECCOMP_FD)] : []),
     "--",
     o.python,
     "-I",

@@ -1,25 +1,28 @@
 // Optional second fence around a sandbox: a cgroup capping the memory (processes, tmpfs pages and
-// kernel objects such as inodes, together) and the number of tasks of everything inside it.
+// kernel objects such as inodes, together), the number of tasks, and the CPU share of everything
+// inside it (a thread bomb of busy loops then cannot take more than its cores from the controller).
 // rlimits alone bound each process, not their sum (a fork bomb of memory hogs); a cgroup bounds the sum.
 // Works with cgroup v1 (memory + pids hierarchies, as on these hybrid machines) and with v2; used only
 // when the controller is root and the hierarchy is writable, otherwise the sandbox relies on rlimits.
 // Cgroups are made below the controller's own cgroup so any limit placed on the controller still holds.
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 const ROOT = "/sys/fs/cgroup";
+const CFS_PERIOD_US = 100_000;
 
 interface Hierarchy {
   /** Directory under which per-sandbox cgroups are made. */
   base: string;
-  files: (memBytes: number, pids: number) => Array<[string, string]>;
+  files: (memBytes: number, pids: number, cpus: number) => Array<[string, string]>;
   /** Whether the cgroup recorded an OOM kill. */
   oomKilled: (dir: string) => boolean;
 }
 
-export class CgroupLayer {
-  private seq = 0;
+let sequence = 0;
 
+export class CgroupLayer {
   private constructor(private readonly hierarchies: Hierarchy[]) {}
 
   /** The layer, or null (with why) when cgroups cannot be used here. */
@@ -34,8 +37,19 @@ export class CgroupLayer {
     } else {
       const mem = v1Base("memory", own);
       const pids = v1Base("pids", own);
+      const cpu = v1Base("cpu", own);
       if (mem) hs.push({ base: mem, files: (m) => v1MemoryFiles(mem, m), oomKilled: v1OomKilled });
       if (pids) hs.push({ base: pids, files: (_m, p) => [["pids.max", String(p)]], oomKilled: () => false });
+      if (cpu && fs.existsSync(path.join(cpu, "cpu.cfs_quota_us"))) {
+        hs.push({
+          base: cpu,
+          files: (_m, _p, cpus) => [
+            ["cpu.cfs_quota_us", String(Math.round(cpus * CFS_PERIOD_US))],
+            ["cpu.cfs_period_us", String(CFS_PERIOD_US)],
+          ],
+          oomKilled: () => false,
+        });
+      }
     }
     for (const h of hs) {
       const probe = path.join(h.base, `promptcot-probe-${process.pid}`);
@@ -51,8 +65,9 @@ export class CgroupLayer {
   }
 
   /** Make the cgroups of one sandbox. Throws when the kernel refuses. */
-  create(memBytes: number, pids: number): SandboxCgroup {
-    const name = `promptcot-sb-${process.pid}-${++this.seq}`;
+  create(memBytes: number, pids: number, cpus: number): SandboxCgroup {
+    // Unique per process (several graders may live in one) and across pid reuse.
+    const name = `promptcot-sb-${process.pid}-${++sequence}-${randomBytes(3).toString("hex")}`;
     const dirs: string[] = [];
     try {
       for (const h of this.hierarchies) {
@@ -60,7 +75,7 @@ export class CgroupLayer {
         fs.mkdirSync(dir);
         dirs.push(dir);
         // The first file of each hierarchy is its limit and must take; the rest are refinements.
-        h.files(memBytes, pids).forEach(([file, value], i) => {
+        h.files(memBytes, pids, cpus).forEach(([file, value], i) => {
           const p = path.join(dir, file);
           try {
             fs.writeFileSync(p, value);
@@ -155,10 +170,11 @@ function v2Hierarchy(dir: string): Hierarchy | null {
   }
   return {
     base: dir,
-    files: (m, p) => [
+    files: (m, p, cpus) => [
       ["memory.max", String(m)],
       ["memory.swap.max", "0"],
       ["pids.max", String(p)],
+      ["cpu.max", `${Math.round(cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`],
     ],
     oomKilled: (d) => {
       try {

@@ -39,19 +39,30 @@ export async function gradeCodeFile(o: GradeFileOptions): Promise<GradeFileSumma
   const progressOut = o.out ?? process.stderr;
   const progress = o.progress === false ? null : new Progress("grade code", total, progressOut);
   const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<CodeVerdictKind, number>;
+  fs.mkdirSync(path.dirname(tmp), { recursive: true });
   const sink = fs.createWriteStream(tmp);
+  let sinkError: Error | null = null;
+  sink.on("error", (e) => (sinkError ??= e));
   const window = grader.options.concurrency * 2 + grader.options.warm;
   const done = new Map<number, string>();
   let next = 0; // next row index to write
   let started_ = 0; // rows handed to the grader
   let wake: (() => void) | null = null;
+  let failure: Error | null = null;
 
   const flush = async (): Promise<void> => {
+    if (sinkError) throw sinkError;
     while (done.has(next)) {
       const line = done.get(next)!;
       done.delete(next);
       next++;
-      if (!sink.write(line)) await new Promise<void>((r) => sink.once("drain", () => r()));
+      if (!sink.write(line)) {
+        await new Promise<void>((r) => {
+          sink.once("drain", () => r());
+          sink.once("error", () => r());
+        });
+      }
+      if (sinkError) throw sinkError;
     }
   };
 
@@ -65,18 +76,24 @@ export async function gradeCodeFile(o: GradeFileOptions): Promise<GradeFileSumma
       const index = started_++;
       const line = lineNo;
       tasks.push(
-        gradeRow(text, line, grader.grade.bind(grader), grader.options).then(async (out) => {
-          counts[out.verdict]++;
-          progress?.tick(1, out.verdict);
-          done.set(index, out.json);
-          await flush();
-          wake?.();
-        }),
+        gradeRow(text, line, grader.grade.bind(grader), grader.options)
+          .then(async (out) => {
+            counts[out.verdict]++;
+            progress?.tick(1, out.verdict);
+            done.set(index, out.json);
+            await flush();
+          })
+          .catch((e: Error) => {
+            failure ??= e; // only the output file can fail here; gradeRow never throws
+          })
+          .finally(() => wake?.()),
       );
       // Bounded memory: at most `window` rows read but not yet written.
-      while (started_ - next >= window) await new Promise<void>((r) => (wake = r));
+      while (started_ - next >= window && !failure) await new Promise<void>((r) => (wake = r));
+      if (failure) break;
     }
     await Promise.all(tasks);
+    if (failure) throw failure;
     await flush();
     await new Promise<void>((resolve, reject) => sink.end((e?: Error | null) => (e ? reject(e) : resolve())));
     fs.renameSync(tmp, o.outPath);
@@ -127,7 +144,6 @@ export async function gradeRow(
   }
   const out: Record<string, unknown> = { ...r, verdict: v.verdict, failed_test: v.failed_test, stderr: v.stderr };
   if (v.verdict === "error") out.reason = v.reason ?? "error";
-  else delete out.reason;
   return { verdict: v.verdict, json: `${JSON.stringify(out)}\n` };
 }
 

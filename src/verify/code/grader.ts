@@ -8,6 +8,7 @@ import { judgeRun } from "./judge.js";
 import { resolveOptions, type CodeGraderOptions, type ResolvedOptions } from "./options.js";
 import { SandboxPool } from "./pool.js";
 import { loadRunnerCode } from "./runner-code.js";
+import { seccompFilter } from "./seccomp.js";
 import { SandboxDied, SandboxFactory, SandboxStartFailed, WatchdogFired, type Sandbox } from "./sandbox.js";
 
 const STDERR_TAIL = 1000;
@@ -22,7 +23,7 @@ export function createCodeGrader(opts: CodeGraderOptions = {}): CodeGraderHandle
   const o = resolveOptions(opts);
   const runner = loadRunnerCode(o.python);
   const cg = o.cgroup === "auto" ? CgroupLayer.detect() : { layer: null, why: "off" };
-  const pool = new SandboxPool(o, new SandboxFactory(o, runner, cg.layer));
+  const pool = new SandboxPool(o, new SandboxFactory(o, runner, cg.layer, o.seccomp ? seccompFilter() : null));
   let closed = false;
 
   return {

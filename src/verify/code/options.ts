@@ -32,6 +32,8 @@ export interface SandboxLimits {
   stderrBytes: number;
   /** Total memory of one sandbox (all its processes, tmpfs and kernel objects) when a cgroup can be used, in MiB. */
   sandboxMemoryMb: number;
+  /** CPU cores one sandbox may use at most when a cgroup can be used (CFS quota). */
+  sandboxCpus: number;
 }
 
 export interface CodeGraderOptions {
@@ -45,6 +47,8 @@ export interface CodeGraderOptions {
   /** Host uid/gid the sandbox runs as when the controller is root (unprivileged otherwise). */
   sandboxUid?: number;
   sandboxGid?: number;
+  /** Refuse kernel doors a program never needs (ptrace, bpf, io_uring, mount, keyctl, ...). Default true (x86_64 only). */
+  seccomp?: boolean;
   /** "auto": also confine each sandbox in a cgroup (v1 or v2) when running as root; "off": rlimits only. */
   cgroup?: "auto" | "off";
   /** Programs longer than this (bytes of UTF-8) are not run (verdict RE). */
@@ -66,6 +70,7 @@ export interface ResolvedOptions {
   sandboxUid: number;
   sandboxGid: number;
   cgroup: "auto" | "off";
+  seccomp: boolean;
   maxProgramBytes: number;
   maxInputBytes: number;
   watchdogGraceMs: number;
@@ -82,6 +87,7 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   stdoutBytes: 8 << 20,
   stderrBytes: 1 << 20,
   sandboxMemoryMb: 2048,
+  sandboxCpus: 1,
 };
 
 export const DEFAULT_COMPARE: CompareOptions = { float: "tolerance", tolerance: 1e-6 };
@@ -106,6 +112,7 @@ export function resolveOptions(o: CodeGraderOptions = {}): ResolvedOptions {
     sandboxUid: o.sandboxUid ?? 65534,
     sandboxGid: o.sandboxGid ?? 65534,
     cgroup: o.cgroup ?? "auto",
+    seccomp: o.seccomp ?? true,
     maxProgramBytes: o.maxProgramBytes ?? 1 << 20,
     maxInputBytes: o.maxInputBytes ?? 64 << 20,
     watchdogGraceMs: o.watchdogGraceMs ?? 3000,

@@ -4,7 +4,7 @@
 // the outer bwrap, whose death (--die-with-parent) kills the namespace's init, and with the init of a
 // pid namespace the kernel kills everything in it — daemons and all.
 import { spawn, type ChildProcess } from "node:child_process";
-import { bwrapArgs, INFO_FD, RUNNER_FD } from "./bwrap.js";
+import { bwrapArgs, INFO_FD, RUNNER_FD, SECCOMP_FD } from "./bwrap.js";
 import type { CgroupLayer, SandboxCgroup } from "./cgroup.js";
 import type { ResolvedOptions } from "./options.js";
 import { decodeRunResult, encodeFrame, FrameDecoder, type Frame, type RunResult } from "./protocol.js";
@@ -39,7 +39,7 @@ export class Sandbox {
   private exitedFlag = false;
   private readonly exitedPromise: Promise<void>;
   private killedByUs = false;
-  /** Host pid of the sandbox's pid-1 (bwrap's init), from --info-fd; valid until bwrap exits. */
+  /** Host pid of the sandbox's pid 1 (the runner), from --info-fd; valid until bwrap exits. */
   private initPid: number | null = null;
   private failure: Error | null = null;
   readonly ready: Promise<void>;
@@ -48,15 +48,16 @@ export class Sandbox {
     private readonly opts: ResolvedOptions,
     runner: RunnerCode,
     private readonly cgroup: SandboxCgroup | null,
+    seccomp: Buffer | null = null,
   ) {
     this.decoder = new FrameDecoder(opts.limits.stdoutBytes + 4 * STDERR_KEEP + 1024);
-    const bwrap = [opts.bwrap, ...bwrapArgs(opts, runner)];
+    const bwrap = [opts.bwrap, ...bwrapArgs(opts, runner, seccomp !== null)];
     // With a cgroup, a shell waits for one line on stdin before becoming bwrap, so the controller can
     // move it into the cgroup first: everything the sandbox ever starts is then born inside.
     const argv = cgroup ? ["/bin/sh", "-c", 'read _ && exec "$@"', "sh", ...bwrap] : bwrap;
     const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
     this.proc = spawn(argv[0]!, argv.slice(1), {
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"], // stdin, stdout, stderr, INFO_FD, RUNNER_FD
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", seccomp ? "pipe" : "ignore"], // 0-2, INFO_FD, RUNNER_FD, SECCOMP_FD
       detached: true, // own process group: one kill reaches sh/bwrap
       env: {},
       ...(asRoot ? { uid: opts.sandboxUid, gid: opts.sandboxGid } : {}),
@@ -81,11 +82,16 @@ export class Sandbox {
       if (runner.kind === "pyc") code.end(runner.bytes);
       else code.end();
     }
+    const filter = (this.proc.stdio as unknown as Array<NodeJS.WritableStream | null>)[SECCOMP_FD] ?? null;
+    if (filter && seccomp) {
+      filter.on("error", () => {});
+      filter.end(seccomp);
+    }
     if (cgroup) {
       try {
         if (this.proc.pid !== undefined) cgroup.enter(this.proc.pid);
-      } catch (e) {
-        this.fail(new SandboxStartFailed(`cannot enter cgroup: ${(e as Error).message}`));
+      } catch {
+        // The cgroup is the second fence; the namespaces and rlimits still hold without it.
       }
       this.proc.stdin!.write("\n");
     }
@@ -242,17 +248,19 @@ export class SandboxFactory {
     private readonly opts: ResolvedOptions,
     private readonly runner: RunnerCode,
     private readonly cgroups: CgroupLayer | null,
+    private readonly seccomp: Buffer | null = null,
   ) {}
 
   start(): Sandbox {
     let cg: SandboxCgroup | null = null;
     if (this.cgroups) {
       try {
-        cg = this.cgroups.create(this.opts.limits.sandboxMemoryMb * 1024 * 1024, this.opts.limits.maxProcesses + 16);
+        const l = this.opts.limits;
+        cg = this.cgroups.create(l.sandboxMemoryMb * 1024 * 1024, l.maxProcesses + 16, l.sandboxCpus);
       } catch {
         cg = null; // the rlimits still hold; the cgroup is a second fence
       }
     }
-    return new Sandbox(this.opts, this.runner, cg);
+    return new Sandbox(this.opts, this.runner, cg, this.seccomp);
   }
 }
