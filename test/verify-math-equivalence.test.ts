@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createMathGrader } from "../src/verify/math/index.js";
 
-const grader = createMathGrader({ timeoutMs: 10_000 });
+const grader = createMathGrader({ timeoutMs: 10_000, poolSize: 1 });
 afterAll(() => grader.close());
 
 async function verdict(answer: string, reference: string): Promise<string> {
@@ -30,7 +30,8 @@ describe("math equivalence", () => {
        ["\\log_2 8", "3"], ["8^{2/3}", "4"], ["\\sqrt[3]{27}", "3"], ["5!", "120"], ["204_5", "54"]],
       "correct",
     );
-    await expectSame([["2\\sqrt{3}", "3\\sqrt{2}"], ["\\pi", "3.14"], ["75", "0.75"]], "incorrect");
+    await expectSame([["2\\sqrt{3}", "3\\sqrt{2}"], ["3.14", "\\pi"], ["75", "0.75"]], "incorrect");
+    await expectSame([["\\pi", "3.14"]], "correct"); // a rounded reference accepts the exact value
   });
 
   it("intervals, sets, tuples (ordered), matrices", async () => {
@@ -93,5 +94,16 @@ describe("math equivalence", () => {
     expect((await grader.grade("\\boxed{)(}", "1")).verdict).toBe("incorrect");
     expect((await grader.grade(42 as unknown as string, "1")).verdict).toBe("error");
     expect((await grader.grade("\\boxed{1}", null as unknown as string)).verdict).toBe("error");
+  });
+});
+
+describe("decimal references", () => {
+  it("read a short decimal as exact when the other side has a finite decimal expansion", async () => {
+    const g = createMathGrader({ fastPathOnly: true });
+    expect((await g.grade("\\boxed{\\frac{49}{20}}", "2.5")).verdict).toBe("incorrect");
+    expect((await g.grade("\\boxed{\\frac{21}{20}}", "1.0")).verdict).toBe("incorrect");
+    expect((await g.grade("\\boxed{\\frac{5}{2}}", "2.5")).verdict).toBe("correct");
+    expect((await g.grade("\\boxed{\\frac{70}{9}}", "7.78")).verdict).toBe("correct");
+    await g.close();
   });
 });

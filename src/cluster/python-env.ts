@@ -35,6 +35,7 @@ export function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv
     ...process.env,
     PYTHONPATH: join(REPO_ROOT, "python-workers"),
     PYTHONUNBUFFERED: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
     TOKENIZERS_PARALLELISM: "false",
     HF_HUB_OFFLINE: "1",
     TRANSFORMERS_OFFLINE: "1",

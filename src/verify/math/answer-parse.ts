@@ -54,7 +54,7 @@ const CLOSERS = new Set([")", "]", "}"]);
 function topLevelCuts(s: string, seps: RegExp): Cut[] {
   const cuts: Cut[] = [];
   let depth = 0;
-  const re = new RegExp(seps.source, "y");
+  const re = sticky(seps);
   for (let i = 0; i < s.length; ) {
     const env = ENV_TAG.exec(s.slice(i, i + 40));
     if (env) {
@@ -92,6 +92,13 @@ function topLevelCuts(s: string, seps: RegExp): Cut[] {
     i++;
   }
   return cuts;
+}
+
+const STICKY = new Map<string, RegExp>();
+function sticky(re: RegExp): RegExp {
+  let s = STICKY.get(re.source);
+  if (!s) STICKY.set(re.source, (s = new RegExp(re.source, "y")));
+  return s;
 }
 
 function splitAt(s: string, cuts: Cut[]): string[] {

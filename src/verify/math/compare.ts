@@ -259,9 +259,10 @@ export class Comparison {
   }
 
   /**
-   * A decimal against an exact value: equal when the decimal is the exact value rounded or truncated to
-   * the decimal's own digits. A decimal prediction must also show at least `precision` digits
-   * (0.33 does not stand for 1/3, 0.333333 does); two decimals are compared exactly.
+   * A decimal against an exact value that has no finite decimal expansion (1/3, 70/9, sqrt 17): equal when
+   * the decimal is that value rounded or truncated to the decimal's own digits. A decimal prediction must
+   * also show at least `precision` digits (0.33 does not stand for 1/3, 0.333333 does). Everything else —
+   * two decimals, or a decimal against 49/20 — is compared exactly.
    */
   private approx(d: Leaf, x: Leaf, predIsDecimal: boolean): Tri {
     const dv = V.asRational(d.value!)!;
@@ -269,6 +270,7 @@ export class Comparison {
     const xv = x.value!;
     const xq = V.asRational(xv);
     if (xq && xq.eq(dv)) return "T";
+    if (xq && terminates(xq)) return "F";
     if (predIsDecimal && k < this.opts.precision) return "F";
     if (xq) return roundsTo(xq, dv, k) ? "T" : "F";
     if (!V.isConstant(xv)) return V.hasOpaque(xv) ? this.ask("expr", predIsDecimal ? x : d, predIsDecimal ? d : x) : "F";
@@ -460,6 +462,14 @@ function perfectMatching(m: Tri[][], ok: (t: Tri) => boolean): boolean {
   };
   for (let i = 0; i < n; i++) if (!tryA(i, new Array<boolean>(n).fill(false))) return false;
   return true;
+}
+
+/** Has a finite decimal expansion: the reduced denominator is 2^a 5^b. */
+export function terminates(q: Q): boolean {
+  let d = q.d;
+  while (d % 2n === 0n) d /= 2n;
+  while (d % 5n === 0n) d /= 5n;
+  return d === 1n;
 }
 
 /** x within [d - u/2, d + u) for u = 10^-k (rounded or truncated to k digits), mirrored for negatives. */

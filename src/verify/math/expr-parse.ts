@@ -10,7 +10,9 @@ interface Tok {
   v: string;
 }
 
-const MAX_TOKENS = 400;
+const MAX_TOKENS = 4000;
+/** Bracket/argument nesting beyond this is not an answer; it also keeps recursion far from the stack limit. */
+const MAX_NESTING = 200;
 
 export function tokenize(s: string): Tok[] {
   const out: Tok[] = [];
@@ -66,6 +68,7 @@ const AMBIGUOUS_LETTERS = new Set(["i"]);
 
 class Parser {
   private p = 0;
+  private depth = 0;
   constructor(private readonly toks: Tok[]) {}
 
   private peek(off = 0): Tok | undefined {
@@ -87,6 +90,15 @@ class Parser {
   }
 
   private sum(): Value {
+    if (++this.depth > MAX_NESTING) throw new Bail("nesting too deep");
+    try {
+      return this.sumInner();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private sumInner(): Value {
     let v = this.signed();
     for (;;) {
       if (this.isOp("+")) {

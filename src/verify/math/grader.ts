@@ -44,6 +44,33 @@ export interface FullMathGrader extends MathGrader {
 const MAX_ROUNDS = 3;
 const CACHE_LIMIT = 5000;
 
+/** The overwhelmingly common case (AIME-style integers, "$70$", "070") skips the parser entirely. */
+const PLAIN_INTEGER = /^\s*\$?\s*([+-]?\d{1,400})\s*\.?\s*\$?\s*$/;
+
+function plainInteger(s: string): bigint | null {
+  const m = PLAIN_INTEGER.exec(s);
+  return m ? BigInt(m[1]!) : null;
+}
+
+/** A small LRU of normalized and parsed answers: references recur (k samples per prompt, votes). */
+class ParseCache {
+  private readonly map = new Map<string, { norm: string; node: Node }>();
+  constructor(private readonly parser: AnswerParser, private readonly limit = 2000) {}
+  get(raw: string): { norm: string; node: Node } {
+    let hit = this.map.get(raw);
+    if (hit) {
+      this.map.delete(raw);
+      this.map.set(raw, hit);
+      return hit;
+    }
+    const norm = normalizeAnswer(raw);
+    hit = { norm, node: norm === "" ? leaf("") : parseOrLeaf(this.parser, norm) };
+    if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value as string);
+    this.map.set(raw, hit);
+    return hit;
+  }
+}
+
 function parseOrLeaf(parser: AnswerParser, s: string): Node {
   try {
     return parser.parse(s);
@@ -60,7 +87,7 @@ export function createMathGrader(opts: MathGraderOptions = {}): FullMathGrader {
     memoryMb: opts.memoryMb,
     python: opts.python,
   });
-  const parser = new AnswerParser();
+  const parsed = new ParseCache(new AnswerParser());
   // answers to symbolic questions; equal questions recur (majority votes, repeated references)
   const answers = new Map<string, boolean>();
   let closed = false;
@@ -72,12 +99,13 @@ export function createMathGrader(opts: MathGraderOptions = {}): FullMathGrader {
 
   async function equivalent(gold: string, pred: string, compare: Partial<CompareOptions> = {}): Promise<EquivalenceResult> {
     const o: CompareOptions = { ...DEFAULT_COMPARE, ...compare };
-    const g = normalizeAnswer(gold);
-    const p = normalizeAnswer(pred);
+    const gi = plainInteger(gold);
+    const pi = gi === null ? null : plainInteger(pred);
+    if (gi !== null && pi !== null) return { verdict: gi === pi ? "correct" : "incorrect", path: "fast" };
+    const { norm: g, node: gn } = parsed.get(gold);
+    const { norm: p, node: pn } = parsed.get(pred);
     if (g === "") return { verdict: "error", reason: "empty reference", path: "fast" };
     if (p === "") return { verdict: "incorrect", reason: "empty answer", path: "fast" };
-    const gn = parseOrLeaf(parser, g);
-    const pn = parseOrLeaf(parser, p);
     let path: "fast" | "symbolic" = "fast";
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const cmp = new Comparison(o, answers);

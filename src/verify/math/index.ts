@@ -11,4 +11,4 @@ export { mathVerifyCaseOptions } from "./math-verify-compat.js";
 export type { MathVerifyCase } from "./math-verify-compat.js";
 export { DEFAULT_COMPARE } from "./compare.js";
 export type { CompareOptions } from "./compare.js";
-export { pythonPath, venvPythonPath } from "./python-path.js";
+export { pythonPath } from "../../cluster/python-env.js";

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { SymbolicQuery } from "./compare.js";
-import { pythonEnv, pythonPath } from "./python-path.js";
+import { pythonEnv, pythonPath } from "../../cluster/python-env.js";
 
 export interface PoolOptions {
   /** Worker processes (default 2). */
@@ -14,7 +14,7 @@ export interface PoolOptions {
   timeoutMs?: number;
   /** Address-space limit per worker in MiB (default 2048). */
   memoryMb?: number;
-  /** Interpreter override (default: the project virtualenv, see python-path.ts). */
+  /** Interpreter override (default: the project virtualenv, see src/cluster/python-env.ts). */
   python?: string;
   /** How long a fresh worker may take to import sympy and say "ready" (default 60 s). */
   startTimeoutMs?: number;
@@ -32,7 +32,10 @@ interface Job {
 
 interface Worker {
   proc: ChildProcess;
+  /** Imports done: can take requests. */
   ready: boolean;
+  /** Idle warm-up finished (or was cut short by a request). */
+  warm: boolean;
   job: Job | null;
   jobId: number;
   timer: NodeJS.Timeout | null;
@@ -68,6 +71,8 @@ export class SymbolicPool {
   private startFailures = 0;
   private brokenReason: string | null = null;
   private closed = false;
+  private readonly warmWaiters: (() => void)[] = [];
+  private lastStderr = "";
   /** Counters for reports and tests. */
   readonly stats = { requests: 0, timeouts: 0, restarts: 0, errors: 0 };
 
@@ -79,10 +84,23 @@ export class SymbolicPool {
     this.pythonOverride = opts.python;
   }
 
-  /** Starts the workers now instead of on the first request; resolves when one is ready. */
+  /**
+   * Starts all workers now instead of on the first request, and resolves when each has finished its
+   * warm-up (workers warm up while idle after start; a request arriving earlier cuts that short).
+   */
   async warmUp(): Promise<void> {
-    const r = await this.ask([]);
-    if (r.kind !== "ok") throw new Error(`math grader workers failed to start: ${r.reason}`);
+    while (!this.closed && !this.brokenReason && this.workers.size < this.size) this.start();
+    await new Promise<void>((resolve) => {
+      this.warmWaiters.push(resolve);
+      this.checkWarm();
+    });
+    if (this.brokenReason) throw new Error(`math grader workers failed to start: ${this.brokenReason}`);
+    if (![...this.workers].some((w) => w.warm)) throw new Error(`math grader workers exited during start: ${this.lastStderr}`);
+  }
+
+  private checkWarm(): void {
+    const settled = this.closed || this.brokenReason !== null || [...this.workers].every((w) => w.warm || w.dead);
+    if (settled) for (const done of this.warmWaiters.splice(0)) done();
   }
 
   ask(queries: SymbolicQuery[]): Promise<PoolReply> {
@@ -98,6 +116,7 @@ export class SymbolicPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.checkWarm();
     for (const job of this.queue.splice(0)) job.resolve({ kind: "error", reason: "grader closed" });
     const exits: Promise<void>[] = [];
     for (const w of this.workers) {
@@ -135,7 +154,7 @@ export class SymbolicPool {
       env: pythonEnv(),
       stdio: ["pipe", "pipe", "pipe"],
     });
-    const w: Worker = { proc, ready: false, job: null, jobId: 0, timer: null, stderrTail: "", dead: false };
+    const w: Worker = { proc, ready: false, warm: false, job: null, jobId: 0, timer: null, stderrTail: "", dead: false };
     this.workers.add(w);
     LIVE.add(proc);
     const startTimer = setTimeout(() => {
@@ -161,7 +180,7 @@ export class SymbolicPool {
   }
 
   private onLine(w: Worker, line: string, startTimer: NodeJS.Timeout): void {
-    let msg: { ready?: boolean; id?: number; results?: boolean[]; error?: string };
+    let msg: { ready?: boolean; warm?: boolean; id?: number; results?: boolean[]; error?: string };
     try {
       msg = JSON.parse(line);
     } catch {
@@ -174,9 +193,16 @@ export class SymbolicPool {
       this.dispatch();
       return;
     }
+    if (msg.warm) {
+      w.warm = true;
+      this.checkWarm();
+      return;
+    }
     const job = w.job;
     if (!job || msg.id !== w.jobId) return;
     this.finishJob(w);
+    // the worker exits after a memory error; do not hand it another job in the meantime
+    if (msg.error === "memory limit") w.dead = true;
     if (msg.error) {
       this.stats.errors++;
       job.resolve({ kind: "error", reason: `symbolic check failed: ${msg.error}` });
@@ -191,6 +217,8 @@ export class SymbolicPool {
     w.dead = true;
     LIVE.delete(w.proc);
     this.workers.delete(w);
+    this.lastStderr = w.stderrTail.trim().slice(-500);
+    this.checkWarm();
     if (!w.ready && !this.closed) {
       this.startFailures++;
       if (this.startFailures >= MAX_START_FAILURES) {
@@ -215,6 +243,7 @@ export class SymbolicPool {
   private fail(reason: string): void {
     this.brokenReason = reason;
     for (const job of this.queue.splice(0)) job.resolve({ kind: "error", reason });
+    this.checkWarm();
   }
 
   private finishJob(w: Worker): void {
