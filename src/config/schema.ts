@@ -86,7 +86,7 @@ export const TrainSchema = z
 
 export const GraderSchema = z
   .strictObject({
-    math: z.string().default("basic"),
+    math: z.string().default("full"),
     timeout_ms: positiveInt.default(5000),
   })
   .prefault({});
