@@ -1,0 +1,1 @@
+"""promptcot_worker: the Python gRPC worker that holds a language model for the promptcot controller."""

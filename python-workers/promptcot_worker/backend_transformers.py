@@ -1,0 +1,393 @@
+"""The transformers backend: decode loop, scoring, training steps and checkpoints for one model."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from transformers import DynamicCache
+
+from . import checkpoint, losses
+from .batch import build_batch, chunk_by_budget, completion_logits
+from .models import LoadedModel
+from .sampling import SampleState, SamplingConfig, advance, make_generator, pick_tokens
+from .schema import Example, Hyper, LossKind, ScoreOut
+
+log = logging.getLogger("promptcot_worker.backend")
+
+# Padded tokens per scoring forward; keeps the [rows, completion, vocab] logits tensor bounded.
+SCORE_TOKEN_BUDGET = 4096
+SCORE_MAX_ROWS = 16
+
+
+class Cancelled(Exception):
+    """The caller went away or the worker is stopping; the decode loop ends early."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def transformer_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    base = getattr(model, "base_model", model)
+    blocks = getattr(base, "layers", None)
+    if not isinstance(blocks, torch.nn.ModuleList):
+        raise ValueError(f"cannot find transformer blocks on {type(model).__name__}")
+    return blocks
+
+
+def freeze_all_but_last(model: torch.nn.Module, n_layers: int) -> None:
+    """Train only the last ``n_layers`` blocks and the final norm; 0 trains everything."""
+    if n_layers <= 0:
+        model.requires_grad_(True)
+        return
+    blocks = transformer_blocks(model)
+    if n_layers > len(blocks):
+        raise ValueError(f"--trainable-layers {n_layers} exceeds the model's {len(blocks)} blocks")
+    model.requires_grad_(False)
+    for block in list(blocks)[-n_layers:]:
+        block.requires_grad_(True)
+    norm = getattr(getattr(model, "base_model", model), "norm", None)
+    if norm is not None:
+        norm.requires_grad_(True)
+
+
+def eos_ids_of(loaded: LoadedModel) -> frozenset[int]:
+    ids: set[int] = set()
+    for value in (loaded.tokenizer.eos_token_id, getattr(loaded.model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return frozenset(ids)
+
+
+class TransformersBackend:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        device: torch.device,
+        source: str,
+        trainable_layers: int = 0,
+        decode_width: int = 8,
+    ) -> None:
+        self.model = loaded.model.to(device)
+        # Eval mode always: the supported models have no dropout, and this keeps training deterministic.
+        self.model.eval()
+        self.tokenizer = loaded.tokenizer
+        self.name = loaded.name
+        self.source = source
+        self.device = device
+        self.trainable_layers = trainable_layers
+        self.decode_width = decode_width
+        self.eos_ids = eos_ids_of(loaded)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.optimizer: torch.optim.AdamW | None = None
+        self.weights_version = 0
+        self.last_step: tuple[str, dict[str, float]] | None = None
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward_args else "past_key_values"
+        freeze_all_but_last(self.model, trainable_layers)
+
+    # ---- description -------------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        params = list(self.model.parameters())
+        return {
+            "model_name": self.name,
+            "device": str(self.device),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "num_parameters": sum(p.numel() for p in params),
+            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+            "vocab_size": int(self.model.config.vocab_size),
+            "eos_token_ids": sorted(self.eos_ids),
+            "has_chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
+            "weights_version": self.weights_version,
+        }
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
+
+    def check_tokens(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], extra: int = 0) -> None:
+        """Reject what would otherwise fail deep inside the model as an internal error."""
+        longest = max((len(p) + len(c) for p, c in pairs), default=0) + extra
+        if longest > self.max_positions:
+            raise ValueError(f"a sequence of {longest} tokens exceeds the model's {self.max_positions} positions")
+        vocab = int(self.model.config.vocab_size)
+        if any(not 0 <= t < vocab for p, c in pairs for seq in (p, c) for t in seq):
+            raise ValueError(f"token ids must be in [0, {vocab})")
+
+    # ---- prompts -----------------------------------------------------------------------------------
+
+    def encode_prompt(self, messages: Sequence[tuple[str, str]], text: str, token_ids: Sequence[int]) -> list[int]:
+        """token_ids win over messages, which win over text."""
+        if token_ids:
+            return [int(t) for t in token_ids]
+        if messages:
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise ValueError(f"model {self.name} has no chat template; send text or token_ids")
+            chat = [{"role": r, "content": c} for r, c in messages]
+            out = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+            # transformers 5 returns a BatchEncoding here; older versions a plain list.
+            ids = out["input_ids"] if not isinstance(out, list) else out
+            return [int(t) for t in ids]
+        if text:
+            return [int(t) for t in self.tokenizer(text)["input_ids"]]
+        raise ValueError("prompt has no messages, text or token_ids")
+
+    # ---- generation --------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt_ids: list[int],
+        seeds: Sequence[int],
+        cfg: SamplingConfig,
+        want_logprobs: bool,
+        should_stop: Callable[[], bool],
+    ) -> Iterator[SampleState]:
+        """Yield each sample of one prompt as soon as it finishes.
+
+        Samples decode in chunks of exactly ``decode_width`` rows (unused rows are filler), so every
+        matmul has the same shape whatever n is: a sample's tokens depend only on the weights, the
+        prompt, the sampling parameters and its own seed.
+        """
+        self.check_tokens([(prompt_ids, [])], extra=cfg.max_tokens)
+        for start in range(0, len(seeds), self.decode_width):
+            chunk = list(seeds[start : start + self.decode_width])
+            yield from self._decode_chunk(prompt_ids, chunk, start, cfg, want_logprobs, should_stop)
+
+    def _forward_cached(self, ids: torch.Tensor, cache: DynamicCache, **kwargs: Any) -> torch.Tensor:
+        # transformers 5.2x renamed past_key_values to cache; accept either so older images still work.
+        out = self.model(input_ids=ids, use_cache=True, **{self._cache_kwarg: cache}, **kwargs)
+        return out.logits[:, -1].float().cpu()
+
+    @torch.inference_mode()
+    def _prefill(self, prompt_ids: list[int]) -> tuple[DynamicCache, torch.Tensor]:
+        """Run the prompt once (batch 1) and copy its KV cache to every row."""
+        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        cache = DynamicCache(config=self.model.config)
+        logits = self._forward_cached(ids, cache, logits_to_keep=1)
+        cache.batch_repeat_interleave(self.decode_width)
+        return cache, logits.expand(self.decode_width, -1)
+
+    @torch.inference_mode()
+    def _step(self, cache: DynamicCache, tokens: torch.Tensor) -> torch.Tensor:
+        return self._forward_cached(tokens.to(self.device)[:, None], cache)
+
+    def _decode_chunk(
+        self,
+        prompt_ids: list[int],
+        seeds: list[int],
+        start: int,
+        cfg: SamplingConfig,
+        want_logprobs: bool,
+        should_stop: Callable[[], bool],
+    ) -> Iterator[SampleState]:
+        generators = [make_generator(s) for s in seeds]
+        states = [SampleState(index=start + i) for i in range(len(seeds))]
+        cache, logits = self._prefill(prompt_ids)
+        filler = torch.full((self.decode_width,), self.pad_id, dtype=torch.long)
+        while True:
+            picked = pick_tokens(logits, cfg, generators)
+            logps = torch.log_softmax(logits, dim=-1) if want_logprobs else None
+            for i, state in enumerate(states):
+                if state.done:
+                    continue
+                token = int(picked[i])
+                advance(state, token, float(logps[i, token]) if logps is not None else None,
+                        cfg, self.eos_ids, self.tokenizer)
+                if state.done:
+                    yield state
+            if all(s.done for s in states):
+                return
+            if should_stop():
+                raise Cancelled()
+            tokens = filler.clone()
+            tokens[: len(seeds)] = picked[: len(seeds)]
+            logits = self._step(cache, tokens)
+
+    # ---- scoring -----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def score(self, items: Sequence[tuple[list[int], list[int]]], want_tokens: bool) -> list[ScoreOut]:
+        """log p(completion | prompt) at temperature 1 for each item, in request order."""
+        self.check_tokens(items)
+        results: list[ScoreOut | None] = [None] * len(items)
+        lengths = [len(p) + len(c) for p, c in items]
+        for chunk in chunk_by_budget(lengths, SCORE_MAX_ROWS, SCORE_TOKEN_BUDGET):
+            batch = build_batch([items[i] for i in chunk], self.pad_id, self.device)
+            tok = losses.token_logprobs(completion_logits(self.model, batch), batch.labels).cpu()
+            for row, idx in enumerate(chunk):
+                n = len(items[idx][1])
+                values = tok[row, :n]
+                results[idx] = ScoreOut(
+                    sum_logprob=float(values.double().sum()),
+                    num_tokens=n,
+                    token_logprobs=values.tolist() if want_tokens else [],
+                )
+        return [r for r in results if r is not None]
+
+    # ---- training ----------------------------------------------------------------------------------
+
+    def _optimizer_for(self, hyper: Hyper) -> torch.optim.AdamW:
+        if self.optimizer is None:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=hyper.weight_decay)
+        for group in self.optimizer.param_groups:
+            group["lr"] = hyper.learning_rate
+            group["weight_decay"] = hyper.weight_decay
+        return self.optimizer
+
+    def train_step(self, step_id: str, kind: LossKind, examples: list[Example], hyper: Hyper) -> dict[str, float]:
+        """One optimizer step over ``examples``, accumulating gradients over micro batches."""
+        if step_id and self.last_step is not None and self.last_step[0] == step_id:
+            # A retried call (e.g. after a dropped connection) must not apply the update twice.
+            log.warning("train step %s already applied; returning its metrics", step_id)
+            return dict(self.last_step[1])
+        _validate(kind, examples, hyper)
+        self.check_tokens([(e.prompt, seq) for e in examples for seq in (e.completion, e.chosen, e.rejected)])
+        started = time.perf_counter()
+        optimizer = self._optimizer_for(hyper)
+        optimizer.zero_grad(set_to_none=True)
+        stats = self._accumulate(kind, examples, hyper)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        limit = hyper.max_grad_norm if hyper.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, limit)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.weights_version += 1
+        metrics = _finish_metrics(stats, float(grad_norm), len(examples), hyper, time.perf_counter() - started)
+        self.last_step = (step_id, metrics)
+        return dict(metrics)
+
+    def _accumulate(self, kind: LossKind, examples: list[Example], hyper: Hyper) -> dict[str, Any]:
+        size = hyper.micro_batch_size if hyper.micro_batch_size > 0 else len(examples)
+        normalizer = _normalizer(kind, examples)
+        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": []}
+        for lo in range(0, len(examples), size):
+            micro = examples[lo : lo + size]
+            loss = self._micro_loss(kind, micro, hyper, normalizer, stats)
+            loss.backward()
+            stats["loss"] += float(loss.detach())
+        return stats
+
+    def _micro_loss(
+        self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
+    ) -> torch.Tensor:
+        weights = torch.tensor([e.weight for e in micro], dtype=torch.float32, device=self.device)
+        if kind == LossKind.DPO:
+            return self._dpo_micro(micro, hyper, normalizer, weights, stats)
+        batch = build_batch([(e.prompt, e.completion) for e in micro], self.pad_id, self.device)
+        stats["tokens"] += batch.num_tokens
+        logits = completion_logits(self.model, batch)
+        if kind == LossKind.SFT:
+            return losses.sft_loss(logits, batch.labels, batch.mask, weights, normalizer)
+        tok = losses.token_logprobs(logits, batch.labels)
+        adv = torch.tensor([e.advantage for e in micro], dtype=torch.float32, device=self.device) * weights
+        # On-policy: the wire has no old log-probs yet, so the ratio is 1 and only its gradient matters.
+        loss, clipped = losses.grpo_loss(tok, tok.detach(), adv, batch.mask, hyper.clip_eps, normalizer)
+        stats["clip"].append(float(clipped))
+        return loss
+
+    def _dpo_micro(
+        self, micro: list[Example], hyper: Hyper, normalizer: float, weights: torch.Tensor, stats: dict[str, Any]
+    ) -> torch.Tensor:
+        pairs = [(e.prompt, e.chosen) for e in micro] + [(e.prompt, e.rejected) for e in micro]
+        batch = build_batch(pairs, self.pad_id, self.device)
+        stats["tokens"] += batch.num_tokens
+        tok = losses.token_logprobs(completion_logits(self.model, batch), batch.labels)
+        seq = losses.sequence_logprobs(tok, batch.mask)
+        m = len(micro)
+        ref = torch.tensor([[e.ref_chosen_logp, e.ref_rejected_logp] for e in micro], device=self.device)
+        per_pair, chosen_r, rejected_r = losses.dpo_loss(
+            seq[:m], seq[m:], ref[:, 0].float(), ref[:, 1].float(), hyper.beta, hyper.label_smoothing
+        )
+        stats["chosen"].extend(chosen_r.tolist())
+        stats["rejected"].extend(rejected_r.tolist())
+        return (per_pair * weights).sum() / normalizer
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def save_checkpoint(self, path: Path, include_optimizer: bool) -> int:
+        meta = {
+            "weights_version": self.weights_version,
+            "trainable_layers": self.trainable_layers,
+            "model_source": self.source,
+            "model_name": self.name,
+            "last_step_id": self.last_step[0] if self.last_step else "",
+            "has_optimizer": bool(include_optimizer and self.optimizer is not None),
+        }
+        opt = self.optimizer if include_optimizer else None
+        return checkpoint.save(path, self.model, self.tokenizer, opt, meta)
+
+    def load_checkpoint(self, path: Path, load_optimizer: bool) -> int:
+        """Load weights (and optionally optimizer state); weights_version becomes the checkpoint's."""
+        if not path.is_dir():
+            raise FileNotFoundError(f"no checkpoint directory at {path}")
+        meta = checkpoint.read_meta(path)
+        saved_layers = meta.get("trainable_layers", self.trainable_layers)
+        if load_optimizer and saved_layers != self.trainable_layers:
+            raise ValueError(
+                f"optimizer state is for --trainable-layers {saved_layers}, this worker has {self.trainable_layers}"
+            )
+        checkpoint.load_weights(path, self.model)
+        if load_optimizer:
+            state = checkpoint.load_optimizer_state(path)
+            self.optimizer = None
+            optimizer = self._optimizer_for(Hyper(learning_rate=state["param_groups"][0]["lr"]))
+            optimizer.load_state_dict(state)
+        checkpoint.load_rng(path)
+        self.last_step = None
+        self.weights_version = int(meta.get("weights_version", self.weights_version + 1))
+        return self.weights_version
+
+
+def _validate(kind: LossKind, examples: list[Example], hyper: Hyper) -> None:
+    if not examples:
+        raise ValueError("TrainStep needs at least one example")
+    if hyper.learning_rate < 0:
+        raise ValueError("learning_rate must be >= 0")
+    if kind == LossKind.DPO:
+        if hyper.beta <= 0:
+            raise ValueError("DPO needs beta > 0")
+        if any(not e.chosen or not e.rejected for e in examples):
+            raise ValueError("DPO examples need chosen_token_ids and rejected_token_ids")
+    elif any(not e.completion for e in examples):
+        raise ValueError(f"{kind.name} examples need completion_token_ids")
+
+
+def _normalizer(kind: LossKind, examples: list[Example]) -> float:
+    """The full batch's count, so micro-batch losses add up to the full-batch mean."""
+    if kind == LossKind.DPO:
+        return float(len(examples))
+    return float(max(1, sum(len(e.completion) for e in examples)))
+
+
+def _finish_metrics(
+    stats: dict[str, Any], grad_norm: float, n: int, hyper: Hyper, seconds: float
+) -> dict[str, float]:
+    metrics = {
+        "loss": stats["loss"],
+        "grad_norm": grad_norm,
+        "learning_rate": hyper.learning_rate,
+        "num_examples": float(n),
+        "tokens": float(stats["tokens"]),
+        "seconds": seconds,
+    }
+    if stats["chosen"]:
+        chosen = torch.tensor(stats["chosen"])
+        rejected = torch.tensor(stats["rejected"])
+        metrics["rewards/chosen"] = float(chosen.mean())
+        metrics["rewards/rejected"] = float(rejected.mean())
+        metrics["rewards/margin"] = float((chosen - rejected).mean())
+        metrics["rewards/accuracy"] = float((chosen > rejected).float().mean())
+    if stats["clip"]:
+        metrics["clip_fraction"] = sum(stats["clip"]) / len(stats["clip"])
+    return metrics

@@ -1,0 +1,126 @@
+"""Checkpoint directories: HF weights + tokenizer, optimizer, RNG states, worker metadata.
+
+Written to ``<path>.tmp-<pid>`` and renamed, so a crash never leaves a half-written ``path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from transformers import PreTrainedModel
+
+META_FILE = "worker_meta.json"
+OPTIMIZER_FILE = "optimizer.pt"
+RNG_FILE = "rng.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG's state as tensors and plain values, so rng.pt loads with weights_only=True (no pickle code)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def save(
+    path: Path,
+    model: PreTrainedModel,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer | None,
+    meta: dict[str, Any],
+) -> int:
+    """Write a checkpoint directory at ``path`` (which must not exist); returns its size in bytes."""
+    if path.exists():
+        raise FileExistsError(f"checkpoint path already exists: {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        torch.save(rng_state(), tmp / RNG_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if path.exists():  # created by someone else meanwhile; rename would merge into an empty dir
+            raise FileExistsError(f"checkpoint path already exists: {path}")
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dir_bytes(path)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    meta_file = path / META_FILE
+    return json.loads(meta_file.read_text()) if meta_file.exists() else {}
+
+
+def load_weights(path: Path, model: PreTrainedModel) -> None:
+    """Copy saved tensors into the live parameters in place, so optimizer references stay valid."""
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors in {path}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    live = model.state_dict()
+    unknown = sorted(set(state) - set(live))
+    if unknown:
+        raise ValueError(f"checkpoint has tensors the model lacks: {unknown[:5]}")
+    missing = sorted(set(live) - set(state) - _shares_storage_with(live, set(state)))
+    if missing:
+        raise ValueError(f"checkpoint lacks tensors: {missing[:5]}")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if live[name].shape != tensor.shape:
+                raise ValueError(f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(live[name].shape)}")
+            live[name].copy_(tensor)
+
+
+def _shares_storage_with(live: dict[str, torch.Tensor], loaded: set[str]) -> set[str]:
+    """Names tied to a loaded tensor (e.g. lm_head.weight and the embeddings): save_pretrained writes one copy."""
+    loaded_ptrs = {live[n].data_ptr() for n in loaded if n in live}
+    return {n for n, t in live.items() if t.data_ptr() in loaded_ptrs}
+
+
+def load_optimizer_state(path: Path) -> dict[str, Any]:
+    f = path / OPTIMIZER_FILE
+    if not f.exists():
+        raise FileNotFoundError(f"checkpoint has no {OPTIMIZER_FILE}: {path}")
+    return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def load_rng(path: Path) -> None:
+    f = path / RNG_FILE
+    if f.exists():
+        restore_rng(torch.load(f, map_location="cpu", weights_only=True))

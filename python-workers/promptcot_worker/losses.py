@@ -1,0 +1,92 @@
+"""Every training loss the worker knows, each checked against a closed form in tests/test_losses.py.
+
+Conventions shared by all functions:
+- ``logits[b, t]`` is the prediction for ``labels[b, t]`` (already shifted by the caller).
+- ``mask`` is 1.0 on completion tokens that count, 0.0 on padding and prompt tokens.
+- ``normalizer``, when given, replaces the local token/example count in the mean. Gradient accumulation
+  passes the full batch's count so that the sum of micro-batch losses equals the full-batch mean.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(labels[b, t]) under softmax(logits[b, t]) at temperature 1, in float32. Shape [B, T]."""
+    logits = logits.float()
+    picked = torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def sequence_logprobs(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum of masked token log-probs per row. Shape [B]."""
+    return (token_logps * mask).sum(dim=-1)
+
+
+def sft_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """Negative log-likelihood of the completion tokens, mean over counted tokens.
+
+    ``weights`` ([B]) scales each example's tokens; the mean still divides by the token count.
+    """
+    nll = -token_logprobs(logits, labels) * mask
+    if weights is not None:
+        nll = nll * weights.unsqueeze(-1)
+    denom = float(normalizer) if normalizer is not None else mask.sum().clamp(min=1.0)
+    return nll.sum() / denom
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sigmoid DPO loss per pair (Rafailov et al.; cDPO when label_smoothing > 0), TRL's argument meanings.
+
+    All *_logps are summed log-probs of the whole completion given the prompt, shape [B].
+    Returns (losses [B], chosen_rewards [B], rejected_rewards [B]); rewards are detached and
+    equal beta * (policy - reference) log-prob of each completion.
+    """
+    logits = (policy_chosen_logps - policy_rejected_logps) - (ref_chosen_logps - ref_rejected_logps)
+    losses = (
+        -F.logsigmoid(beta * logits) * (1.0 - label_smoothing)
+        - F.logsigmoid(-beta * logits) * label_smoothing
+    )
+    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps).detach()
+    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps).detach()
+    return losses, chosen_rewards, rejected_rewards
+
+
+def grpo_loss(
+    token_logps: torch.Tensor,
+    old_token_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float,
+    normalizer: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO-clipped surrogate with a token-level mean (DAPO-style normalisation over all counted tokens).
+
+    ``advantages`` is [B] (one per completion, broadcast over its tokens) or [B, T].
+    Returns (loss, clipped_fraction) where clipped_fraction is the share of counted tokens whose
+    ratio was clipped in the direction that matters (detached).
+    """
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+    ratio = torch.exp(token_logps - old_token_logps)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    denom = float(normalizer) if normalizer is not None else mask.sum().clamp(min=1.0)
+    loss = (per_token * mask).sum() / denom
+    was_clipped = ((clipped < unclipped).float() * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss, was_clipped.detach()

@@ -1,0 +1,42 @@
+"""Plain request/response shapes the backend works with, so it does not depend on protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class LossKind(str, Enum):
+    SFT = "sft"
+    DPO = "dpo"
+    GRPO = "grpo"
+
+
+@dataclass
+class Example:
+    prompt: list[int]
+    completion: list[int] = field(default_factory=list)
+    chosen: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    ref_chosen_logp: float = 0.0
+    ref_rejected_logp: float = 0.0
+    advantage: float = 0.0
+    weight: float = 1.0
+
+
+@dataclass
+class Hyper:
+    learning_rate: float
+    beta: float = 0.1
+    label_smoothing: float = 0.0
+    micro_batch_size: int = 0  # 0 = the whole batch in one forward/backward
+    max_grad_norm: float = 0.0  # 0 = no clipping
+    weight_decay: float = 0.0
+    clip_eps: float = 0.2  # GRPO; not on the wire yet
+
+
+@dataclass
+class ScoreOut:
+    sum_logprob: float
+    num_tokens: int
+    token_logprobs: list[float]

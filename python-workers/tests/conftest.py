@@ -1,0 +1,116 @@
+"""Fixtures that start real worker processes and talk to them over real gRPC."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "python-workers"))
+
+from promptcot_worker.gen import promptcot_worker_pb2 as pb  # noqa: E402
+from promptcot_worker.gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
+
+# One intra-op thread: the tiny model gains nothing from more, and idle OpenMP threads spinning on a
+# busy 2-core machine slow everything else down.
+TINY = ("--model", "tiny-random-llama", "--threads", "1")
+READY_TIMEOUT_S = 180.0  # the first run converts the SmolLM2 GGUF (~30 s); later starts take seconds
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Prepend, so packages the caller put on PYTHONPATH (e.g. newer wheels) stay visible to the worker.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "python-workers"), env.get("PYTHONPATH")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def worker_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", *args]
+
+
+def read_ready(proc: subprocess.Popen, log_path: Path, timeout: float = READY_TIMEOUT_S) -> dict:
+    """Wait for the READY line; fail with the worker's stderr if it never comes."""
+    box: dict[str, str] = {}
+
+    def read() -> None:
+        assert proc.stdout is not None
+        box["line"] = proc.stdout.readline()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = box.get("line", "")
+    if not line.startswith("PROMPTCOT_READY "):
+        proc.kill()
+        proc.wait()
+        err = log_path.read_text(errors="replace")
+        raise AssertionError(f"worker not ready (stdout={line!r}); stderr tail:\n{err[-3000:]}")
+    return json.loads(line.split(" ", 1)[1])
+
+
+@dataclass
+class RunningWorker:
+    proc: subprocess.Popen
+    ready: dict
+    log_path: Path
+    channel: grpc.Channel
+    stub: pb_grpc.WorkerStub
+
+    def stop(self) -> None:
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def connect(port: int) -> tuple[grpc.Channel, pb_grpc.WorkerStub]:
+    mib = 256 * 1024 * 1024
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}",
+        options=[("grpc.max_send_message_length", mib), ("grpc.max_receive_message_length", mib)],
+    )
+    grpc.channel_ready_future(channel).result(timeout=10)
+    return channel, pb_grpc.WorkerStub(channel)
+
+
+def new_log_path(tag: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f"promptcot-worker-{tag}-", suffix=".log")
+    os.close(fd)
+    return Path(name)
+
+
+def start_worker(*args: str) -> RunningWorker:
+    # stderr goes to a file, not a pipe: a chatty worker must never block on a full pipe.
+    log_path = new_log_path("test")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            worker_argv(*args), cwd=REPO, env=worker_env(), stdout=subprocess.PIPE, stderr=log, text=True
+        )
+    ready = read_ready(proc, log_path)
+    channel, stub = connect(ready["port"])
+    return RunningWorker(proc, ready, log_path, channel, stub)
+
+
+@pytest.fixture(scope="module")
+def tiny_worker() -> Iterator[RunningWorker]:
+    """A tiny-random-llama worker; module-scoped, so tests in a module share (and may change) its weights."""
+    worker = start_worker(*TINY, "--seed", "7", "--worker-id", "tiny")
+    yield worker
+    worker.stop()
+
