@@ -83,7 +83,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const pool = new WorkerPool(
     cfg.workers.count,
     {
-      modelSource: cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers,
+      modelSource: cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
     },
     cfg.workers.max_restarts,

@@ -13,6 +13,7 @@ export interface WorkerSpec {
   dtype: string;
   device: string;
   trainableLayers: number;
+  decodeWidth: number;
   seed: number;
   threads: number;
   startupTimeoutS: number;
@@ -53,12 +54,9 @@ export class LocalWorker {
     const s = this.spec;
     const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
       "--dtype", s.dtype, "--device", s.device, "--seed", String(s.seed), "--worker-id", this.id,
-      "--trainable-layers", String(s.trainableLayers)];
+      "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
     if (checkpoint) args.push("--init-checkpoint", checkpoint);
-    const env = pythonEnv({
-      ...(s.threads > 0 ? { OMP_NUM_THREADS: String(s.threads) } : {}),
-      ...(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {}),
-    });
+    const env = pythonEnv(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {});
     this.exited = false;
     this.proc = execa(pythonPath(), args, { cwd: REPO_ROOT, env, reject: false, stdin: "ignore", cleanup: true, buffer: false });
     live.add(this);

@@ -14,6 +14,9 @@ export const ModelSchema = z
     device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
     /** Train only the last N transformer blocks (0 = all). Keeps CPU runs short. */
     trainable_layers: nonNegInt.default(0),
+    /** Rows per decode batch on the worker. Fixed so a sample's tokens never depend on its batch-mates;
+     *  match it to samples_per_prompt to waste no compute on filler rows. */
+    decode_width: positiveInt.default(8),
   })
   .prefault({});
 

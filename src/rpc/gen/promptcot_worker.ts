@@ -93,7 +93,7 @@ export interface InfoResponse {
   vocabSize: number;
   eosTokenIds: number[];
   hasChatTemplate: boolean;
-  /** bumps on every TrainStep / LoadCheckpoint */
+  /** bumps on every TrainStep; LoadCheckpoint restores the version saved with it */
   weightsVersion: number;
 }
 
