@@ -4,6 +4,7 @@ import { ConfigError } from "../config/errors.js";
 import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { schemaCommand } from "./schema.js";
+import { synthTestsCommand } from "./synth-tests.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -35,6 +36,19 @@ async function main(argv: string[]): Promise<number> {
   const grade = program.command("grade").description("grade a JSONL file of model outputs (math checker or code sandbox)");
   registerGradeMath(grade);
   registerGradeCode(grade);
+  program
+    .command("synth-tests")
+    .description("synthesize stdin/stdout test cases for code problems (one JSON test per round, PromptCoT 2.0)")
+    .requiredOption("--in <file>", "JSONL of problems with a 'prompt' (and optional 'id')")
+    .requiredOption("--out <file>", "JSONL: kept problems plus test_cases")
+    .option("--rounds <n>", "rounds (one test per round)", (v) => Number(v), 4)
+    .option("--model <source>", "model source", "smollm2-135m-instruct")
+    .option("--seed <n>", "seed", (v) => Number(v), 0)
+    .option("--max-tokens <n>", "tokens per reply", (v) => Number(v), 256)
+    .option("--temperature <t>", "sampling temperature", (v) => Number(v), 0.8)
+    .action(async (o) => {
+      code = await synthTestsCommand(o);
+    });
   program
     .command("schema")
     .description("write the experiment JSON Schema (for editor completion)")

@@ -15,6 +15,7 @@ import {
   type SaveCheckpointResponse,
   type ScoreResponse,
   type TrainStepResponse,
+  type DeepPartial,
 } from "./gen/promptcot_worker.js";
 
 export const PROTO_VERSION = "promptcot.worker.v1";
@@ -54,7 +55,7 @@ export class WorkerRpc {
   }
 
   /** Server-streamed completions; the iterator throws if the stream fails (e.g. the worker died). */
-  async *generate(req: Partial<GenerateRequest>, timeoutMs: number): AsyncGenerator<GenerateResponse> {
+  async *generate(req: DeepPartial<GenerateRequest>, timeoutMs: number): AsyncGenerator<GenerateResponse> {
     const call = this.client.generate(GenerateRequest.fromPartial(req), new Metadata(), {
       deadline: new Date(Date.now() + timeoutMs),
     });
@@ -65,15 +66,15 @@ export class WorkerRpc {
     }
   }
 
-  score(req: Partial<ScoreRequest>, timeoutMs: number): Promise<ScoreResponse> {
+  score(req: DeepPartial<ScoreRequest>, timeoutMs: number): Promise<ScoreResponse> {
     return this.unary(this.client.scoreLogProbs as Unary<ScoreRequest, ScoreResponse>, ScoreRequest.fromPartial(req), timeoutMs);
   }
 
-  trainStep(req: Partial<TrainStepRequest>, timeoutMs: number): Promise<TrainStepResponse> {
+  trainStep(req: DeepPartial<TrainStepRequest>, timeoutMs: number): Promise<TrainStepResponse> {
     return this.unary(this.client.trainStep as Unary<TrainStepRequest, TrainStepResponse>, TrainStepRequest.fromPartial(req), timeoutMs);
   }
 
-  saveCheckpoint(req: Partial<SaveCheckpointRequest>, timeoutMs: number): Promise<SaveCheckpointResponse> {
+  saveCheckpoint(req: DeepPartial<SaveCheckpointRequest>, timeoutMs: number): Promise<SaveCheckpointResponse> {
     return this.unary(
       this.client.saveCheckpoint as Unary<SaveCheckpointRequest, SaveCheckpointResponse>,
       SaveCheckpointRequest.fromPartial(req),
@@ -81,7 +82,7 @@ export class WorkerRpc {
     );
   }
 
-  loadCheckpoint(req: Partial<LoadCheckpointRequest>, timeoutMs: number): Promise<LoadCheckpointResponse> {
+  loadCheckpoint(req: DeepPartial<LoadCheckpointRequest>, timeoutMs: number): Promise<LoadCheckpointResponse> {
     return this.unary(
       this.client.loadCheckpoint as Unary<LoadCheckpointRequest, LoadCheckpointResponse>,
       LoadCheckpointRequest.fromPartial(req),
