@@ -105,7 +105,7 @@ describe("CLI behaviour on bad config", () => {
     const d = tmp();
     const out = execFileSync("node", ["bin/promptcot.mjs", "run", "experiments/quickstart.yaml", "--dry-run", "--run-dir", join(d, "r")], { encoding: "utf8" });
     expect(out).toContain("# resolved config");
-    expect(out).toContain("iteration 2: rollout 24 prompts");
+    expect(out).toContain("iteration 3: rollout 32 prompts");
     expect(existsSync(join(d, "r"))).toBe(false);
   });
 });

@@ -43,7 +43,8 @@ export function planText(cfg: Experiment, runDir: string): string {
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1}: rollout ${n} prompts × ${k} samples (≤${cfg.rollout.max_tokens} tokens, T=${cfg.rollout.temperature}) → grade (${cfg.grader.math}) ` +
         `→ pairs (pass rate in (${cfg.pairs.min_pass_rate}, ${cfg.pairs.max_pass_rate}]) → reference log-probs → ${cfg.train.algorithm.toUpperCase()} ` +
-        `(batch ${cfg.train.batch_size}, lr ${cfg.train.learning_rate}, β ${cfg.train.beta}) → checkpoint → sync → eval (${he} generations)`,
+        `(batch ${cfg.train.batch_size}, lr ${cfg.train.learning_rate}, β ${cfg.train.beta}) → checkpoint → sync` +
+        (i + 1 === cfg.iterations || (cfg.eval_every > 0 && (i + 1) % cfg.eval_every === 0) ? ` → eval (${he} generations)` : ""),
     ),
   ].join("\n");
 }

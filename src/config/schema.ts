@@ -100,6 +100,8 @@ export const ExperimentSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'"),
   seed: nonNegInt.default(0),
   iterations: positiveInt.default(1),
+  /** Evaluate held-out problems after every N iterations; 0 = only after the last (always also before the first). */
+  eval_every: nonNegInt.default(1),
   model: ModelSchema,
   workers: WorkersSchema,
   data: DataSchema,

@@ -22,13 +22,14 @@ function table(rows: string[][]): string {
 
 export function renderReport(ctx: RunContext, before: EvalSummary, its: IterationResult[], facts: RunFacts): string {
   const k = ctx.cfg.eval.samples_per_prompt;
-  const last = its[its.length - 1]?.eval ?? before;
+  const last = its.at(-1)?.eval ?? before;
   const ids = [...before.perProblem.keys()];
   const cmp = pairedComparison(ids.map((i) => before.perProblem.get(i)!), ids.map((i) => last.perProblem.get(i) ?? 0), ctx.cfg.seed);
   const evalRows = [["held-out", "problems", "samples", `avg@${k}`, "95% CI (bootstrap over problems)", `pass@${k}`]];
   evalRows.push(["before", String(before.problems), String(before.samples), pct(before.score), ci(before.ci), pct(before.pass_at_k)]);
   for (const it of its) {
     const e = it.eval;
+    if (!e) continue;
     evalRows.push([`after it ${it.iteration}`, String(e.problems), String(e.samples), pct(e.score), ci(e.ci), pct(e.pass_at_k)]);
   }
   const work = [["iteration", "prompts", "samples", "pairs", "train steps"]];

@@ -11,7 +11,8 @@ export interface IterationResult {
   samples: number;
   pairs: number;
   steps: number;
-  eval: EvalSummary;
+  /** Absent when this iteration was not evaluated (eval_every). */
+  eval?: EvalSummary;
 }
 
 export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; iterations: IterationResult[] }> {
@@ -37,7 +38,8 @@ export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; 
       globalStep = update.global_step;
       await timer.time("sync", () => syncWeights(ctx, update.checkpoint, update.global_step));
     }
-    const evalNow = await timer.time("evaluate", () => evaluateStage(ctx, it));
+    const due = it === cfg.iterations || (cfg.eval_every > 0 && it % cfg.eval_every === 0);
+    const evalNow = due ? await timer.time("evaluate", () => evaluateStage(ctx, it)) : undefined;
     iterations.push({ iteration: it, samples: ctx.journal.list("rollout", it).length, pairs: pairs.length, steps, eval: evalNow });
   }
   return { before, iterations };
