@@ -36,6 +36,8 @@ export class LocalWorker {
   rpc: WorkerRpc | undefined;
   pid: number | undefined;
   restarts = 0;
+  /** Global optimizer step of the weights this worker holds (maintained by the pool). */
+  heldStep = 0;
   private proc: ResultPromise | undefined;
   private exited = false;
   private stderrTail: string[] = [];

@@ -24,6 +24,15 @@ export class WorkerPool {
     this.checkpoint = checkpoint;
     this.checkpointStep = step;
     await Promise.all(this.workers.map((w) => w.start(checkpoint)));
+    for (const w of this.workers) w.heldStep = step;
+  }
+
+  /** Records that worker `holder` has produced and saved newer weights; restarts will load them. */
+  advance(checkpoint: string, step: number, holder: number): void {
+    if (step <= this.checkpointStep) return; // a resumed run may replay an older, already-superseded update
+    this.checkpoint = checkpoint;
+    this.checkpointStep = step;
+    this.workers[holder]!.heldStep = step;
   }
 
   async stop(): Promise<void> {
@@ -55,6 +64,7 @@ export class WorkerPool {
     process.stderr.write(`[pool] ${w.id} failed (${why.split("\n")[0]}); restarting from ${this.checkpoint ?? "base model"}\n`);
     this.journal?.event("worker_restart", { worker: w.id, reason: why.slice(0, 500), checkpoint: this.checkpoint ?? null });
     await w.restart(this.checkpoint);
+    w.heldStep = this.checkpointStep;
   }
 }
 

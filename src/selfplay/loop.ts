@@ -36,7 +36,7 @@ export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; 
       const update = await timer.time("train", () => dpoUpdateStage(ctx, it, pairs, globalStep));
       steps = update.global_step - globalStep;
       globalStep = update.global_step;
-      await timer.time("sync", () => syncWeights(ctx, update.checkpoint, update.global_step));
+      await timer.time("sync", () => syncWeights(ctx));
     }
     const due = it === cfg.iterations || (cfg.eval_every > 0 && it % cfg.eval_every === 0);
     const evalNow = due ? await timer.time("evaluate", () => evaluateStage(ctx, it)) : undefined;

@@ -92,21 +92,24 @@ export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: 
 
   // If the trainer restarts mid-update it comes back from the last checkpoint, so the steps already
   // taken are gone: redo the whole update rather than continue on the wrong weights.
+  // If the trainer restarts mid-update (or mid-save) it comes back from the last checkpoint, so the steps
+  // already taken are gone: redo the whole update rather than continue or save the wrong weights.
   const trainer = ctx.pool.workers[TRAINER]!;
+  const step = globalStep + batches.length;
+  const checkpoint = join(ctx.runDir, "checkpoints", `step-${step}`);
   let steps: Record<string, number>[];
   for (;;) {
     const restartsBefore = trainer.restarts;
-    steps = await runSteps(ctx, iteration, batches, globalStep, `${id}`);
+    steps = await runSteps(ctx, iteration, batches, globalStep, id);
+    // A checkpoint without its journal row is an orphan of a crash between the two; it is redone.
+    if (existsSync(checkpoint)) rmSync(checkpoint, { recursive: true, force: true });
+    await ctx.pool.run(TRAINER, (rpc) => rpc.saveCheckpoint({ path: checkpoint, includeOptimizer: true }, CALL_DEADLINE_MS));
     if (trainer.restarts === restartsBefore) break;
     ctx.log(`trainer restarted during the update of ${iterTag(iteration)}; redoing it from ${ctx.pool.checkpoint ?? "the base model"}`);
   }
-  const step = globalStep + batches.length;
-  const checkpoint = join(ctx.runDir, "checkpoints", `step-${step}`);
-  // A checkpoint without its journal row is an orphan of a crash between the two; it is redone.
-  if (existsSync(checkpoint)) rmSync(checkpoint, { recursive: true, force: true });
-  await ctx.pool.run(TRAINER, (rpc) => rpc.saveCheckpoint({ path: checkpoint, includeOptimizer: true }, CALL_DEADLINE_MS));
   const record: UpdateRecord = { steps, checkpoint, global_step: step };
   ctx.journal.record([{ id, stage: "update", iteration, result: record }]);
+  ctx.pool.advance(checkpoint, step, TRAINER);
   return record;
 }
 
@@ -148,13 +151,13 @@ async function runSteps(
   return steps;
 }
 
-/** Brings every worker to the trainer's new weights; restarts will also load this checkpoint. */
-export async function syncWeights(ctx: RunContext, checkpoint: string, step: number): Promise<void> {
-  if (step <= ctx.pool.checkpointStep) return; // a resumed run's workers already hold newer weights
-  ctx.pool.checkpoint = checkpoint;
-  ctx.pool.checkpointStep = step;
-  for (let w = 0; w < ctx.pool.size; w++) {
-    if (w === TRAINER) continue;
-    await ctx.pool.run(w, (rpc) => rpc.loadCheckpoint({ path: checkpoint, loadOptimizer: false }, CALL_DEADLINE_MS));
+/** Brings every worker that holds older weights to the current checkpoint (the trainer already has them). */
+export async function syncWeights(ctx: RunContext): Promise<void> {
+  const { pool } = ctx;
+  for (const [w, worker] of pool.workers.entries()) {
+    if (worker.heldStep >= pool.checkpointStep || !pool.checkpoint) continue;
+    const path = pool.checkpoint;
+    await pool.run(w, (rpc) => rpc.loadCheckpoint({ path, loadOptimizer: false }, CALL_DEADLINE_MS));
+    worker.heldStep = pool.checkpointStep;
   }
 }
