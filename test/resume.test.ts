@@ -70,4 +70,30 @@ describe("resume", () => {
     expect(again.code, again.out).toBe(0);
     expectSameUnits(dir);
   });
+
+  it("controller SIGKILLed during the update, then re-run: same pairs, same trained weights, same eval", async () => {
+    const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong"];
+    const ref = await startRun([EXP, ...withPairs, "--run-dir", join(root, "train-ref")]).done;
+    expect(ref.code, ref.out).toBe(0);
+    const dir = join(root, "train-killed");
+    const first = startRun([EXP, ...withPairs, "--run-dir", dir]);
+    await waitFor(() => countUnits(dir, "ref") >= 1, 300_000, "reference log-probs to start");
+    first.child.kill("SIGKILL");
+    await first.done;
+    expect(countUnits(dir, "update")).toBe(0); // the kill landed before the update was journaled
+    await waitFor(() => processesOfRun(dir).length === 0, 15_000, "the orphaned worker to exit");
+    const second = await startRun([EXP, ...withPairs, "--run-dir", dir]).done;
+    expect(second.code, second.out).toBe(0);
+    // Update records hold wall times and the run's own checkpoint path; everything else must be equal.
+    const norm = (json: string, runDir: string) =>
+      JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v)) as unknown;
+    const want = units(join(root, "train-ref"));
+    const got = units(dir);
+    expect([...got.keys()]).toEqual([...want.keys()]);
+    expect([...want.keys()].some((k) => k.endsWith("/update"))).toBe(true);
+    for (const [id, result] of want) {
+      if (id.endsWith("/update")) expect(norm(got.get(id)!, dir), id).toEqual(norm(result, join(root, "train-ref")));
+      else expect(got.get(id), id).toBe(result);
+    }
+  });
 });

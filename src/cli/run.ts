@@ -92,7 +92,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   );
   const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });
   const timer = new StageTimer();
-  const ctx: RunContext = { cfg, runDir, journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
+  const ctx: RunContext = { cfg, runDir, configDir: dirname(resolve(file)), journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
   try {
     await timer.time("worker startup", async () => {
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);

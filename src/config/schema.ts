@@ -67,7 +67,7 @@ export const PairsSchema = z
     min_pass_rate: probability.default(0),
     max_pass_rate: probability.default(0.5),
     max_pairs_per_prompt: positiveInt.optional(),
-    /** Extension point: a named pair-building function (see src/selfplay/registry.ts). */
+    /** Extension point: a builtin pair rule ("passrate") or "file.ts#export", a PairBuilder function. */
     builder: z.string().default("passrate"),
   })
   .prefault({});

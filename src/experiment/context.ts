@@ -9,6 +9,8 @@ import type { Journal } from "./journal.js";
 export interface RunContext {
   cfg: Experiment;
   runDir: string;
+  /** Directory of the experiment file: relative paths in the config resolve against it. */
+  configDir: string;
   journal: Journal;
   pool: WorkerPool;
   grader: MathGrader;

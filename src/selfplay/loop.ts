@@ -28,7 +28,7 @@ export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; 
       }),
     );
     await timer.time("grade", () => gradeStage(ctx, it));
-    const pairs = pairsStage(ctx, it);
+    const pairs = await pairsStage(ctx, it);
     ctx.log(`iteration ${it}: ${pairs.length} pairs from ${ctx.problems.train.length} prompts`);
     let steps = 0;
     if (pairs.length > 0) {

@@ -1,3 +1,6 @@
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
 // Chosen/rejected pairs the PromptCoT 2.0 way: keep prompts whose pass rate is in (min, max];
 // chosen = passing samples, rejected = failing ones, each de-duplicated by text;
 // n = min(#chosen, #rejected) pairs per prompt, matched in sample order (deterministic).
@@ -53,8 +56,20 @@ export const passRatePairs: PairBuilder = (groups, opts) => {
 /** Extension point: pair builders by the name in config (pairs.builder). */
 export const PAIR_BUILDERS: Record<string, PairBuilder> = { passrate: passRatePairs };
 
-export function pairBuilder(name: string): PairBuilder {
-  const b = PAIR_BUILDERS[name];
-  if (!b) throw new Error(`unknown pair builder '${name}' (known: ${Object.keys(PAIR_BUILDERS).join(", ")})`);
-  return b;
+/**
+ * A builtin name ("passrate"), or "path/to/module.ts#exportName" (relative to the experiment file) for a
+ * plain function of the PairBuilder type written by the user.
+ */
+export async function pairBuilder(name: string, baseDir: string): Promise<PairBuilder> {
+  const hash = name.indexOf("#");
+  if (hash < 0) {
+    const b = PAIR_BUILDERS[name];
+    if (!b) throw new Error(`unknown pair builder '${name}' (known: ${Object.keys(PAIR_BUILDERS).join(", ")}, or "file.ts#export")`);
+    return b;
+  }
+  const file = resolve(baseDir, name.slice(0, hash));
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const fn = mod[name.slice(hash + 1)];
+  if (typeof fn !== "function") throw new Error(`pairs.builder '${name}': ${file} has no exported function '${name.slice(hash + 1)}'`);
+  return fn as PairBuilder;
 }

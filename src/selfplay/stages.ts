@@ -40,11 +40,12 @@ export function gradedGroups(ctx: RunContext, iteration: number): PromptGroup[] 
 }
 
 /** Builds (or reads back) the iteration's pairs: one unit, so a resumed run trains on the same pairs. */
-export function pairsStage(ctx: RunContext, iteration: number): Pair[] {
+export async function pairsStage(ctx: RunContext, iteration: number): Promise<Pair[]> {
   const id = `${iterTag(iteration)}/pairs`;
   const done = ctx.journal.get<{ pairs: Pair[] }>(id);
   if (done) return done.pairs;
-  const pairs = pairBuilder(ctx.cfg.pairs.builder)(gradedGroups(ctx, iteration), ctx.cfg.pairs);
+  const build = await pairBuilder(ctx.cfg.pairs.builder, ctx.configDir);
+  const pairs = build(gradedGroups(ctx, iteration), ctx.cfg.pairs);
   ctx.journal.record([{ id, stage: "pairs", iteration, result: { pairs } }]);
   return pairs;
 }
