@@ -33,18 +33,8 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "rms_norm_eps": 1e-5,
         "tie_word_embeddings": True,
     },
-    "tiny-random-qwen2": {
-        "model_type": "qwen2",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-6,
-        "tie_word_embeddings": True,
-    },
 }
+TINY_CONFIGS["tiny-random-qwen2"] = {**TINY_CONFIGS["tiny-random-llama"], "model_type": "qwen2", "rms_norm_eps": 1e-6}
 
 
 @dataclass

@@ -14,7 +14,7 @@ import { defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../exper
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
-import type { UpdateRecord } from "../train/dpo.js";
+import { latestUpdate } from "../train/dpo.js";
 import { createMathGraderByName } from "../verify/registry.js";
 
 export interface RunOptions {
@@ -78,8 +78,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const problems = loadProblems(cfg, dirname(resolve(file)));
   writeJsonl(join(runDir, "artifacts", "problems.train.jsonl"), problems.train);
   writeJsonl(join(runDir, "artifacts", "problems.heldout.jsonl"), problems.heldout);
-  const updates = journal.countsByStage().filter((r) => r.stage === "update");
-  const latest = updates.length ? journal.get<UpdateRecord>(`it${String(updates.at(-1)!.iteration).padStart(3, "0")}/update`) : undefined;
+  const latest = latestUpdate(journal);
 
   const pool = new WorkerPool(
     cfg.workers.count,

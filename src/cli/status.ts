@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Journal } from "../experiment/journal.js";
 import { controllerPid } from "../experiment/run-dir.js";
-import type { UpdateRecord } from "../train/dpo.js";
+import { latestUpdate } from "../train/dpo.js";
 
 export function statusCommand(runDir: string): number {
   const file = join(runDir, "journal.sqlite");
@@ -20,8 +20,7 @@ export function statusCommand(runDir: string): number {
     if (last) out.push(`last run event: ${last.kind} at ${last.at}`);
     out.push("", "units by iteration and stage:");
     for (const r of j.countsByStage()) out.push(`  it ${String(r.iteration).padStart(3)}  ${r.stage.padEnd(8)} ${r.n}`);
-    const updates = j.countsByStage().filter((r) => r.stage === "update");
-    const latest = updates.length ? j.get<UpdateRecord>(`it${String(updates.at(-1)!.iteration).padStart(3, "0")}/update`) : undefined;
+    const latest = latestUpdate(j);
     out.push("", `latest checkpoint: ${latest ? `${latest.checkpoint} (step ${latest.global_step})` : "none (base model)"}`);
     const restarts = events.filter((e) => e.kind === "worker_restart");
     out.push(`worker restarts: ${restarts.length}`);

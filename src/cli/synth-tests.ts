@@ -1,6 +1,5 @@
 // `promptcot synth-tests`: synthesize stdin/stdout test cases for code problems with a model.
-import { readFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WorkerPool } from "../cluster/pool.js";

@@ -1,16 +1,6 @@
 // Statistics that tell a real gain from noise: intervals over problems, paired comparisons.
 import { rng } from "../experiment/ids.js";
 
-/** Wilson score interval for a proportion (95% by default). */
-export function wilson(successes: number, n: number, z = 1.96): { lo: number; hi: number } {
-  if (n === 0) return { lo: 0, hi: 1 };
-  const p = successes / n;
-  const denom = 1 + (z * z) / n;
-  const centre = (p + (z * z) / (2 * n)) / denom;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / denom;
-  return { lo: Math.max(0, centre - half), hi: Math.min(1, centre + half) };
-}
-
 export const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 function quantile(sorted: number[], q: number): number {

@@ -66,8 +66,9 @@ async function runChunk(
   progress: Progress,
 ): Promise<void> {
   const s = o.sampling;
+  const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
   const req = {
-    prompts: chunk.map((p) => ({ id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: sampleSeeds(ctx, o, p) })),
+    prompts: chunk.map((p) => ({ id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: seeds.get(p.id)! })),
     sampling: { temperature: s.temperature, topP: s.top_p, topK: 0, maxTokens: s.max_tokens, stop: s.stop },
     returnLogprobs: false,
   };
@@ -79,7 +80,7 @@ async function runChunk(
     const sample: SampleRecord = {
       prompt_id: problem.id,
       sample: r.sampleIndex,
-      seed: req.prompts.find((p) => p.id === problem.id)!.sampleSeeds[r.sampleIndex]!,
+      seed: seeds.get(problem.id)![r.sampleIndex]!,
       text: r.text,
       token_ids: r.tokenIds,
       prompt_token_ids: r.promptTokenIds,

@@ -23,7 +23,6 @@ export class Progress {
   }
 
   finish(note = ""): void {
-    this.done = Math.max(this.done, 0);
     if (this.tty) this.out.write("\n");
     else this.line(note || "done");
   }

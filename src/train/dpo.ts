@@ -5,6 +5,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { RunContext } from "../experiment/context.js";
+import type { Journal } from "../experiment/journal.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { LossKind, type TrainExample } from "../rpc/gen/promptcot_worker.js";
 import type { SampleRecord } from "../selfplay/generate-stage.js";
@@ -23,6 +24,12 @@ export interface UpdateRecord {
   steps: Record<string, number>[];
   checkpoint: string;
   global_step: number;
+}
+
+/** The newest journaled update (its checkpoint is where workers start on resume), if any. */
+export function latestUpdate(journal: Journal): UpdateRecord | undefined {
+  const last = journal.countsByStage().filter((r) => r.stage === "update").at(-1);
+  return last ? journal.get<UpdateRecord>(`${iterTag(last.iteration)}/update`) : undefined;
 }
 
 function samplesById(ctx: RunContext, iteration: number): Map<string, SampleRecord> {

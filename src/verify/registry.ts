@@ -1,5 +1,4 @@
 // Graders by the name the config uses (grader.math). New graders register here.
-import { createBasicMathGrader } from "./math-basic.js";
 import { createMathGrader } from "./math/index.js";
 import type { MathGrader } from "./types.js";
 
@@ -8,7 +7,6 @@ export interface GraderOptions {
 }
 
 const MATH_GRADERS: Record<string, (o: GraderOptions) => Promise<MathGrader>> = {
-  basic: async () => createBasicMathGrader(),
   // The full checker: fast path in-process, symbolic path in killable Python processes.
   full: async (o) => createMathGrader({ timeoutMs: o.timeoutMs }),
 };

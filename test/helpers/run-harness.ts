@@ -34,7 +34,7 @@ export function units(runDir: string, stage?: string): Map<string, string> {
     const rows = (stage
       ? db.prepare("SELECT id, result FROM units WHERE stage = ? ORDER BY id").all(stage)
       : db.prepare("SELECT id, result FROM units ORDER BY id").all()) as { id: string; result: string }[];
-    return new Map(rows.map((r) => [r.id.replace(/^/, ""), r.result]));
+    return new Map(rows.map((r) => [r.id, r.result]));
   } finally {
     db.close();
   }

@@ -2,13 +2,11 @@
 // input row plus `verdict`, `failed_test`, `stderr` (and `reason` when the row itself is bad), in input
 // order. A bad row (invalid JSON, missing or mistyped fields, huge test inputs) becomes verdict "error";
 // no row can stop the run. Output goes to a temp file renamed into place at the end.
-import fs from "node:fs";
-import path from "node:path";
-import readline from "node:readline";
 import { Progress } from "../../telemetry/progress.js";
 import type { CodeTest, CodeVerdict, CodeVerdictKind } from "../types.js";
 import { checkTests, createCodeGrader } from "./grader.js";
 import type { CodeGraderOptions } from "./options.js";
+import { countJsonlRows, mapJsonlFile } from "../jsonl-map.js";
 
 export interface GradeFileOptions {
   inPath: string;
@@ -28,87 +26,35 @@ export interface GradeFileSummary {
   line: string;
 }
 
-const BLANK = /^[ \t\r]*$/;
 const VERDICTS: CodeVerdictKind[] = ["AC", "WA", "TLE", "MLE", "RE", "OLE", "no_code", "error"];
 
 export async function gradeCodeFile(o: GradeFileOptions): Promise<GradeFileSummary> {
   const started = Date.now();
-  const total = await countRows(o.inPath);
-  const tmp = path.join(path.dirname(path.resolve(o.outPath)), `.${path.basename(o.outPath)}.tmp-${process.pid}`);
+  const total = await countJsonlRows(o.inPath);
   const grader = createCodeGrader(o.grader);
   const progressOut = o.out ?? process.stderr;
   const progress = o.progress === false ? null : new Progress("grade code", total, progressOut);
   const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<CodeVerdictKind, number>;
-  fs.mkdirSync(path.dirname(tmp), { recursive: true });
-  const sink = fs.createWriteStream(tmp);
-  let sinkError: Error | null = null;
-  sink.on("error", (e) => (sinkError ??= e));
-  const window = grader.options.concurrency * 2 + grader.options.warm;
-  const done = new Map<number, string>();
-  let next = 0; // next row index to write
-  let started_ = 0; // rows handed to the grader
-  let wake: (() => void) | null = null;
-  let failure: Error | null = null;
-
-  const flush = async (): Promise<void> => {
-    if (sinkError) throw sinkError;
-    while (done.has(next)) {
-      const line = done.get(next)!;
-      done.delete(next);
-      next++;
-      if (!sink.write(line)) {
-        await new Promise<void>((r) => {
-          sink.once("drain", () => r());
-          sink.once("error", () => r());
-        });
-      }
-      if (sinkError) throw sinkError;
-    }
-  };
-
+  let rows: number;
   try {
-    const rl = readline.createInterface({ input: fs.createReadStream(o.inPath), crlfDelay: Infinity });
-    const tasks: Promise<void>[] = [];
-    let lineNo = 0;
-    for await (const text of rl) {
-      lineNo++;
-      if (BLANK.test(text)) continue;
-      const index = started_++;
-      const line = lineNo;
-      tasks.push(
-        gradeRow(text, line, grader.grade.bind(grader), grader.options)
-          .then(async (out) => {
-            counts[out.verdict]++;
-            progress?.tick(1, out.verdict);
-            done.set(index, out.json);
-            await flush();
-          })
-          .catch((e: Error) => {
-            failure ??= e; // only the output file can fail here; gradeRow never throws
-          })
-          .finally(() => wake?.()),
-      );
-      // Bounded memory: at most `window` rows read but not yet written.
-      while (started_ - next >= window && !failure) await new Promise<void>((r) => (wake = r));
-      if (failure) break;
-    }
-    await Promise.all(tasks);
-    if (failure) throw failure;
-    await flush();
-    await new Promise<void>((resolve, reject) => sink.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    fs.renameSync(tmp, o.outPath);
-  } catch (e) {
-    sink.destroy();
-    fs.rmSync(tmp, { force: true });
-    throw e;
+    rows = await mapJsonlFile({
+      inPath: o.inPath,
+      outPath: o.outPath,
+      window: grader.options.concurrency * 2 + grader.options.warm,
+      map: (text, lineNo) => gradeRow(text, lineNo, grader.grade.bind(grader), grader.options),
+      onRow: (out) => {
+        counts[out.verdict]++;
+        progress?.tick(1, out.verdict);
+      },
+    });
   } finally {
     await grader.close();
   }
   const elapsedMs = Date.now() - started;
-  const line = summaryLine(started_, counts, elapsedMs);
+  const line = summaryLine(rows, counts, elapsedMs);
   progress?.finish();
   progressOut.write(`${line}\n`);
-  return { rows: started_, counts, elapsedMs, line };
+  return { rows, counts, elapsedMs, line };
 }
 
 interface RowOutcome {
@@ -166,19 +112,4 @@ export function summaryLine(rows: number, counts: Record<CodeVerdictKind, number
   const parts = VERDICTS.filter((v) => counts[v] > 0).map((v) => `${v} ${counts[v]}`);
   const ac = rows ? ((100 * counts.AC) / rows).toFixed(1) : "0.0";
   return `graded ${rows} row(s) in ${(elapsedMs / 1000).toFixed(1)}s: ${parts.join(", ") || "nothing"} (AC ${ac}%)`;
-}
-
-/** Rows = lines with anything but spaces, tabs and CRs (the same rule the reader skips by). */
-async function countRows(file: string): Promise<number> {
-  let rows = 0;
-  let nonBlank = false;
-  for await (const chunk of fs.createReadStream(file)) {
-    for (const b of chunk as Buffer) {
-      if (b === 0x0a) {
-        if (nonBlank) rows++;
-        nonBlank = false;
-      } else if (b !== 0x20 && b !== 0x09 && b !== 0x0d) nonBlank = true;
-    }
-  }
-  return nonBlank ? rows + 1 : rows;
 }

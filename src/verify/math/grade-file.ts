@@ -2,12 +2,9 @@
 // Each output row is its input row plus `verdict` and `extracted` (and `reason` when there is one), in
 // input order. A bad row (invalid JSON, missing or mistyped field) becomes a verdict "error" row; the
 // command never stops on one. Output goes to a temporary file that is renamed into place at the end.
-import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { Progress } from "../../telemetry/progress.js";
+import { countJsonlRows, mapJsonlFile } from "../jsonl-map.js";
 import type { MathVerdict, MathVerdictKind } from "../types.js";
 import { type FullMathGrader, createMathGrader } from "./grader.js";
 
@@ -68,46 +65,24 @@ async function gradeLine(line: string, grader: FullMathGrader): Promise<Row> {
 
 export async function gradeMathFile(opts: GradeFileOptions): Promise<GradeFileSummary> {
   const started = Date.now();
-  const text = await readFile(opts.inPath, "utf8");
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
   const grader = opts.grader ?? createMathGrader({ timeoutMs: opts.timeoutMs, poolSize: opts.workers });
   const width = Math.max(1, opts.concurrency ?? 4 * (opts.workers ?? 2));
-  const summary: GradeFileSummary = { rows: lines.length, correct: 0, incorrect: 0, no_answer: 0, timeout: 0, error: 0, seconds: 0 };
-  const tmp = join(dirname(opts.outPath), `.${basename(opts.outPath)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const out = createWriteStream(tmp, { encoding: "utf8" });
-  const progress = opts.progress ? new Progress("grade math", lines.length) : null;
+  const summary: GradeFileSummary = { rows: 0, correct: 0, incorrect: 0, no_answer: 0, timeout: 0, error: 0, seconds: 0 };
+  const progress = opts.progress ? new Progress("grade math", await countJsonlRows(opts.inPath)) : null;
   try {
-    // rows are graded `width` at a time and written strictly in input order
-    const done = new Map<number, Row>();
-    let nextToWrite = 0;
-    let nextToStart = 0;
-    const flush = async () => {
-      while (done.has(nextToWrite)) {
-        const row = done.get(nextToWrite)!;
-        done.delete(nextToWrite);
-        nextToWrite++;
-        if (!out.write(`${JSON.stringify(row)}\n`)) await new Promise<void>((r) => out.once("drain", () => r()));
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(width, lines.length) }, async () => {
-        while (nextToStart < lines.length) {
-          const i = nextToStart++;
-          const row = await gradeLine(lines[i]!, grader);
-          summary[row.verdict as MathVerdictKind]++;
-          done.set(i, row);
-          progress?.tick(1);
-          await flush();
-        }
-      }),
-    );
-    await flush();
-    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    await rename(tmp, opts.outPath);
-  } catch (e) {
-    out.destroy();
-    await rm(tmp, { force: true });
-    throw e;
+    summary.rows = await mapJsonlFile({
+      inPath: opts.inPath,
+      outPath: opts.outPath,
+      window: width,
+      map: async (line) => {
+        const row = await gradeLine(line, grader);
+        return { row, json: `${JSON.stringify(row)}\n` };
+      },
+      onRow: ({ row }) => {
+        summary[row.verdict as MathVerdictKind]++;
+        progress?.tick(1);
+      },
+    });
   } finally {
     progress?.finish();
     if (!opts.grader) await grader.close();
