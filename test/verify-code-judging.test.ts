@@ -66,13 +66,26 @@ describe("compareOutputs", () => {
   it("accepts floats within 1e-6 absolute or relative, configurable", () => {
     expect(compareOutputs("0.3333333333", "0.333333", TOL).ok).toBe(true);
     expect(compareOutputs("0.33334", "0.333333", TOL).ok).toBe(false);
-    expect(compareOutputs("1000000.5", "1000000", TOL).ok).toBe(true); // relative 5e-7
-    expect(compareOutputs("1e18", "1000000000000000001", TOL).ok).toBe(true);
-    expect(compareOutputs("2.0", "2", TOL).ok).toBe(true);
+    expect(compareOutputs("1000000.5", "1000000.0", TOL).ok).toBe(true); // relative 5e-7
+    expect(compareOutputs("1e18", "1000000000000000000.0", TOL).ok).toBe(true);
+    expect(compareOutputs("2", "2.0", TOL).ok).toBe(true);
     expect(compareOutputs("0.5", "0.6", { float: "tolerance", tolerance: 0.2 }).ok).toBe(true);
     expect(compareOutputs("nan", "NaN", TOL).ok).toBe(true);
     expect(compareOutputs("inf", "1e400", TOL).ok).toBe(false);
     expect(compareOutputs("1e400", "1E+400", TOL).ok).toBe(true);
+  });
+  it("requires an integer token, equal exactly, where the expected token is an integer", () => {
+    // a float-printed modular answer one off must not pass under the relative tolerance
+    expect(compareOutputs("500000003.0", "500000004", TOL).ok).toBe(false);
+    expect(compareOutputs("500000004.0", "500000004", TOL).ok).toBe(false);
+    expect(compareOutputs("2.0", "2", TOL).ok).toBe(false);
+    expect(compareOutputs("5e8", "500000000", TOL).ok).toBe(false);
+    expect(compareOutputs("1e18", "1000000000000000001", TOL).ok).toBe(false);
+    expect(compareOutputs("3 2.0", "3 2", TOL).reason).toMatch(/line 1/);
+    // the tolerance still applies where the expected token is a decimal, whatever the output token is
+    expect(compareOutputs("500000003.0", "500000004.0", TOL).ok).toBe(true);
+    expect(compareOutputs("3 2.0000001", "3 2.0", TOL).ok).toBe(true);
+    expect(compareOutputs("4", "4.0000001", TOL).ok).toBe(true);
   });
   it("has LiveCodeBench's exact Decimal comparison as an option", () => {
     expect(compareOutputs("0.3333333333", "0.333333", DEC).ok).toBe(false);

@@ -2,7 +2,8 @@
 // both outputs are stripped, split on "\n", each line stripped; line counts must agree; a line matches
 // when equal as text, otherwise token by token with numbers compared numerically.
 // "decimal" mode is LiveCodeBench exactly (tokens equal as Python Decimals); "tolerance" mode (default)
-// accepts floats within an absolute-or-relative tolerance and compares integers exactly.
+// accepts floats within an absolute-or-relative tolerance where the expected token is a decimal, and
+// requires an integer token, equal exactly, where the expected token is an integer.
 // Whitespace is Python's (str.strip/str.split), written as loops so no input can make a regex backtrack.
 import type { CompareOptions } from "./options.js";
 
@@ -48,9 +49,13 @@ function lineMatches(got: string, want: string, opts: CompareOptions): boolean {
 
 const INTEGER = /^[+-]?\d+$/;
 
-/** Two tokens that are both numbers and equal: integers exactly, otherwise within tolerance. */
+/**
+ * Two tokens that are both numbers and equal. An expected integer asks for an integer printed exactly:
+ * within a relative tolerance "500000003.0" would pass for 500000004 (a wrong answer mod 1e9+7), so the
+ * tolerance applies only where the expected token itself is a decimal (a point, an exponent, inf/nan).
+ */
 export function numbersClose(got: string, want: string, tolerance: number): boolean {
-  if (INTEGER.test(got) && INTEGER.test(want)) return canonicalInteger(got) === canonicalInteger(want);
+  if (INTEGER.test(want)) return INTEGER.test(got) && canonicalInteger(got) === canonicalInteger(want);
   const gd = parseDecimal(got);
   const wd = parseDecimal(want);
   if (gd === null || wd === null) return false;

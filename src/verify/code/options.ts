@@ -2,7 +2,7 @@
 import os from "node:os";
 
 export type FloatCompare =
-  /** Tokens that are both numbers match when |a-b| <= tol or |a-b| <= tol*|b|; integers match exactly. */
+  /** An expected integer needs an equal integer token; an expected decimal matches within |a-b| <= tol or tol*|b|. */
   | "tolerance"
   /** LiveCodeBench: a line matches when equal as text or when all its tokens are equal as Decimals. */
   | "decimal";
