@@ -69,6 +69,16 @@ class WorkerStub:
                 request_serializer=promptcot__worker__pb2.LoadCheckpointRequest.SerializeToString,
                 response_deserializer=promptcot__worker__pb2.LoadCheckpointResponse.FromString,
                 _registered_method=True)
+        self.Tokenize = channel.unary_unary(
+                '/promptcot.worker.v1.Worker/Tokenize',
+                request_serializer=promptcot__worker__pb2.TokenizeRequest.SerializeToString,
+                response_deserializer=promptcot__worker__pb2.TokenizeResponse.FromString,
+                _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/promptcot.worker.v1.Worker/Embed',
+                request_serializer=promptcot__worker__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=promptcot__worker__pb2.EmbedResponse.FromString,
+                _registered_method=True)
         self.Shutdown = channel.unary_unary(
                 '/promptcot.worker.v1.Worker/Shutdown',
                 request_serializer=promptcot__worker__pb2.ShutdownRequest.SerializeToString,
@@ -122,6 +132,20 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tokenize(self, request, context):
+        """The worker's tokenizer (and chat template), so the controller can build training and scoring items from text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Embed(self, request, context):
+        """One vector per text: mean-pooled last hidden state, L2-normalised (concept sampling, diversity reports).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Shutdown(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -165,6 +189,16 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.LoadCheckpoint,
                     request_deserializer=promptcot__worker__pb2.LoadCheckpointRequest.FromString,
                     response_serializer=promptcot__worker__pb2.LoadCheckpointResponse.SerializeToString,
+            ),
+            'Tokenize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tokenize,
+                    request_deserializer=promptcot__worker__pb2.TokenizeRequest.FromString,
+                    response_serializer=promptcot__worker__pb2.TokenizeResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=promptcot__worker__pb2.EmbedRequest.FromString,
+                    response_serializer=promptcot__worker__pb2.EmbedResponse.SerializeToString,
             ),
             'Shutdown': grpc.unary_unary_rpc_method_handler(
                     servicer.Shutdown,
@@ -361,6 +395,60 @@ class Worker:
             '/promptcot.worker.v1.Worker/LoadCheckpoint',
             promptcot__worker__pb2.LoadCheckpointRequest.SerializeToString,
             promptcot__worker__pb2.LoadCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tokenize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptcot.worker.v1.Worker/Tokenize',
+            promptcot__worker__pb2.TokenizeRequest.SerializeToString,
+            promptcot__worker__pb2.TokenizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptcot.worker.v1.Worker/Embed',
+            promptcot__worker__pb2.EmbedRequest.SerializeToString,
+            promptcot__worker__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

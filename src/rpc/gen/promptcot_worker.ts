@@ -190,13 +190,20 @@ export interface SamplingParams {
   /** 0 = off */
   topK: number;
   maxTokens: number;
+  /** text is cut before the stop; token_ids end at the last token of the kept text */
   stop: string[];
+  /** 0 = off; drop tokens with p < min_p * p(top token) */
+  minP: number;
+  /** 0 or 1 = off; >1 penalises tokens already in prompt or completion (CTRL-style) */
+  repetitionPenalty: number;
 }
 
 export interface GenerateRequest {
   prompts: PromptInput[];
   sampling: SamplingParams | undefined;
   returnLogprobs: boolean;
+  /** JSON object passed to the chat template as keyword arguments, e.g. {"enable_thinking": false}. */
+  chatTemplateKwargsJson: string;
 }
 
 export interface GenerateResponse {
@@ -210,6 +217,11 @@ export interface GenerateResponse {
   /** per generated token, when asked */
   logprobs: number[];
   weightsVersion: number;
+  /**
+   * The templated prompt ends inside an open <think> block (Qwen3-Thinking, R1-distilled templates):
+   * the completion must close it before its answer counts.
+   */
+  promptOpensThink: boolean;
 }
 
 export interface ScoreItem {
@@ -264,6 +276,8 @@ export interface TrainHyper {
   /** 0 = no clipping */
   maxGradNorm: number;
   weightDecay: number;
+  /** 0 = rows only; else a micro batch also stays under this many padded tokens */
+  maxTokensPerMicroBatch: number;
 }
 
 export interface TrainStepRequest {
@@ -303,6 +317,49 @@ export interface LoadCheckpointRequest {
 
 export interface LoadCheckpointResponse {
   weightsVersion: number;
+}
+
+export interface TokenizeItem {
+  /** echoed back */
+  id: string;
+  /** chat-templated with the generation prompt when set */
+  messages: ChatMessage[];
+  /** raw prompt text when messages is empty */
+  text: string;
+  /** tokenized on its own (no special tokens added) and appended to the prompt */
+  completion: string;
+  /** end the completion with the model's EOS token (SFT targets) */
+  appendEos: boolean;
+}
+
+export interface TokenizeRequest {
+  items: TokenizeItem[];
+  /** as in GenerateRequest */
+  chatTemplateKwargsJson: string;
+}
+
+export interface TokenizedItem {
+  id: string;
+  promptTokenIds: number[];
+  completionTokenIds: number[];
+  promptOpensThink: boolean;
+}
+
+export interface TokenizeResponse {
+  items: TokenizedItem[];
+}
+
+export interface EmbedRequest {
+  texts: string[];
+}
+
+export interface Embedding {
+  values: number[];
+}
+
+export interface EmbedResponse {
+  /** in request order */
+  embeddings: Embedding[];
 }
 
 export interface ShutdownRequest {
@@ -1042,7 +1099,7 @@ export const PromptInput: MessageFns<PromptInput> = {
 };
 
 function createBaseSamplingParams(): SamplingParams {
-  return { temperature: 0, topP: 0, topK: 0, maxTokens: 0, stop: [] };
+  return { temperature: 0, topP: 0, topK: 0, maxTokens: 0, stop: [], minP: 0, repetitionPenalty: 0 };
 }
 
 export const SamplingParams: MessageFns<SamplingParams> = {
@@ -1061,6 +1118,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     }
     for (const v of message.stop) {
       writer.uint32(42).string(v!);
+    }
+    if (message.minP !== 0) {
+      writer.uint32(53).float(message.minP);
+    }
+    if (message.repetitionPenalty !== 0) {
+      writer.uint32(61).float(message.repetitionPenalty);
     }
     return writer;
   },
@@ -1112,6 +1175,22 @@ export const SamplingParams: MessageFns<SamplingParams> = {
           message.stop.push(reader.string());
           continue;
         }
+        case 6: {
+          if (tag !== 53) {
+            break;
+          }
+
+          message.minP = reader.float();
+          continue;
+        }
+        case 7: {
+          if (tag !== 61) {
+            break;
+          }
+
+          message.repetitionPenalty = reader.float();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1140,6 +1219,16 @@ export const SamplingParams: MessageFns<SamplingParams> = {
         ? globalThis.Number(object.max_tokens)
         : 0,
       stop: globalThis.Array.isArray(object?.stop) ? object.stop.map((e: any) => globalThis.String(e)) : [],
+      minP: isSet(object.minP)
+        ? globalThis.Number(object.minP)
+        : isSet(object.min_p)
+        ? globalThis.Number(object.min_p)
+        : 0,
+      repetitionPenalty: isSet(object.repetitionPenalty)
+        ? globalThis.Number(object.repetitionPenalty)
+        : isSet(object.repetition_penalty)
+        ? globalThis.Number(object.repetition_penalty)
+        : 0,
     };
   },
 
@@ -1160,6 +1249,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     if (message.stop?.length) {
       obj.stop = message.stop;
     }
+    if (message.minP !== 0) {
+      obj.minP = message.minP;
+    }
+    if (message.repetitionPenalty !== 0) {
+      obj.repetitionPenalty = message.repetitionPenalty;
+    }
     return obj;
   },
 
@@ -1173,12 +1268,14 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     message.topK = object.topK ?? 0;
     message.maxTokens = object.maxTokens ?? 0;
     message.stop = object.stop?.map((e) => e) || [];
+    message.minP = object.minP ?? 0;
+    message.repetitionPenalty = object.repetitionPenalty ?? 0;
     return message;
   },
 };
 
 function createBaseGenerateRequest(): GenerateRequest {
-  return { prompts: [], sampling: undefined, returnLogprobs: false };
+  return { prompts: [], sampling: undefined, returnLogprobs: false, chatTemplateKwargsJson: "" };
 }
 
 export const GenerateRequest: MessageFns<GenerateRequest> = {
@@ -1191,6 +1288,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.returnLogprobs !== false) {
       writer.uint32(24).bool(message.returnLogprobs);
+    }
+    if (message.chatTemplateKwargsJson !== "") {
+      writer.uint32(34).string(message.chatTemplateKwargsJson);
     }
     return writer;
   },
@@ -1226,6 +1326,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
           message.returnLogprobs = reader.bool();
           continue;
         }
+        case 4: {
+          if (tag !== 34) {
+            break;
+          }
+
+          message.chatTemplateKwargsJson = reader.string();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1244,6 +1352,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.return_logprobs)
         ? globalThis.Boolean(object.return_logprobs)
         : false,
+      chatTemplateKwargsJson: isSet(object.chatTemplateKwargsJson)
+        ? globalThis.String(object.chatTemplateKwargsJson)
+        : isSet(object.chat_template_kwargs_json)
+        ? globalThis.String(object.chat_template_kwargs_json)
+        : "",
     };
   },
 
@@ -1258,6 +1371,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.returnLogprobs !== false) {
       obj.returnLogprobs = message.returnLogprobs;
     }
+    if (message.chatTemplateKwargsJson !== "") {
+      obj.chatTemplateKwargsJson = message.chatTemplateKwargsJson;
+    }
     return obj;
   },
 
@@ -1271,6 +1387,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
     message.returnLogprobs = object.returnLogprobs ?? false;
+    message.chatTemplateKwargsJson = object.chatTemplateKwargsJson ?? "";
     return message;
   },
 };
@@ -1285,6 +1402,7 @@ function createBaseGenerateResponse(): GenerateResponse {
     finishReason: "",
     logprobs: [],
     weightsVersion: 0,
+    promptOpensThink: false,
   };
 }
 
@@ -1319,6 +1437,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     writer.join();
     if (message.weightsVersion !== 0) {
       writer.uint32(64).int64(message.weightsVersion);
+    }
+    if (message.promptOpensThink !== false) {
+      writer.uint32(72).bool(message.promptOpensThink);
     }
     return writer;
   },
@@ -1424,6 +1545,14 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
           message.weightsVersion = longToNumber(reader.int64());
           continue;
         }
+        case 9: {
+          if (tag !== 72) {
+            break;
+          }
+
+          message.promptOpensThink = reader.bool();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1469,6 +1598,11 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
         : isSet(object.weights_version)
         ? globalThis.Number(object.weights_version)
         : 0,
+      promptOpensThink: isSet(object.promptOpensThink)
+        ? globalThis.Boolean(object.promptOpensThink)
+        : isSet(object.prompt_opens_think)
+        ? globalThis.Boolean(object.prompt_opens_think)
+        : false,
     };
   },
 
@@ -1498,6 +1632,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     if (message.weightsVersion !== 0) {
       obj.weightsVersion = Math.round(message.weightsVersion);
     }
+    if (message.promptOpensThink !== false) {
+      obj.promptOpensThink = message.promptOpensThink;
+    }
     return obj;
   },
 
@@ -1514,6 +1651,7 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     message.finishReason = object.finishReason ?? "";
     message.logprobs = object.logprobs?.map((e) => e) || [];
     message.weightsVersion = object.weightsVersion ?? 0;
+    message.promptOpensThink = object.promptOpensThink ?? false;
     return message;
   },
 };
@@ -2168,7 +2306,15 @@ export const TrainExample: MessageFns<TrainExample> = {
 };
 
 function createBaseTrainHyper(): TrainHyper {
-  return { learningRate: 0, beta: 0, labelSmoothing: 0, microBatchSize: 0, maxGradNorm: 0, weightDecay: 0 };
+  return {
+    learningRate: 0,
+    beta: 0,
+    labelSmoothing: 0,
+    microBatchSize: 0,
+    maxGradNorm: 0,
+    weightDecay: 0,
+    maxTokensPerMicroBatch: 0,
+  };
 }
 
 export const TrainHyper: MessageFns<TrainHyper> = {
@@ -2190,6 +2336,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     }
     if (message.weightDecay !== 0) {
       writer.uint32(49).double(message.weightDecay);
+    }
+    if (message.maxTokensPerMicroBatch !== 0) {
+      writer.uint32(56).int32(message.maxTokensPerMicroBatch);
     }
     return writer;
   },
@@ -2249,6 +2398,14 @@ export const TrainHyper: MessageFns<TrainHyper> = {
           message.weightDecay = reader.double();
           continue;
         }
+        case 7: {
+          if (tag !== 56) {
+            break;
+          }
+
+          message.maxTokensPerMicroBatch = reader.int32();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2286,6 +2443,11 @@ export const TrainHyper: MessageFns<TrainHyper> = {
         : isSet(object.weight_decay)
         ? globalThis.Number(object.weight_decay)
         : 0,
+      maxTokensPerMicroBatch: isSet(object.maxTokensPerMicroBatch)
+        ? globalThis.Number(object.maxTokensPerMicroBatch)
+        : isSet(object.max_tokens_per_micro_batch)
+        ? globalThis.Number(object.max_tokens_per_micro_batch)
+        : 0,
     };
   },
 
@@ -2309,6 +2471,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     if (message.weightDecay !== 0) {
       obj.weightDecay = message.weightDecay;
     }
+    if (message.maxTokensPerMicroBatch !== 0) {
+      obj.maxTokensPerMicroBatch = Math.round(message.maxTokensPerMicroBatch);
+    }
     return obj;
   },
 
@@ -2323,6 +2488,7 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     message.microBatchSize = object.microBatchSize ?? 0;
     message.maxGradNorm = object.maxGradNorm ?? 0;
     message.weightDecay = object.weightDecay ?? 0;
+    message.maxTokensPerMicroBatch = object.maxTokensPerMicroBatch ?? 0;
     return message;
   },
 };
@@ -2926,6 +3092,612 @@ export const LoadCheckpointResponse: MessageFns<LoadCheckpointResponse> = {
   },
 };
 
+function createBaseTokenizeItem(): TokenizeItem {
+  return { id: "", messages: [], text: "", completion: "", appendEos: false };
+}
+
+export const TokenizeItem: MessageFns<TokenizeItem> = {
+  encode(message: TokenizeItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    for (const v of message.messages) {
+      ChatMessage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.text !== "") {
+      writer.uint32(26).string(message.text);
+    }
+    if (message.completion !== "") {
+      writer.uint32(34).string(message.completion);
+    }
+    if (message.appendEos !== false) {
+      writer.uint32(40).bool(message.appendEos);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenizeItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTokenizeItem();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.id = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 18) {
+            break;
+          }
+
+          message.messages.push(ChatMessage.decode(reader, reader.uint32()));
+          continue;
+        }
+        case 3: {
+          if (tag !== 26) {
+            break;
+          }
+
+          message.text = reader.string();
+          continue;
+        }
+        case 4: {
+          if (tag !== 34) {
+            break;
+          }
+
+          message.completion = reader.string();
+          continue;
+        }
+        case 5: {
+          if (tag !== 40) {
+            break;
+          }
+
+          message.appendEos = reader.bool();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): TokenizeItem {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      completion: isSet(object.completion) ? globalThis.String(object.completion) : "",
+      appendEos: isSet(object.appendEos)
+        ? globalThis.Boolean(object.appendEos)
+        : isSet(object.append_eos)
+        ? globalThis.Boolean(object.append_eos)
+        : false,
+    };
+  },
+
+  toJSON(message: TokenizeItem): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.completion !== "") {
+      obj.completion = message.completion;
+    }
+    if (message.appendEos !== false) {
+      obj.appendEos = message.appendEos;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenizeItem>, I>>(base?: I): TokenizeItem {
+    return TokenizeItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenizeItem>, I>>(object: I): TokenizeItem {
+    const message = createBaseTokenizeItem();
+    message.id = object.id ?? "";
+    message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
+    message.text = object.text ?? "";
+    message.completion = object.completion ?? "";
+    message.appendEos = object.appendEos ?? false;
+    return message;
+  },
+};
+
+function createBaseTokenizeRequest(): TokenizeRequest {
+  return { items: [], chatTemplateKwargsJson: "" };
+}
+
+export const TokenizeRequest: MessageFns<TokenizeRequest> = {
+  encode(message: TokenizeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      TokenizeItem.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.chatTemplateKwargsJson !== "") {
+      writer.uint32(18).string(message.chatTemplateKwargsJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenizeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTokenizeRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.items.push(TokenizeItem.decode(reader, reader.uint32()));
+          continue;
+        }
+        case 2: {
+          if (tag !== 18) {
+            break;
+          }
+
+          message.chatTemplateKwargsJson = reader.string();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): TokenizeRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => TokenizeItem.fromJSON(e)) : [],
+      chatTemplateKwargsJson: isSet(object.chatTemplateKwargsJson)
+        ? globalThis.String(object.chatTemplateKwargsJson)
+        : isSet(object.chat_template_kwargs_json)
+        ? globalThis.String(object.chat_template_kwargs_json)
+        : "",
+    };
+  },
+
+  toJSON(message: TokenizeRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => TokenizeItem.toJSON(e));
+    }
+    if (message.chatTemplateKwargsJson !== "") {
+      obj.chatTemplateKwargsJson = message.chatTemplateKwargsJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenizeRequest>, I>>(base?: I): TokenizeRequest {
+    return TokenizeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenizeRequest>, I>>(object: I): TokenizeRequest {
+    const message = createBaseTokenizeRequest();
+    message.items = object.items?.map((e) => TokenizeItem.fromPartial(e)) || [];
+    message.chatTemplateKwargsJson = object.chatTemplateKwargsJson ?? "";
+    return message;
+  },
+};
+
+function createBaseTokenizedItem(): TokenizedItem {
+  return { id: "", promptTokenIds: [], completionTokenIds: [], promptOpensThink: false };
+}
+
+export const TokenizedItem: MessageFns<TokenizedItem> = {
+  encode(message: TokenizedItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    writer.uint32(18).fork();
+    for (const v of message.promptTokenIds) {
+      writer.int32(v);
+    }
+    writer.join();
+    writer.uint32(26).fork();
+    for (const v of message.completionTokenIds) {
+      writer.int32(v);
+    }
+    writer.join();
+    if (message.promptOpensThink !== false) {
+      writer.uint32(32).bool(message.promptOpensThink);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenizedItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTokenizedItem();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.id = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag === 16) {
+            message.promptTokenIds.push(reader.int32());
+
+            continue;
+          }
+
+          if (tag === 18) {
+            const end2 = reader.uint32() + reader.pos;
+            while (reader.pos < end2) {
+              message.promptTokenIds.push(reader.int32());
+            }
+
+            continue;
+          }
+
+          break;
+        }
+        case 3: {
+          if (tag === 24) {
+            message.completionTokenIds.push(reader.int32());
+
+            continue;
+          }
+
+          if (tag === 26) {
+            const end2 = reader.uint32() + reader.pos;
+            while (reader.pos < end2) {
+              message.completionTokenIds.push(reader.int32());
+            }
+
+            continue;
+          }
+
+          break;
+        }
+        case 4: {
+          if (tag !== 32) {
+            break;
+          }
+
+          message.promptOpensThink = reader.bool();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): TokenizedItem {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      promptTokenIds: globalThis.Array.isArray(object?.promptTokenIds)
+        ? object.promptTokenIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.prompt_token_ids)
+        ? object.prompt_token_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      completionTokenIds: globalThis.Array.isArray(object?.completionTokenIds)
+        ? object.completionTokenIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.completion_token_ids)
+        ? object.completion_token_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      promptOpensThink: isSet(object.promptOpensThink)
+        ? globalThis.Boolean(object.promptOpensThink)
+        : isSet(object.prompt_opens_think)
+        ? globalThis.Boolean(object.prompt_opens_think)
+        : false,
+    };
+  },
+
+  toJSON(message: TokenizedItem): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.promptTokenIds?.length) {
+      obj.promptTokenIds = message.promptTokenIds.map((e) => Math.round(e));
+    }
+    if (message.completionTokenIds?.length) {
+      obj.completionTokenIds = message.completionTokenIds.map((e) => Math.round(e));
+    }
+    if (message.promptOpensThink !== false) {
+      obj.promptOpensThink = message.promptOpensThink;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenizedItem>, I>>(base?: I): TokenizedItem {
+    return TokenizedItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenizedItem>, I>>(object: I): TokenizedItem {
+    const message = createBaseTokenizedItem();
+    message.id = object.id ?? "";
+    message.promptTokenIds = object.promptTokenIds?.map((e) => e) || [];
+    message.completionTokenIds = object.completionTokenIds?.map((e) => e) || [];
+    message.promptOpensThink = object.promptOpensThink ?? false;
+    return message;
+  },
+};
+
+function createBaseTokenizeResponse(): TokenizeResponse {
+  return { items: [] };
+}
+
+export const TokenizeResponse: MessageFns<TokenizeResponse> = {
+  encode(message: TokenizeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      TokenizedItem.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenizeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTokenizeResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.items.push(TokenizedItem.decode(reader, reader.uint32()));
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): TokenizeResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => TokenizedItem.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TokenizeResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => TokenizedItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenizeResponse>, I>>(base?: I): TokenizeResponse {
+    return TokenizeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenizeResponse>, I>>(object: I): TokenizeResponse {
+    const message = createBaseTokenizeResponse();
+    message.items = object.items?.map((e) => TokenizedItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEmbedRequest(): EmbedRequest {
+  return { texts: [] };
+}
+
+export const EmbedRequest: MessageFns<EmbedRequest> = {
+  encode(message: EmbedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.texts) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseEmbedRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.texts.push(reader.string());
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): EmbedRequest {
+    return { texts: globalThis.Array.isArray(object?.texts) ? object.texts.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: EmbedRequest): unknown {
+    const obj: any = {};
+    if (message.texts?.length) {
+      obj.texts = message.texts;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedRequest>, I>>(base?: I): EmbedRequest {
+    return EmbedRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedRequest>, I>>(object: I): EmbedRequest {
+    const message = createBaseEmbedRequest();
+    message.texts = object.texts?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseEmbedding(): Embedding {
+  return { values: [] };
+}
+
+export const Embedding: MessageFns<Embedding> = {
+  encode(message: Embedding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    writer.uint32(10).fork();
+    for (const v of message.values) {
+      writer.float(v);
+    }
+    writer.join();
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Embedding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseEmbedding();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag === 13) {
+            message.values.push(reader.float());
+
+            continue;
+          }
+
+          if (tag === 10) {
+            const end2 = reader.uint32() + reader.pos;
+            while (reader.pos < end2) {
+              message.values.push(reader.float());
+            }
+
+            continue;
+          }
+
+          break;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): Embedding {
+    return {
+      values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: Embedding): unknown {
+    const obj: any = {};
+    if (message.values?.length) {
+      obj.values = message.values;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Embedding>, I>>(base?: I): Embedding {
+    return Embedding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Embedding>, I>>(object: I): Embedding {
+    const message = createBaseEmbedding();
+    message.values = object.values?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseEmbedResponse(): EmbedResponse {
+  return { embeddings: [] };
+}
+
+export const EmbedResponse: MessageFns<EmbedResponse> = {
+  encode(message: EmbedResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.embeddings) {
+      Embedding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseEmbedResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.embeddings.push(Embedding.decode(reader, reader.uint32()));
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): EmbedResponse {
+    return {
+      embeddings: globalThis.Array.isArray(object?.embeddings)
+        ? object.embeddings.map((e: any) => Embedding.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EmbedResponse): unknown {
+    const obj: any = {};
+    if (message.embeddings?.length) {
+      obj.embeddings = message.embeddings.map((e) => Embedding.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedResponse>, I>>(base?: I): EmbedResponse {
+    return EmbedResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedResponse>, I>>(object: I): EmbedResponse {
+    const message = createBaseEmbedResponse();
+    message.embeddings = object.embeddings?.map((e) => Embedding.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseShutdownRequest(): ShutdownRequest {
   return {};
 }
@@ -3082,6 +3854,26 @@ export const WorkerService = {
       Buffer.from(LoadCheckpointResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LoadCheckpointResponse => LoadCheckpointResponse.decode(value),
   },
+  /** The worker's tokenizer (and chat template), so the controller can build training and scoring items from text. */
+  tokenize: {
+    path: "/promptcot.worker.v1.Worker/Tokenize",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: TokenizeRequest): Buffer => Buffer.from(TokenizeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TokenizeRequest => TokenizeRequest.decode(value),
+    responseSerialize: (value: TokenizeResponse): Buffer => Buffer.from(TokenizeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TokenizeResponse => TokenizeResponse.decode(value),
+  },
+  /** One vector per text: mean-pooled last hidden state, L2-normalised (concept sampling, diversity reports). */
+  embed: {
+    path: "/promptcot.worker.v1.Worker/Embed",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: EmbedRequest): Buffer => Buffer.from(EmbedRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EmbedRequest => EmbedRequest.decode(value),
+    responseSerialize: (value: EmbedResponse): Buffer => Buffer.from(EmbedResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EmbedResponse => EmbedResponse.decode(value),
+  },
   shutdown: {
     path: "/promptcot.worker.v1.Worker/Shutdown",
     requestStream: false,
@@ -3102,6 +3894,10 @@ export interface WorkerServer extends UntypedServiceImplementation {
   trainStep: handleUnaryCall<TrainStepRequest, TrainStepResponse>;
   saveCheckpoint: handleUnaryCall<SaveCheckpointRequest, SaveCheckpointResponse>;
   loadCheckpoint: handleUnaryCall<LoadCheckpointRequest, LoadCheckpointResponse>;
+  /** The worker's tokenizer (and chat template), so the controller can build training and scoring items from text. */
+  tokenize: handleUnaryCall<TokenizeRequest, TokenizeResponse>;
+  /** One vector per text: mean-pooled last hidden state, L2-normalised (concept sampling, diversity reports). */
+  embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   shutdown: handleUnaryCall<ShutdownRequest, ShutdownResponse>;
 }
 
@@ -3199,6 +3995,38 @@ export interface WorkerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LoadCheckpointResponse) => void,
+  ): ClientUnaryCall;
+  /** The worker's tokenizer (and chat template), so the controller can build training and scoring items from text. */
+  tokenize(
+    request: TokenizeRequest,
+    callback: (error: ServiceError | null, response: TokenizeResponse) => void,
+  ): ClientUnaryCall;
+  tokenize(
+    request: TokenizeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TokenizeResponse) => void,
+  ): ClientUnaryCall;
+  tokenize(
+    request: TokenizeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TokenizeResponse) => void,
+  ): ClientUnaryCall;
+  /** One vector per text: mean-pooled last hidden state, L2-normalised (concept sampling, diversity reports). */
+  embed(
+    request: EmbedRequest,
+    callback: (error: ServiceError | null, response: EmbedResponse) => void,
+  ): ClientUnaryCall;
+  embed(
+    request: EmbedRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EmbedResponse) => void,
+  ): ClientUnaryCall;
+  embed(
+    request: EmbedRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EmbedResponse) => void,
   ): ClientUnaryCall;
   shutdown(
     request: ShutdownRequest,
