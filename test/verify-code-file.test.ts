@@ -113,6 +113,23 @@ describe("gradeCodeFile", () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
   });
 
+  it("honours a row's prompt_opens_think: a completion that never closes the block is no_code", async () => {
+    const draft = `\`\`\`python\n${GOOD}\`\`\`\nchecking`;
+    const rows = [
+      JSON.stringify({ id: "plain", completion: draft, tests: TESTS }),
+      JSON.stringify({ id: "cut", completion: draft, tests: TESTS, prompt_opens_think: true }),
+      JSON.stringify({ id: "closed", completion: `${draft}</think>\n\`\`\`python\n${GOOD}\`\`\``, tests: TESTS, prompt_opens_think: true }),
+      JSON.stringify({ id: "bad-flag", completion: draft, tests: TESTS, prompt_opens_think: "yes" }),
+    ];
+    const inPath = path.join(dir, "think.jsonl");
+    const outPath = path.join(dir, "think-out.jsonl");
+    fs.writeFileSync(inPath, rows.join("\n") + "\n");
+    await gradeCodeFile({ inPath, outPath, progress: false, out: sink() as unknown as NodeJS.WriteStream, grader: { concurrency: 1 } });
+    const out = fs.readFileSync(outPath, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(out.map((r) => [r.id, r.verdict])).toEqual([["plain", "AC"], ["cut", "no_code"], ["closed", "AC"], ["bad-flag", "error"]]);
+    expect(out[3].reason).toMatch(/prompt_opens_think/);
+  });
+
   it("leaves no output and no temp file when the input cannot be read", async () => {
     const outPath = path.join(dir, "never.jsonl");
     await expect(gradeCodeFile({ inPath: path.join(dir, "missing.jsonl"), outPath, progress: false })).rejects.toThrow();

@@ -68,6 +68,23 @@ describe("programs run like `python3 main.py`", () => {
     expect(await g.grade({ completion: "<think>I give up" }, SUM)).toMatchObject({ verdict: "no_code", failed_test: null });
     expect((await g.grade({ completion: "just text" }, SUM)).verdict).toBe("no_code");
   });
+  it("with a prompt that opened <think>: a completion that never closes it is no_code, else the code after </think> runs", async () => {
+    const cutInReasoning = `Draft:
+\`\`\`python
+${CORRECT}\`\`\`
+Now let me check the edge`;
+    expect((await g.grade({ completion: cutInReasoning }, SUM)).verdict).toBe("AC"); // what the template hides
+    const v = await g.grade({ completion: cutInReasoning }, SUM, { promptOpensThink: true });
+    expect(v).toMatchObject({ verdict: "no_code", failed_test: null, reason: expect.stringMatching(/never closed/) });
+    const closed = `Draft: \`\`\`python
+print(0)
+\`\`\`
+</think>
+\`\`\`python
+${CORRECT}\`\`\`
+`;
+    expect((await g.grade({ completion: closed }, SUM, { promptOpensThink: true })).verdict).toBe("AC");
+  });
   it("supports the usual ways of reading stdin and exiting", async () => {
     const programs = [
       "import sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n",

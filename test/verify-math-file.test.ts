@@ -51,6 +51,21 @@ describe("grade math file", () => {
     expect(readdirSync(f.dir).sort()).toEqual(["in.jsonl", "out.jsonl"]); // no temp file left behind
   });
 
+  it("honours a row's prompt_opens_think: reasoning that never closes the block is no_answer", async () => {
+    const cut = "so it is \\boxed{70}, unless";
+    const f = fixture([
+      JSON.stringify({ id: "plain", completion: cut, answer: "70" }),
+      JSON.stringify({ id: "cut", completion: cut, answer: "70", prompt_opens_think: true }),
+      JSON.stringify({ id: "closed", completion: `${cut}</think> \\boxed{70}`, answer: "70", prompt_opens_think: true }),
+      JSON.stringify({ id: "bad-flag", completion: cut, answer: "70", prompt_opens_think: 1 }),
+    ]);
+    await gradeMathFile({ inPath: f.inPath, outPath: f.outPath, progress: false, workers: 1, log: () => {} });
+    const out = readFileSync(f.outPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(out.map((r) => [r.id, r.verdict])).toEqual([["plain", "correct"], ["cut", "no_answer"], ["closed", "correct"], ["bad-flag", "error"]]);
+    expect(out[1].reason).toMatch(/prompt opened <think>/);
+    expect(out[3].reason).toMatch(/prompt_opens_think/);
+  });
+
   it("leaves no output (and no temp file) when the input cannot be read", async () => {
     const f = fixture([]);
     await expect(gradeMathFile({ inPath: join(f.dir, "missing.jsonl"), outPath: f.outPath, progress: false })).rejects.toThrow();

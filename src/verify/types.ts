@@ -12,9 +12,18 @@ export interface MathVerdict {
   reason?: string;
 }
 
+/** What a grader must know about how the completion was produced. */
+export interface GradeContext {
+  /**
+   * The templated prompt ended inside an open <think> block: only text after the completion's "</think>"
+   * is graded, and a completion that never closes the block has no answer (no_answer / no_code).
+   */
+  promptOpensThink?: boolean;
+}
+
 export interface MathGrader {
   /** Grade one completion against a reference answer (plain or LaTeX, or "#### 70" style). */
-  grade(completion: string, reference: string): Promise<MathVerdict>;
+  grade(completion: string, reference: string, context?: GradeContext): Promise<MathVerdict>;
   /** Release child processes. Idempotent. */
   close(): Promise<void>;
 }
@@ -37,6 +46,6 @@ export interface CodeVerdict {
 
 export interface CodeGrader {
   /** Grade a model completion (fenced code block is extracted) or a bare program against stdin/stdout tests. */
-  grade(program: { completion?: string; code?: string }, tests: CodeTest[]): Promise<CodeVerdict>;
+  grade(program: { completion?: string; code?: string }, tests: CodeTest[], context?: GradeContext): Promise<CodeVerdict>;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@
 // order. A bad row (invalid JSON, missing or mistyped fields, huge test inputs) becomes verdict "error";
 // no row can stop the run. Output goes to a temp file renamed into place at the end.
 import { Progress } from "../../telemetry/progress.js";
-import type { CodeTest, CodeVerdict, CodeVerdictKind } from "../types.js";
+import type { CodeTest, CodeVerdict, CodeVerdictKind, GradeContext } from "../types.js";
 import { checkTests, createCodeGrader } from "./grader.js";
 import type { CodeGraderOptions } from "./options.js";
 import { countJsonlRows, mapJsonlFile } from "../jsonl-map.js";
@@ -66,7 +66,7 @@ interface RowOutcome {
 export async function gradeRow(
   text: string,
   lineNo: number,
-  grade: (p: { completion?: string; code?: string }, tests: CodeTest[]) => Promise<CodeVerdict>,
+  grade: (p: { completion?: string; code?: string }, tests: CodeTest[], context?: GradeContext) => Promise<CodeVerdict>,
   limits: { maxInputBytes: number },
 ): Promise<RowOutcome> {
   let row: unknown;
@@ -84,7 +84,7 @@ export async function gradeRow(
   let v: CodeVerdict;
   try {
     const program = typeof r.code === "string" ? { code: r.code } : { completion: r.completion as string };
-    v = await grade(program, r.tests as CodeTest[]);
+    v = await grade(program, r.tests as CodeTest[], { promptOpensThink: r.prompt_opens_think === true });
   } catch (e) {
     v = { verdict: "error", failed_test: null, stderr: "", reason: `grader failure: ${(e as Error).message}` };
   }
@@ -100,6 +100,7 @@ function rowProblem(r: Record<string, unknown>, limits: { maxInputBytes: number 
   if (hasCode && typeof r.code !== "string") return "`code` must be a string";
   if (!hasCode && typeof r.completion !== "string") return "`completion` must be a string";
   if (!("tests" in r)) return "row has no `tests`";
+  if (r.prompt_opens_think !== undefined && typeof r.prompt_opens_think !== "boolean") return "`prompt_opens_think` must be true or false";
   return checkTests(r.tests, limits);
 }
 

@@ -1,7 +1,8 @@
 // The code grader: extract the program, run it test by test in its own sandbox, judge outside,
 // stop at the first failing test. Verdict "error" means the grader could not judge (bad input, sandbox
 // unavailable) — never the program's fault; everything the program does maps to a non-AC verdict.
-import type { CodeGrader, CodeTest, CodeVerdict } from "../types.js";
+import { answerRegion } from "../think.js";
+import type { CodeGrader, CodeTest, CodeVerdict, GradeContext } from "../types.js";
 import { CgroupLayer } from "./cgroup.js";
 import { extractCode } from "./extract.js";
 import { judgeRun } from "./judge.js";
@@ -29,13 +30,13 @@ export function createCodeGrader(opts: CodeGraderOptions = {}): CodeGraderHandle
   return {
     options: o,
     cgroupStatus: cg.why,
-    async grade(program, tests) {
+    async grade(program, tests, context = {}) {
       if (closed) return fail("error", null, "code grader is closed");
       const problem = checkTests(tests, o);
       if (problem) return fail("error", null, problem);
-      const code = pickProgram(program);
+      const code = pickProgram(program, context);
       if (code === undefined) return fail("error", null, "neither `code` nor `completion` is a string");
-      if (code === null) return fail("no_code", null, "no fenced code block in the answer");
+      if (typeof code === "object") return fail("no_code", null, code.reason);
       if (Buffer.byteLength(code, "utf8") > o.maxProgramBytes) {
         return fail("RE", 0, `program longer than ${o.maxProgramBytes} bytes`);
       }
@@ -84,10 +85,12 @@ async function runAll(sb: Sandbox, code: string, tests: CodeTest[], o: ResolvedO
 }
 
 /** The program to run: `code` as given, else extracted from `completion`; undefined when neither is a string. */
-function pickProgram(p: { completion?: unknown; code?: unknown }): string | null | undefined {
-  if (typeof p.code === "string") return p.code.trim() === "" ? null : p.code;
-  if (typeof p.completion === "string") return extractCode(p.completion);
-  return undefined;
+function pickProgram(p: { completion?: unknown; code?: unknown }, context: GradeContext): string | { reason: string } | undefined {
+  if (typeof p.code === "string") return p.code.trim() === "" ? { reason: "blank program" } : p.code;
+  if (typeof p.completion !== "string") return undefined;
+  const region = answerRegion(p.completion, context);
+  if (region.text === null) return { reason: region.reason };
+  return extractCode(region.text) ?? { reason: "no fenced code block in the answer" };
 }
 
 /** Why these tests cannot be used, or null when they can. */

@@ -1,12 +1,16 @@
-// Finding the answer in a completion: the text after the last </think>, the last \boxed{...} (with the
+// Finding the answer in a completion: the text after the last </think> (none while a think block is
+// open, including one the prompt opened), the last \boxed{...} (with the
 // boxes right before it when they read as one answer: "\boxed{1} and \boxed{2}"), or an anchored phrase
 // ("final answer is ...", "Answer: ...") written after the last box. A bare list of guesses is never an
 // answer. Work is linear in the input, which is capped.
+import { afterThinking } from "../think.js";
 import { collapseDoubleEscapes } from "./latex-normalize.js";
 
 export interface ExtractOptions {
   /** Only look after the last </think>; an unfinished <think> block has no answer. Default true. */
   afterThink?: boolean;
+  /** The prompt opened a <think> block: a completion without "</think>" has no answer (with afterThink). */
+  promptOpensThink?: boolean;
   /** Accept a final "\boxed{..." cut off before its closing brace (math-verify compatibility). Default false. */
   unclosedBox?: boolean;
   /** Fall back to the last LaTeX environment ($...$, \[...\]) anywhere in the text. Default false. */
@@ -221,12 +225,10 @@ export function extractReference(reference: string): string | null {
 
 /** extractAnswer with how the answer was found. */
 export function findAnswer(completion: string, opts: ExtractOptions = {}): Extracted | null {
-  let s = completion.length > MAX_SCAN ? completion.slice(-MAX_SCAN) : completion;
-  if (opts.afterThink ?? true) {
-    const k = s.lastIndexOf("</think>");
-    if (k >= 0) s = s.slice(k + "</think>".length);
-    else if (s.includes("<think>")) return null; // the reasoning never finished
-  }
+  // the think split looks at the whole completion: its "</think>" may lie before the scanned tail
+  const region = (opts.afterThink ?? true) ? afterThinking(completion, opts) : completion;
+  if (region === null) return null;
+  let s = region.length > MAX_SCAN ? region.slice(-MAX_SCAN) : region;
   s = collapseDoubleEscapes(s);
   const box = boxGroup(s, findBoxes(s, opts.unclosedBox ?? false));
   const anchor = lastAnchor(s);

@@ -51,9 +51,11 @@ async function gradeLine(line: string, grader: FullMathGrader): Promise<Row> {
   // numeric references (GSM8K-style {"answer": 72}) are accepted; anything else must be text
   const ref = typeof answer === "number" && Number.isFinite(answer) ? String(answer) : answer;
   if (typeof ref !== "string") return badRow(row, "answer must be a string");
+  const opensThink = row.prompt_opens_think;
+  if (opensThink !== undefined && typeof opensThink !== "boolean") return badRow(row, "prompt_opens_think must be true or false");
   let v: MathVerdict;
   try {
-    v = await grader.grade(completion, ref);
+    v = await grader.grade(completion, ref, { promptOpensThink: opensThink === true });
   } catch (e) {
     v = { verdict: "error", extracted: null, reason: `grader failure: ${(e as Error).message}` };
   }

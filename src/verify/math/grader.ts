@@ -1,7 +1,8 @@
 // The math grader: extract -> normalize -> parse -> compare in-process (exact, bounded), and only the
 // questions the fast path cannot settle go to the Python pool, batched per grade call, under a hard time
 // bound. A symbolic overrun is a "timeout" verdict; a crashed worker is an "error" verdict; never a hang.
-import type { MathGrader, MathVerdict } from "../types.js";
+import { answerRegion } from "../think.js";
+import type { GradeContext, MathGrader, MathVerdict } from "../types.js";
 import { AnswerParser, type Node, leaf } from "./answer-parse.js";
 import { type CompareOptions, Comparison, DEFAULT_COMPARE, type SymbolicQuery, queryKey } from "./compare.js";
 import { type ExtractOptions, MAX_ANSWER, findAnswer, findReference } from "./extract.js";
@@ -129,9 +130,14 @@ export function createMathGrader(opts: MathGraderOptions = {}): FullMathGrader {
   ): Promise<MathVerdict & { path?: "fast" | "symbolic" }> {
     if (typeof completion !== "string") return { verdict: "error", extracted: null, reason: "completion is not a string" };
     if (typeof reference !== "string") return { verdict: "error", extracted: null, reason: "reference is not a string" };
-    const ref = o.referenceAsCompletion ? findAnswer(reference, o.extract) : findReference(reference);
+    const ref = o.referenceAsCompletion ? findAnswer(reference, { ...o.extract, promptOpensThink: false }) : findReference(reference);
     if (!ref || normalizeAnswer(ref.text) === "") return { verdict: "error", extracted: null, reason: "empty reference" };
-    const ans = findAnswer(completion, o.extract);
+    const ex = o.extract ?? {};
+    if (ex.afterThink ?? true) {
+      const region = answerRegion(completion, ex);
+      if (region.text === null) return { verdict: "no_answer", extracted: null, reason: region.reason };
+    }
+    const ans = findAnswer(completion, ex);
     if (!ans) return { verdict: "no_answer", extracted: null, reason: "no final answer found" };
     if (ans.text.length > MAX_ANSWER) return { verdict: "no_answer", extracted: null, reason: "answer too long" };
     const r = await equivalent(ref.text, ans.text, o.compare);
@@ -145,8 +151,8 @@ export function createMathGrader(opts: MathGraderOptions = {}): FullMathGrader {
     pool,
     equivalent,
     gradeWith,
-    async grade(completion: string, reference: string): Promise<MathVerdict> {
-      const { path: _path, ...v } = await gradeWith(completion, reference, {});
+    async grade(completion: string, reference: string, context: GradeContext = {}): Promise<MathVerdict> {
+      const { path: _path, ...v } = await gradeWith(completion, reference, { extract: { promptOpensThink: context.promptOpensThink ?? false } });
       return v;
     },
     async close(): Promise<void> {
