@@ -1,0 +1,132 @@
+"""Tokenize and Embed: text operations on the worker's own tokenizer and model (no sampling, no training).
+
+The controller tokenizes through the worker so that SFT targets and scored completions use exactly the
+token ids (and chat template) the model will see at generation time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from .batch import chunk_by_budget
+
+# Padded tokens per embedding forward; hidden states are [rows, length, hidden], far smaller than logits.
+EMBED_TOKEN_BUDGET = 8192
+EMBED_MAX_ROWS = 64
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+@dataclass
+class TokenizeIn:
+    id: str
+    messages: list[tuple[str, str]]
+    text: str
+    completion: str
+    append_eos: bool
+
+
+@dataclass
+class Tokenized:
+    id: str
+    prompt_token_ids: list[int]
+    completion_token_ids: list[int]
+    prompt_opens_think: bool
+
+
+def parse_template_kwargs(raw: str) -> dict[str, Any]:
+    """chat_template_kwargs_json: empty, or a JSON object of keyword arguments for the chat template."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"chat_template_kwargs_json is not valid JSON ({err.msg} at char {err.pos}); "
+                         'send a JSON object such as {"enable_thinking": false}') from None
+    if not isinstance(value, dict):
+        raise ValueError(f"chat_template_kwargs_json must be a JSON object, got {type(value).__name__}; "
+                         'send e.g. {"enable_thinking": false}')
+    return value
+
+
+def opens_think(prompt_text: str) -> bool:
+    """True when the text ends inside an unclosed <think> block (the completion must close it)."""
+    last_open = prompt_text.rfind(THINK_OPEN)
+    return last_open >= 0 and prompt_text.find(THINK_CLOSE, last_open) < 0
+
+
+def render_prompt(tokenizer: Any, item: TokenizeIn, template_kwargs: dict[str, Any]) -> tuple[str, list[int]]:
+    """The prompt's text as the model sees it, and its ids (chat template with the generation prompt, or raw text)."""
+    if item.messages:
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"item {item.id!r}: the model has no chat template; send text instead of messages")
+        chat = [{"role": r, "content": c} for r, c in item.messages]
+        text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, **template_kwargs)
+        # The template writes its own special tokens, so the tokenizer must not add more (as transformers does).
+        return text, [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    if item.text:
+        return item.text, [int(t) for t in tokenizer(item.text)["input_ids"]]
+    raise ValueError(f"item {item.id!r} has neither messages nor text")
+
+
+def eos_id_of(backend: Any) -> int:
+    eos = backend.tokenizer.eos_token_id
+    if isinstance(eos, int):
+        return eos
+    if backend.eos_ids:
+        return min(backend.eos_ids)
+    raise ValueError(f"model {backend.name} has no EOS token, so append_eos cannot be honoured")
+
+
+def tokenize(backend: Any, items: Sequence[TokenizeIn], template_kwargs_json: str) -> list[Tokenized]:
+    kwargs = parse_template_kwargs(template_kwargs_json)
+    out = []
+    for item in items:
+        text, prompt_ids = render_prompt(backend.tokenizer, item, kwargs)
+        completion = [int(t) for t in backend.tokenizer(item.completion, add_special_tokens=False)["input_ids"]] \
+            if item.completion else []
+        if item.append_eos:
+            completion.append(eos_id_of(backend))
+        out.append(Tokenized(item.id, prompt_ids, completion, opens_think(text)))
+    return out
+
+
+def _text_ids(backend: Any, texts: Sequence[str]) -> list[list[int]]:
+    ids = [[int(t) for t in backend.tokenizer(t)["input_ids"]] for t in texts]
+    for i, seq in enumerate(ids):
+        if not seq:
+            raise ValueError(f"texts[{i}] is empty (no tokens); embed non-empty texts only")
+        if len(seq) > backend.max_positions:
+            raise ValueError(f"texts[{i}] has {len(seq)} tokens, over the model's {backend.max_positions} positions")
+    return ids
+
+
+@torch.inference_mode()
+def _embed_chunk(backend: Any, rows: list[list[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), backend.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, seq in enumerate(rows):
+        input_ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[b, : len(seq)] = 1
+    # The base model (no LM head) returns the last hidden state after the final norm, without vocab logits.
+    base = getattr(backend.model, "base_model", backend.model)
+    hidden = base(input_ids=input_ids.to(backend.device), attention_mask=mask.to(backend.device),
+                  use_cache=False).last_hidden_state.float()
+    weights = mask.to(hidden.device, torch.float32)[..., None]
+    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    return torch.nn.functional.normalize(pooled, dim=-1).cpu()
+
+
+def embed(backend: Any, texts: Sequence[str]) -> list[list[float]]:
+    """Mean-pooled (over real tokens), L2-normalised last hidden state per text, in request order."""
+    ids = _text_ids(backend, texts)
+    out: list[list[float] | None] = [None] * len(ids)
+    for chunk in chunk_by_budget([len(s) for s in ids], EMBED_MAX_ROWS, EMBED_TOKEN_BUDGET):
+        vectors = _embed_chunk(backend, [ids[i] for i in chunk])
+        for row, idx in enumerate(chunk):
+            out[idx] = vectors[row].tolist()
+    return [v for v in out if v is not None]
