@@ -38,6 +38,7 @@ from .gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
 from .models import load_source  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
+from . import text_ops  # noqa: E402
 
 PROTO_VERSION = "promptcot.worker.v1"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -222,6 +223,20 @@ class Worker(pb_grpc.WorkerServicer):
             version = backend.load_checkpoint(path, request.load_optimizer)
         log.info("loaded checkpoint %s (weights_version %d)", path, version)
         return pb.LoadCheckpointResponse(weights_version=version)
+
+    @rpc
+    def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
+        items = [text_ops.TokenizeIn(i.id, [(m.role, m.content) for m in i.messages], i.text, i.completion,
+                                     i.append_eos) for i in request.items]
+        with self.using_model() as backend:  # the tokenizer is shared with the model calls
+            done = text_ops.tokenize(backend, items, request.chat_template_kwargs_json)
+        return pb.TokenizeResponse(items=[pb.TokenizedItem(**vars(t)) for t in done])
+
+    @rpc
+    def Embed(self, request: pb.EmbedRequest, context: grpc.ServicerContext) -> pb.EmbedResponse:
+        with self.using_model() as backend:
+            vectors = text_ops.embed(backend, list(request.texts))
+        return pb.EmbedResponse(embeddings=[pb.Embedding(values=v) for v in vectors])
 
     @rpc
     def Shutdown(self, request: pb.ShutdownRequest, context: grpc.ServicerContext) -> pb.ShutdownResponse:
