@@ -9,12 +9,16 @@ import {
   SaveCheckpointRequest,
   ScoreRequest,
   TrainStepRequest,
+  TokenizeRequest,
+  EmbedRequest,
   WorkerClient,
   type GenerateResponse,
   type LoadCheckpointResponse,
   type SaveCheckpointResponse,
   type ScoreResponse,
   type TrainStepResponse,
+  type TokenizeResponse,
+  type EmbedResponse,
   type DeepPartial,
 } from "./gen/promptcot_worker.js";
 
@@ -88,6 +92,16 @@ export class WorkerRpc {
       LoadCheckpointRequest.fromPartial(req),
       timeoutMs,
     );
+  }
+
+  /** Prompt (chat-templated) and completion token ids as the worker's own tokenizer makes them. */
+  tokenize(req: DeepPartial<TokenizeRequest>, timeoutMs: number): Promise<TokenizeResponse> {
+    return this.unary(this.client.tokenize as Unary<TokenizeRequest, TokenizeResponse>, TokenizeRequest.fromPartial(req), timeoutMs);
+  }
+
+  /** One L2-normalised vector per text, in request order. */
+  embed(req: DeepPartial<EmbedRequest>, timeoutMs: number): Promise<EmbedResponse> {
+    return this.unary(this.client.embed as Unary<EmbedRequest, EmbedResponse>, EmbedRequest.fromPartial(req), timeoutMs);
   }
 
   shutdown(timeoutMs = 5_000): Promise<unknown> {
