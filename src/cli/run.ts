@@ -5,12 +5,14 @@ import { WorkerPool } from "../cluster/pool.js";
 import { killAllWorkers } from "../cluster/local-launcher.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
+import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
-import { arithmeticSplits, readProblemsJsonl, type Problem } from "../data/problems.js";
-import { exportIteration, writeJsonl } from "../experiment/artifacts.js";
+import { loadProblems } from "../data/problems.js";
+import { exportIteration } from "../experiment/artifacts.js";
 import type { RunContext } from "../experiment/context.js";
 import { Journal } from "../experiment/journal.js";
-import { defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
+import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
+import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
@@ -21,15 +23,6 @@ export interface RunOptions {
   set: string[];
   runDir?: string;
   dryRun?: boolean;
-}
-
-function loadProblems(cfg: Experiment, baseDir: string): { train: Problem[]; heldout: Problem[] } {
-  const d = cfg.data;
-  if (d.kind === "arithmetic") return arithmeticSplits(cfg.seed, d.train_size, d.heldout_size);
-  return {
-    train: readProblemsJsonl(join(baseDir, d.train_path!), "t").slice(0, d.train_size),
-    heldout: readProblemsJsonl(join(baseDir, d.heldout_path!), "h").slice(0, d.heldout_size),
-  };
 }
 
 export function planText(cfg: Experiment, runDir: string): string {
@@ -52,18 +45,20 @@ export function planText(cfg: Experiment, runDir: string): string {
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const { config: cfg } = loadExperiment(file, opts.set);
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
-  if (opts.dryRun) {
-    process.stdout.write(`# resolved config\n${resolvedYaml(cfg)}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n`);
-    return 0;
-  }
+  const configDir = dirname(resolve(file));
+  // Data and model are read and checked before the run directory exists: bad data writes nothing.
+  const problems = loadProblems(cfg, configDir);
+  const identity = runIdentity(cfg, configDir, problems);
+  if (opts.dryRun) return dryRun(cfg, runDir, identity, problems);
   pythonPath(); // fail early, with the fix, when the environment is missing
   const t0 = performance.now();
-  const { resumed } = prepareRunDir(runDir, cfg);
+  const { resumed, state } = prepareRunDir(runDir, cfg, identity, problems);
   const unlock = lockRunDir(runDir);
   const journal = new Journal(join(runDir, "journal.sqlite"));
   const log = (m: string) => process.stderr.write(`[promptcot] ${m}\n`);
   log(`${resumed ? "resuming" : "starting"} run ${runDir}`);
-  journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid });
+  if (state === "legacy") log("this run predates data and model fingerprints: recorded them now (run.json); its data matched the run's copy where there was one");
+  journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid, train: identity.train.sha256, heldout: identity.heldout.sha256, model: identity.model.sha256 });
 
   const onSignal = (sig: NodeJS.Signals) => {
     log(`${sig}: stopping workers; run the same command again to resume`);
@@ -75,15 +70,12 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
-  const problems = loadProblems(cfg, dirname(resolve(file)));
-  writeJsonl(join(runDir, "artifacts", "problems.train.jsonl"), problems.train);
-  writeJsonl(join(runDir, "artifacts", "problems.heldout.jsonl"), problems.heldout);
   const latest = latestUpdate(journal);
 
   const pool = new WorkerPool(
     cfg.workers.count,
     {
-      modelSource: cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
+      modelSource: identity.model.path ?? cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
     },
     cfg.workers.max_restarts,
@@ -91,7 +83,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   );
   const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });
   const timer = new StageTimer();
-  const ctx: RunContext = { cfg, runDir, configDir: dirname(resolve(file)), journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
+  const ctx: RunContext = { cfg, runDir, configDir, journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
   try {
     await timer.time("worker startup", async () => {
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
@@ -113,6 +105,24 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
   }
+}
+
+/** Prints what a run would do and stand on; exit 2 when the run directory would refuse it. */
+function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems: Parameters<typeof checkRunDir>[3]): number {
+  let verdict: string, code = 0;
+  try {
+    verdict = checkRunDir(runDir, cfg, identity, problems) === "new" ? "new run" : "resumes it (config, data and model match)";
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    [verdict, code] = [`would refuse to resume: ${e.message}`, 2];
+  }
+  process.stdout.write(
+    `# resolved config\n${resolvedYaml(cfg)}\n# data and model fingerprints (recorded in run.json; a resume on others is refused)\n` +
+      `${identityLines(identity).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n` +
+      `run directory status: ${verdict}\n`,
+  );
+  if (code) process.stderr.write(`error: ${runDir}: ${verdict}\n`);
+  return code;
 }
 
 /** VmHWM: the kernel's record of the process's peak resident set. */

@@ -2,7 +2,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Journal } from "../experiment/journal.js";
-import { controllerPid } from "../experiment/run-dir.js";
+import { controllerPid, readRunRecord } from "../experiment/run-dir.js";
+import { identityLines } from "../experiment/run-identity.js";
 import { latestUpdate } from "../train/dpo.js";
 
 export function statusCommand(runDir: string): number {
@@ -18,6 +19,7 @@ export function statusCommand(runDir: string): number {
     const events = j.events();
     const last = events.filter((e) => e.kind.startsWith("run_")).at(-1);
     if (last) out.push(`last run event: ${last.kind} at ${last.at}`);
+    out.push("", "started on (run.json; a resume on other data or model is refused):", ...identity(runDir));
     out.push("", "units by iteration and stage:");
     for (const r of j.countsByStage()) out.push(`  it ${String(r.iteration).padStart(3)}  ${r.stage.padEnd(8)} ${r.n}`);
     const latest = latestUpdate(j);
@@ -29,5 +31,14 @@ export function statusCommand(runDir: string): number {
     return 0;
   } finally {
     j.close();
+  }
+}
+
+function identity(runDir: string): string[] {
+  try {
+    const rec = readRunRecord(runDir);
+    return rec ? identityLines(rec).map((l) => `  ${l}`) : ["  not recorded (the run predates fingerprints; the next resume records them)"];
+  } catch (e) {
+    return [`  ${(e as Error).message}`];
   }
 }

@@ -1,6 +1,9 @@
 // Problems the self-play loop trains and evaluates on: a seeded arithmetic generator (the quickstart's
 // data: easy sums and one-step word problems with known answers) or a user's JSONL file.
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { ConfigError } from "../config/errors.js";
+import type { Experiment } from "../config/schema.js";
 import { rng } from "../experiment/ids.js";
 
 export interface Problem {
@@ -56,23 +59,80 @@ export function arithmeticSplits(seed: number, trainSize: number, heldoutSize: n
   return { train, heldout };
 }
 
-/** Reads `{prompt, answer}` rows (PromptCoT field names); a bad row is reported with its line number. */
-export function readProblemsJsonl(path: string, prefix: string): Problem[] {
-  const lines = readFileSync(path, "utf8").split("\n");
+/**
+ * Reads `{prompt, answer}` rows (PromptCoT field names). Ids are row positions (`t0003` = the fourth
+ * non-blank row): a run's fingerprint of the loaded problems, not the ids, guards against an edited file.
+ * Any bad row is a ConfigError naming file:line and the fix, so it stops the run before anything is written.
+ */
+export function readProblemsJsonl(path: string, prefix: string, key = "data.train_path"): Problem[] {
   const out: Problem[] = [];
-  lines.forEach((line, i) => {
+  readText(path, key).split("\n").forEach((line, i) => {
     if (!line.trim()) return;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch {
-      throw new Error(`${path}:${i + 1}: not valid JSON`);
-    }
-    const { prompt, answer, source } = row as Record<string, unknown>;
-    if (typeof prompt !== "string" || typeof answer !== "string") {
-      throw new Error(`${path}:${i + 1}: each row needs string fields 'prompt' and 'answer'`);
-    }
-    out.push({ id: `${prefix}${String(out.length).padStart(4, "0")}`, prompt, answer, source: typeof source === "string" ? source : "jsonl" });
+    const { prompt, answer, source } = parseRow(line, path, i + 1);
+    out.push({ id: `${prefix}${String(out.length).padStart(4, "0")}`, prompt, answer, source: source ?? "jsonl" });
   });
   return out;
+}
+
+function readText(path: string, key: string): string {
+  try {
+    return readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory, not a JSONL file" : `cannot read (${code})`;
+    throw new ConfigError(`${what}; fix ${key} (a relative path resolves against the experiment file's directory)`, path, undefined, key);
+  }
+}
+
+const FIX = `each line must be one JSON object with string fields "prompt" and "answer", e.g. {"prompt": "What is 2 + 3?", "answer": "5"}`;
+
+function parseRow(line: string, path: string, lineNo: number): { prompt: string; answer: string; source?: string } {
+  const fail = (what: string) => new ConfigError(`${what}; ${FIX}`, path, lineNo);
+  let row: unknown;
+  try {
+    row = JSON.parse(line);
+  } catch (e) {
+    throw fail(`not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof row !== "object" || row === null || Array.isArray(row)) throw fail(`row is ${describe(row)}, not a JSON object`);
+  const r = row as Record<string, unknown>;
+  for (const k of ["prompt", "answer"]) {
+    if (!(k in r)) throw fail(`row has no '${k}' field`);
+    if (typeof r[k] !== "string") throw fail(`'${k}' is ${describe(r[k])}, not a string${typeof r[k] === "number" ? ` (write it as "${r[k]}")` : ""}`);
+    if (!(r[k] as string).trim()) throw fail(`'${k}' is empty`);
+  }
+  if (r.source !== undefined && typeof r.source !== "string") throw fail(`'source' is ${describe(r.source)}; when present it must be a string`);
+  return { prompt: r.prompt as string, answer: r.answer as string, source: r.source as string | undefined };
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? "an object" : `a ${typeof v} (${JSON.stringify(v)})`;
+}
+
+/**
+ * The problems a run uses: the seeded generator, or the first train_size / heldout_size rows of the JSONL
+ * files. A file with fewer rows than asked for is an error, not a silently smaller run.
+ */
+export function loadProblems(cfg: Experiment, configDir: string): { train: Problem[]; heldout: Problem[] } {
+  const d = cfg.data;
+  if (d.kind === "arithmetic") return arithmeticSplits(cfg.seed, d.train_size, d.heldout_size);
+  return {
+    train: takeRows(resolve(configDir, d.train_path!), "t", "train", d.train_size),
+    heldout: takeRows(resolve(configDir, d.heldout_path!), "h", "heldout", d.heldout_size),
+  };
+}
+
+function takeRows(path: string, prefix: string, split: "train" | "heldout", size: number): Problem[] {
+  const rows = readProblemsJsonl(path, prefix, `data.${split}_path`);
+  if (rows.length < size) {
+    throw new ConfigError(
+      `has ${rows.length} problem rows but data.${split}_size is ${size}; set data.${split}_size: ${rows.length} or add rows`,
+      path,
+      undefined,
+      `data.${split}_size`,
+    );
+  }
+  return rows.slice(0, size);
 }
