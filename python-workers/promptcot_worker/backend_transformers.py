@@ -12,8 +12,11 @@ import torch
 from transformers import DynamicCache
 
 from . import checkpoint, losses
-from .batch import build_batch, chunk_by_budget, completion_logits
+from .batch import CompletionBatch, build_batch, chunk_by_budget, completion_logits, micro_batches
+from .memory import DEFAULT_CHUNK_TOKENS, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
+from .memory import transformer_blocks
 from .models import LoadedModel
+from .precision import MasterWeights
 from .sampling import SampleState, SamplingConfig, advance, make_generator, pick_tokens
 from .schema import Example, Hyper, LossKind, ScoreOut
 
@@ -28,18 +31,23 @@ class Cancelled(Exception):
     """The caller went away or the worker is stopping; the decode loop ends early."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def transformer_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
-    base = getattr(model, "base_model", model)
-    blocks = getattr(base, "layers", None)
-    if not isinstance(blocks, torch.nn.ModuleList):
-        raise ValueError(f"cannot find transformer blocks on {type(model).__name__}")
-    return blocks
+def resolve_device(name: str, index: int = 0, cuda_count: int | None = None) -> torch.device:
+    """--device for worker ``index``: "auto" and "cuda" spread workers round-robin over the GPUs
+    (cuda:(index mod n)); "cuda:N" is taken as given; "auto" without GPUs is the CPU."""
+    n = torch.cuda.device_count() if cuda_count is None else cuda_count
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "auto" and n == 0:
+        return torch.device("cpu")
+    if name in ("auto", "cuda"):
+        if n == 0:
+            raise ValueError("--device cuda: no CUDA device is visible (use auto or cpu)")
+        return torch.device(f"cuda:{index % n}")
+    if name.startswith("cuda:") and name[5:].isdigit():
+        if int(name[5:]) >= n:
+            raise ValueError(f"--device {name}: only {n} CUDA device(s) visible (cuda:0..cuda:{n - 1})")
+        return torch.device(name)
+    raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def freeze_all_but_last(model: torch.nn.Module, n_layers: int) -> None:
@@ -76,7 +84,12 @@ class TransformersBackend:
         source: str,
         trainable_layers: int = 0,
         decode_width: int = 8,
+        logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        gradient_checkpointing: bool = True,
+        fp32_master: bool = True,
     ) -> None:
+        """``logprob_chunk_tokens`` 0, ``gradient_checkpointing`` False and ``fp32_master`` False give the
+        old memory and precision behaviour (kept for bench/worker-memory.py and the tests)."""
         self.model = loaded.model.to(device)
         # Eval mode always: the supported models have no dropout, and this keeps training deterministic.
         self.model.eval()
@@ -89,6 +102,14 @@ class TransformersBackend:
         self.eos_ids = eos_ids_of(loaded)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.optimizer: torch.optim.AdamW | None = None
+        self.master: MasterWeights | None = None
+        self.fp32_master = fp32_master
+        self.stop_eos = _stop_eos(loaded, self.eos_ids)
+        self.chunk_tokens = logprob_chunk_tokens if supports_chunked_head(self.model) else 0
+        if logprob_chunk_tokens and not self.chunk_tokens:
+            log.warning("%s post-processes its logits; log-probs use the full-logits path", self.name)
+        if gradient_checkpointing:
+            checkpoint_blocks(self.model)
         self.weights_version = 0
         self.last_step: tuple[str, dict[str, float]] | None = None
         forward_args = inspect.signature(self.model.forward).parameters
@@ -126,21 +147,34 @@ class TransformersBackend:
 
     # ---- prompts -----------------------------------------------------------------------------------
 
-    def encode_prompt(self, messages: Sequence[tuple[str, str]], text: str, token_ids: Sequence[int]) -> list[int]:
-        """token_ids win over messages, which win over text."""
+    def encode_prompt(
+        self,
+        messages: Sequence[tuple[str, str]],
+        text: str,
+        token_ids: Sequence[int],
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """token_ids win over messages, which win over text. ``template_kwargs`` go to the chat template."""
         if token_ids:
             return [int(t) for t in token_ids]
         if messages:
             if not getattr(self.tokenizer, "chat_template", None):
                 raise ValueError(f"model {self.name} has no chat template; send text or token_ids")
             chat = [{"role": r, "content": c} for r, c in messages]
-            out = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+            out = self.tokenizer.apply_chat_template(
+                chat, add_generation_prompt=True, tokenize=True, **(template_kwargs or {})
+            )
             # transformers 5 returns a BatchEncoding here; older versions a plain list.
             ids = out["input_ids"] if not isinstance(out, list) else out
             return [int(t) for t in ids]
         if text:
             return [int(t) for t in self.tokenizer(text)["input_ids"]]
         raise ValueError("prompt has no messages, text or token_ids")
+
+    def prompt_opens_think(self, prompt_ids: Sequence[int]) -> bool:
+        """The prompt ends inside an open <think> block (its last <think> comes after its last </think>)."""
+        text = self.tokenizer.decode(list(prompt_ids), skip_special_tokens=False)
+        return text.rfind("<think>") > text.rfind("</think>")
 
     # ---- generation --------------------------------------------------------------------------------
 
@@ -193,17 +227,22 @@ class TransformersBackend:
         generators = [make_generator(s) for s in seeds]
         states = [SampleState(index=start + i) for i in range(len(seeds))]
         cache, logits = self._prefill(prompt_ids)
+        seen = self._seen_mask(prompt_ids, logits.shape[-1]) if cfg.penalizes else None
         filler = torch.full((self.decode_width,), self.pad_id, dtype=torch.long)
         while True:
-            picked = pick_tokens(logits, cfg, generators)
+            picked = pick_tokens(logits, cfg, generators, seen)
             logps = torch.log_softmax(logits, dim=-1) if want_logprobs else None
             for i, state in enumerate(states):
                 if state.done:
                     continue
                 token = int(picked[i])
+                if seen is not None:
+                    seen[i, token] = True
                 advance(state, token, float(logps[i, token]) if logps is not None else None,
-                        cfg, self.eos_ids, self.tokenizer)
+                        cfg, self.eos_ids, self.tokenizer, self.stop_eos)
                 if state.done:
+                    if want_logprobs and state.unscored:
+                        self._score_unsampled(prompt_ids, state)
                     yield state
             if all(s.done for s in states):
                 return
@@ -213,7 +252,24 @@ class TransformersBackend:
             tokens[: len(seeds)] = picked[: len(seeds)]
             logits = self._step(cache, tokens)
 
+    def _seen_mask(self, prompt_ids: list[int], vocab: int) -> torch.Tensor:
+        """Per row, the tokens the repetition penalty applies to: the prompt's, then the row's own."""
+        seen = torch.zeros((self.decode_width, vocab), dtype=torch.bool)
+        seen[:, torch.tensor(prompt_ids, dtype=torch.long)] = True
+        return seen
+
+    def _score_unsampled(self, prompt_ids: list[int], state: SampleState) -> None:
+        """Log-probs for the tokens a stop cut put in place of sampled ones (re-encoded text, EOS)."""
+        scored = self.score([(prompt_ids, state.token_ids)], want_tokens=True)[0].token_logprobs
+        state.logprobs.extend(scored[len(state.token_ids) - state.unscored :])
+
     # ---- scoring -----------------------------------------------------------------------------------
+
+    def token_logprobs(self, batch: CompletionBatch) -> torch.Tensor:
+        """[B, C] float32 log p(completion token); chunked over tokens unless chunk_tokens is 0."""
+        if self.chunk_tokens > 0:
+            return chunked_token_logprobs(self.model, batch, self.chunk_tokens)
+        return losses.token_logprobs(completion_logits(self.model, batch), batch.labels)
 
     @torch.inference_mode()
     def score(self, items: Sequence[tuple[list[int], list[int]]], want_tokens: bool) -> list[ScoreOut]:
@@ -223,7 +279,7 @@ class TransformersBackend:
         lengths = [len(p) + len(c) for p, c in items]
         for chunk in chunk_by_budget(lengths, SCORE_MAX_ROWS, SCORE_TOKEN_BUDGET):
             batch = build_batch([items[i] for i in chunk], self.pad_id, self.device)
-            tok = losses.token_logprobs(completion_logits(self.model, batch), batch.labels).cpu()
+            tok = self.token_logprobs(batch).cpu()
             for row, idx in enumerate(chunk):
                 n = len(items[idx][1])
                 values = tok[row, :n]
@@ -236,9 +292,15 @@ class TransformersBackend:
 
     # ---- training ----------------------------------------------------------------------------------
 
+    def _masters(self) -> MasterWeights:
+        if self.master is None:
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            self.master = MasterWeights(named, keep_fp32=self.fp32_master)
+        return self.master
+
     def _optimizer_for(self, hyper: Hyper) -> torch.optim.AdamW:
         if self.optimizer is None:
-            params = [p for p in self.model.parameters() if p.requires_grad]
+            params = self._masters().masters
             self.optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=hyper.weight_decay)
         for group in self.optimizer.param_groups:
             group["lr"] = hyper.learning_rate
@@ -255,27 +317,31 @@ class TransformersBackend:
         self.check_tokens([(e.prompt, seq) for e in examples for seq in (e.completion, e.chosen, e.rejected)])
         started = time.perf_counter()
         optimizer = self._optimizer_for(hyper)
+        masters = self._masters()
         optimizer.zero_grad(set_to_none=True)
-        stats = self._accumulate(kind, examples, hyper)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.model.zero_grad(set_to_none=True)
+        stats = self._accumulate(kind, examples, hyper, masters)
         limit = hyper.max_grad_norm if hyper.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, limit)
+        grad_norm = torch.nn.utils.clip_grad_norm_(masters.masters, limit)
         optimizer.step()
+        masters.push()
         optimizer.zero_grad(set_to_none=True)
         self.weights_version += 1
         metrics = _finish_metrics(stats, float(grad_norm), len(examples), hyper, time.perf_counter() - started)
         self.last_step = (step_id, metrics)
         return dict(metrics)
 
-    def _accumulate(self, kind: LossKind, examples: list[Example], hyper: Hyper) -> dict[str, Any]:
-        size = hyper.micro_batch_size if hyper.micro_batch_size > 0 else len(examples)
+    def _accumulate(
+        self, kind: LossKind, examples: list[Example], hyper: Hyper, masters: MasterWeights
+    ) -> dict[str, Any]:
         normalizer = _normalizer(kind, examples)
-        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": []}
-        for lo in range(0, len(examples), size):
-            micro = examples[lo : lo + size]
-            loss = self._micro_loss(kind, micro, hyper, normalizer, stats)
+        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "micro_batches": 0}
+        for micro in micro_batches(_rows_of(kind, examples), hyper.micro_batch_size, hyper.max_tokens_per_micro_batch):
+            loss = self._micro_loss(kind, [examples[i] for i in micro], hyper, normalizer, stats)
             loss.backward()
+            masters.take_grads()
             stats["loss"] += float(loss.detach())
+            stats["micro_batches"] += 1
         return stats
 
     def _micro_loss(
@@ -286,10 +352,9 @@ class TransformersBackend:
             return self._dpo_micro(micro, hyper, normalizer, weights, stats)
         batch = build_batch([(e.prompt, e.completion) for e in micro], self.pad_id, self.device)
         stats["tokens"] += batch.num_tokens
-        logits = completion_logits(self.model, batch)
+        tok = self.token_logprobs(batch)
         if kind == LossKind.SFT:
-            return losses.sft_loss(logits, batch.labels, batch.mask, weights, normalizer)
-        tok = losses.token_logprobs(logits, batch.labels)
+            return losses.nll_loss(tok, batch.mask, weights, normalizer)
         adv = torch.tensor([e.advantage for e in micro], dtype=torch.float32, device=self.device) * weights
         # On-policy: the wire has no old log-probs yet, so the ratio is 1 and only its gradient matters.
         loss, clipped = losses.grpo_loss(tok, tok.detach(), adv, batch.mask, hyper.clip_eps, normalizer)
@@ -302,8 +367,7 @@ class TransformersBackend:
         pairs = [(e.prompt, e.chosen) for e in micro] + [(e.prompt, e.rejected) for e in micro]
         batch = build_batch(pairs, self.pad_id, self.device)
         stats["tokens"] += batch.num_tokens
-        tok = losses.token_logprobs(completion_logits(self.model, batch), batch.labels)
-        seq = losses.sequence_logprobs(tok, batch.mask)
+        seq = losses.sequence_logprobs(self.token_logprobs(batch), batch.mask)
         m = len(micro)
         ref = torch.tensor([[e.ref_chosen_logp, e.ref_rejected_logp] for e in micro], device=self.device)
         per_pair, chosen_r, rejected_r = losses.dpo_loss(
@@ -325,7 +389,9 @@ class TransformersBackend:
             "has_optimizer": bool(include_optimizer and self.optimizer is not None),
         }
         opt = self.optimizer if include_optimizer else None
-        return checkpoint.save(path, self.model, self.tokenizer, opt, meta)
+        # The fp32 masters are the trainer's true weights (model.safetensors has them rounded to bf16).
+        masters = self.master.state_dict() if self.master is not None else None
+        return checkpoint.save(path, self.model, self.tokenizer, opt, meta, masters)
 
     def load_checkpoint(self, path: Path, load_optimizer: bool) -> int:
         """Load weights (and optionally optimizer state); weights_version becomes the checkpoint's."""
@@ -338,6 +404,8 @@ class TransformersBackend:
                 f"optimizer state is for --trainable-layers {saved_layers}, this worker has {self.trainable_layers}"
             )
         checkpoint.load_weights(path, self.model)
+        if load_optimizer or self.master is not None:
+            self._masters().load(checkpoint.load_masters(path))
         if load_optimizer:
             state = checkpoint.load_optimizer_state(path)
             self.optimizer = None
@@ -349,11 +417,28 @@ class TransformersBackend:
         return self.weights_version
 
 
+def _stop_eos(loaded: LoadedModel, eos_ids: frozenset[int]) -> int | None:
+    """The EOS appended to a sample cut at a stop string: the tokenizer's, else the smallest known."""
+    eos = loaded.tokenizer.eos_token_id
+    if isinstance(eos, int):
+        return eos
+    return min(eos_ids) if eos_ids else None
+
+
+def _rows_of(kind: LossKind, examples: list[Example]) -> list[tuple[int, int]]:
+    """(rows, tokens per row) each example adds to a padded batch: a DPO pair is two rows."""
+    if kind == LossKind.DPO:
+        return [(2, len(e.prompt) + max(len(e.chosen), len(e.rejected))) for e in examples]
+    return [(1, len(e.prompt) + len(e.completion)) for e in examples]
+
+
 def _validate(kind: LossKind, examples: list[Example], hyper: Hyper) -> None:
     if not examples:
         raise ValueError("TrainStep needs at least one example")
     if hyper.learning_rate < 0:
         raise ValueError("learning_rate must be >= 0")
+    if hyper.micro_batch_size < 0 or hyper.max_tokens_per_micro_batch < 0:
+        raise ValueError("micro_batch_size and max_tokens_per_micro_batch must be >= 0 (0 = no limit)")
     if kind == LossKind.DPO:
         if hyper.beta <= 0:
             raise ValueError("DPO needs beta > 0")
@@ -379,6 +464,7 @@ def _finish_metrics(
         "learning_rate": hyper.learning_rate,
         "num_examples": float(n),
         "tokens": float(stats["tokens"]),
+        "micro_batches": float(stats["micro_batches"]),
         "seconds": seconds,
     }
     if stats["chosen"]:

@@ -82,3 +82,27 @@ def chunk_by_budget(lengths: Sequence[int], max_rows: int, max_tokens: int) -> l
     if current:
         chunks.append(current)
     return chunks
+
+
+def micro_batches(rows: Sequence[tuple[int, int]], max_examples: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive groups of example indices for gradient accumulation.
+
+    ``rows[i]`` is (padded rows, tokens per row) of example i. A group holds at most ``max_examples``
+    examples and, when ``max_tokens`` > 0, at most that many padded tokens (rows x longest row); an
+    example over the token cap on its own forms a group of one. 0 means no limit.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    n_rows = width = 0
+    for i, (r, length) in enumerate(rows):
+        grown_rows, grown_width = n_rows + r, max(width, length)
+        full = 0 < max_examples <= len(current)
+        over = max_tokens > 0 and grown_rows * grown_width > max_tokens
+        if current and (full or over):
+            groups.append(current)
+            current, grown_rows, grown_width = [], r, length
+        current.append(i)
+        n_rows, width = grown_rows, grown_width
+    if current:
+        groups.append(current)
+    return groups

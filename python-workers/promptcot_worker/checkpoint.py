@@ -20,6 +20,8 @@ from transformers import PreTrainedModel
 META_FILE = "worker_meta.json"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
+# fp32 master weights of a bf16 trainer (precision.MasterWeights); model.safetensors holds them rounded.
+MASTER_FILE = "master_fp32.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -57,6 +59,7 @@ def save(
     tokenizer: Any,
     optimizer: torch.optim.Optimizer | None,
     meta: dict[str, Any],
+    masters: dict[str, torch.Tensor] | None = None,
 ) -> int:
     """Write a checkpoint directory at ``path`` (which must not exist); returns its size in bytes."""
     if path.exists():
@@ -69,6 +72,8 @@ def save(
         tokenizer.save_pretrained(str(tmp))
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        if masters:
+            torch.save({k: v.detach().cpu() for k, v in masters.items()}, tmp / MASTER_FILE)
         torch.save(rng_state(), tmp / RNG_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         if path.exists():  # created by someone else meanwhile; rename would merge into an empty dir
@@ -118,6 +123,11 @@ def load_optimizer_state(path: Path) -> dict[str, Any]:
     if not f.exists():
         raise FileNotFoundError(f"checkpoint has no {OPTIMIZER_FILE}: {path}")
     return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def load_masters(path: Path) -> dict[str, torch.Tensor] | None:
+    f = path / MASTER_FILE
+    return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
 
 
 def load_rng(path: Path) -> None:

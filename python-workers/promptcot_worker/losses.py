@@ -36,7 +36,17 @@ def sft_loss(
 
     ``weights`` ([B]) scales each example's tokens; the mean still divides by the token count.
     """
-    nll = -token_logprobs(logits, labels) * mask
+    return nll_loss(token_logprobs(logits, labels), mask, weights, normalizer)
+
+
+def nll_loss(
+    token_logps: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """sft_loss from token log-probs ([B, T]) rather than logits, for the chunked log-prob path."""
+    nll = -token_logps * mask
     if weights is not None:
         nll = nll * weights.unsqueeze(-1)
     denom = float(normalizer) if normalizer is not None else mask.sum().clamp(min=1.0)

@@ -35,6 +35,25 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     },
 }
 TINY_CONFIGS["tiny-random-qwen2"] = {**TINY_CONFIGS["tiny-random-llama"], "model_type": "qwen2", "rms_norm_eps": 1e-6}
+# Qwen3's config defaults head_dim to 128; the tiny one keeps hidden / heads.
+TINY_CONFIGS["tiny-random-qwen3"] = {**TINY_CONFIGS["tiny-random-qwen2"], "model_type": "qwen3", "head_dim": 16}
+
+# Like Qwen3-Thinking-2507 and R1-distilled templates: the generation prompt opens a <think> block, so
+# the completion starts inside the reasoning. enable_thinking=false closes it at once (Qwen3 hybrid style).
+THINKING_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- else %}"
+    "{{- '<think>\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
+)
+CHAT_TEMPLATES = {"tiny-random-qwen3": THINKING_TEMPLATE}
 
 
 @dataclass
@@ -98,6 +117,8 @@ def smollm2_dir() -> Path:
 
 def _tiny_model(name: str, seed: int, dtype: torch.dtype) -> LoadedModel:
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir()))
+    if name in CHAT_TEMPLATES:
+        tok.chat_template = CHAT_TEMPLATES[name]
     spec = dict(TINY_CONFIGS[name])
     model_type = spec.pop("model_type")
     config = AutoConfig.for_model(

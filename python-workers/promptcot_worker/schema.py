@@ -32,6 +32,7 @@ class Hyper:
     micro_batch_size: int = 0  # 0 = the whole batch in one forward/backward
     max_grad_norm: float = 0.0  # 0 = no clipping
     weight_decay: float = 0.0
+    max_tokens_per_micro_batch: int = 0  # 0 = micro batches are bounded by micro_batch_size only
     clip_eps: float = 0.2  # GRPO; not on the wire yet
 
 

@@ -20,6 +20,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import functools  # noqa: E402
 import inspect  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -111,16 +112,22 @@ class Worker(pb_grpc.WorkerServicer):
         log.info("loading model %s", self.args.model)
         dtype = getattr(torch, self.args.dtype)
         loaded = load_source(self.args.model, self.args.seed, dtype)
+        device = resolve_device(self.args.device, self.args.device_index)
         backend = TransformersBackend(
-            loaded, resolve_device(self.args.device), self.args.model, self.args.trainable_layers, self.args.decode_width
+            loaded, device, self.args.model, self.args.trainable_layers, self.args.decode_width,
+            gradient_checkpointing=self.args.gradient_checkpointing,
         )
         if self.args.init_checkpoint:
             path = Path(self.args.init_checkpoint)
-            backend.load_checkpoint(path, load_optimizer=(path / "optimizer.pt").exists())
+            # Optimizer state (and fp32 masters) belong to the one worker that trains; a rollout worker
+            # holding them would only waste memory.
+            trainer = self.args.role == "trainer"
+            backend.load_checkpoint(path, load_optimizer=trainer and (path / "optimizer.pt").exists())
         self.backend = backend
         info = backend.info()
-        log.info("ready: %s on %s, %d params (%d trainable)", info["model_name"], info["device"],
-                 info["num_parameters"], info["trainable_parameters"])
+        log.info("ready: %s on %s as %s, %d params (%d trainable), optimizer %s", info["model_name"],
+                 info["device"], self.args.role, info["num_parameters"], info["trainable_parameters"],
+                 "loaded" if backend.optimizer is not None else "none")
 
     def status(self) -> int:
         if self.stopping.is_set():
@@ -165,14 +172,17 @@ class Worker(pb_grpc.WorkerServicer):
     @rpc
     def Generate(self, request: pb.GenerateRequest, context: grpc.ServicerContext) -> Iterator[pb.GenerateResponse]:
         cfg = sampling_config(request.sampling)
+        template_kwargs = chat_template_kwargs(request.chat_template_kwargs_json)
 
         def should_stop() -> bool:
             return self.stopping.is_set() or not context.is_active()
 
         started, produced = time.perf_counter(), 0
         with self.using_model() as backend:
-            prompts = [(p, _encode(backend, p, cfg)) for p in request.prompts]  # reject bad input before any work
+            # Reject bad input before any work.
+            prompts = [(p, _encode(backend, p, cfg, template_kwargs)) for p in request.prompts]
             for prompt, ids in prompts:
+                opens_think = backend.prompt_opens_think(ids)
                 for sample in backend.generate(ids, list(prompt.sample_seeds), cfg, request.return_logprobs,
                                                should_stop):
                     produced += len(sample.token_ids)
@@ -180,6 +190,7 @@ class Worker(pb_grpc.WorkerServicer):
                         prompt_id=prompt.id, sample_index=sample.index, text=sample.text,
                         token_ids=sample.token_ids, prompt_token_ids=ids, finish_reason=sample.finish_reason,
                         logprobs=sample.logprobs, weights_version=backend.weights_version,
+                        prompt_opens_think=opens_think,
                     )
         seconds = time.perf_counter() - started
         log.info("generate: %d prompts, %d tokens in %.2f s (%.1f tok/s)", len(prompts), produced, seconds,
@@ -250,16 +261,45 @@ class Worker(pb_grpc.WorkerServicer):
 def sampling_config(p: pb.SamplingParams) -> SamplingConfig:
     if p.temperature < 0 or p.top_k < 0 or p.max_tokens < 0 or not 0.0 <= p.top_p <= 1.0:
         raise ValueError("sampling: temperature, top_k, max_tokens must be >= 0 and top_p in [0, 1]")
+    if not 0.0 <= p.min_p <= 1.0 or p.repetition_penalty < 0:
+        raise ValueError(f"sampling: min_p must be in [0, 1] (got {p.min_p}) and repetition_penalty >= 0 "
+                         f"(0 or 1 = off; got {p.repetition_penalty})")
     return SamplingConfig(
         temperature=float(p.temperature), top_p=float(p.top_p), top_k=int(p.top_k),
         max_tokens=int(p.max_tokens) or DEFAULT_MAX_TOKENS, stop=tuple(s for s in p.stop if s),
+        min_p=float(p.min_p), repetition_penalty=float(p.repetition_penalty) or 1.0,
     )
 
 
-def _encode(backend: TransformersBackend, p: pb.PromptInput, cfg: SamplingConfig) -> list[int]:
+# Arguments of apply_chat_template that the worker sets itself.
+_RESERVED_TEMPLATE_KWARGS = frozenset({"conversation", "add_generation_prompt", "tokenize", "return_dict",
+                                       "return_tensors", "continue_final_message"})
+
+
+def chat_template_kwargs(raw: str) -> dict[str, Any]:
+    """GenerateRequest.chat_template_kwargs_json: a JSON object (or empty) of chat-template variables."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"chat_template_kwargs_json is not valid JSON ({err}): {raw[:200]!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"chat_template_kwargs_json must be a JSON object such as "
+                         f'{{"enable_thinking": false}}, got {type(value).__name__}: {raw[:200]!r}')
+    clash = sorted(_RESERVED_TEMPLATE_KWARGS & value.keys())
+    if clash:
+        raise ValueError(f"chat_template_kwargs_json may not set {clash}: the worker sets them")
+    return value
+
+
+def _encode(
+    backend: TransformersBackend, p: pb.PromptInput, cfg: SamplingConfig, template_kwargs: dict[str, Any]
+) -> list[int]:
     if not p.sample_seeds:
         raise ValueError(f"prompt {p.id!r} has no sample_seeds (n = len(sample_seeds) must be >= 1)")
-    ids = backend.encode_prompt([(m.role, m.content) for m in p.messages], p.text, list(p.token_ids))
+    ids = backend.encode_prompt([(m.role, m.content) for m in p.messages], p.text, list(p.token_ids),
+                                template_kwargs)
     backend.check_tokens([(ids, [])], extra=cfg.max_tokens)
     return ids
 
@@ -277,6 +317,7 @@ def _hyper(h: pb.TrainHyper) -> Hyper:
     return Hyper(
         learning_rate=h.learning_rate, beta=h.beta, label_smoothing=h.label_smoothing,
         micro_batch_size=h.micro_batch_size, max_grad_norm=h.max_grad_norm, weight_decay=h.weight_decay,
+        max_tokens_per_micro_batch=h.max_tokens_per_micro_batch,
     )
 
 
@@ -293,8 +334,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="promptcot_worker.server", description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 = let the OS choose; the READY line reports it")
-    ap.add_argument("--model", required=True, help="smollm2-135m-instruct | tiny-random-llama | tiny-random-qwen2 | HF dir")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--model", required=True,
+                    help="smollm2-135m-instruct | tiny-random-llama | tiny-random-qwen2 | tiny-random-qwen3 | HF dir")
+    ap.add_argument("--device", default="auto",
+                    help="auto | cpu | cuda | cuda:N; auto and cuda put worker --device-index i on cuda:(i mod #GPUs)")
+    ap.add_argument("--device-index", type=int, default=0, help="this worker's index among the run's workers")
+    ap.add_argument("--role", default="trainer", choices=["trainer", "rollout"],
+                    help="trainer: loads optimizer.pt (and fp32 masters) from --init-checkpoint; rollout: weights only")
+    ap.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                    help="recompute block activations in the backward pass (less memory, ~1/3 more compute)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--seed", type=int, default=0, help="initialises tiny random models and the global RNGs")
     ap.add_argument("--trainable-layers", type=int, default=0, help="train only the last N blocks (+ final norm); 0 = all")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -105,6 +106,16 @@ def start_worker(*args: str) -> RunningWorker:
     ready = read_ready(proc, log_path)
     channel, stub = connect(ready["port"])
     return RunningWorker(proc, ready, log_path, channel, stub)
+
+
+@functools.lru_cache(maxsize=1)
+def smollm2_tokenizer():
+    """The tokenizer every tiny test model uses, loaded in the test process."""
+    from transformers import AutoTokenizer
+
+    from promptcot_worker.models import smollm2_dir
+
+    return AutoTokenizer.from_pretrained(str(smollm2_dir()))
 
 
 @pytest.fixture(scope="module")
