@@ -5,6 +5,7 @@ import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { schemaCommand } from "./schema.js";
 import { synthTestsCommand } from "./synth-tests.js";
+import { registerDedup } from "./dedup.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
     .action(async (o) => {
       code = await synthTestsCommand(o);
     });
+  registerDedup(program, (c) => (code = c));
   program
     .command("schema")
     .description("write the experiment JSON Schema (for editor completion)")
