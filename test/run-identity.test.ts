@@ -102,6 +102,10 @@ describe("resume checks the data and model the run started on", () => {
     expect(r.stderr).toContain("start a new run with --run-dir");
     expect(tree(runDir)).toEqual(before);
     expect(existsSync(join(runDir, "journal.sqlite"))).toBe(false);
+    const dry = cli("run", exp, "--dry-run", "--run-dir", runDir);
+    expect(dry.status).toBe(2);
+    expect(dry.stdout).toMatch(/train: +5 problems from .*train\.jsonl  sha256 [0-9a-f]{12}/);
+    expect(dry.stdout).toContain("run directory status: would refuse to resume: train set changed: 1 problem differs");
   });
 
   it("a change beyond train_size does not matter; a row added, removed or reworded inside it does", () => {
