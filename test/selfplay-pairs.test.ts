@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { passRatePairs, type PromptGroup } from "../src/selfplay/pairs.js";
+import { countableGroups, passRatePairs, type PromptGroup, type SampleOutcome } from "../src/selfplay/pairs.js";
+import type { MathVerdictKind } from "../src/verify/types.js";
 import { arithmeticSplits } from "../src/data/problems.js";
 import { pairedComparison } from "../src/eval/stats.js";
 
@@ -28,6 +29,38 @@ describe("PromptCoT 2.0 pair building", () => {
 
   it("respects max_pairs_per_prompt", () => {
     expect(passRatePairs([group("p", [true, true, false, false])], { ...opts, max_pairs_per_prompt: 1 })).toHaveLength(1);
+  });
+});
+
+describe("samples that cannot be counted", () => {
+  const o = (promptId: string, i: number, verdict: MathVerdictKind, finishReason = "stop"): SampleOutcome => ({
+    id: `${promptId}/s${i}`, promptId, text: `${promptId}-${i}`, verdict, finishReason,
+  });
+
+  it("grader timeouts and errors enter neither pool nor the pass rate, and are counted", () => {
+    // 1 correct, 1 incorrect, 2 the grader could not judge: the rate is 1/2 over the judged samples
+    const { groups, excluded } = countableGroups([o("p", 0, "timeout"), o("p", 1, "correct"), o("p", 2, "error"), o("p", 3, "incorrect")]);
+    expect(excluded).toEqual({ timeout: 1, error: 1, truncated: 0, excluded: 2 });
+    const pairs = passRatePairs(groups, opts);
+    expect(pairs.map((p) => [p.chosen, p.rejected])).toEqual([["p/s1", "p/s3"]]);
+    // 3 right answers sympy was slow on must not make a 1-of-4 prompt whose timeouts are rejected
+    const slow = countableGroups([o("q", 0, "correct"), o("q", 1, "timeout"), o("q", 2, "timeout"), o("q", 3, "timeout")]);
+    expect(passRatePairs(slow.groups, opts)).toEqual([]);
+  });
+
+  it("a sample cut at max_tokens is never chosen, never rejected, never counted", () => {
+    const outcomes = [o("p", 0, "correct", "length"), o("p", 1, "incorrect"), o("p", 2, "no_answer", "length"), o("p", 3, "correct"), o("p", 4, "incorrect")];
+    const { groups, excluded } = countableGroups(outcomes);
+    expect(excluded).toEqual({ timeout: 0, error: 0, truncated: 2, excluded: 2 });
+    const pairs = passRatePairs(groups, opts);
+    expect(pairs.map((p) => [p.chosen, p.rejected])).toEqual([["p/s3", "p/s1"]]);
+    expect(pairs.flatMap((p) => [p.chosen, p.rejected])).not.toContain("p/s0");
+  });
+
+  it("a prompt with nothing countable keeps its (empty) group and gives no pairs", () => {
+    const { groups } = countableGroups([o("p", 0, "timeout", "length"), o("p", 1, "correct", "length")]);
+    expect(groups).toEqual([{ promptId: "p", samples: [] }]);
+    expect(passRatePairs(groups, opts)).toEqual([]);
   });
 });
 

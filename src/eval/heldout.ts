@@ -1,26 +1,35 @@
 // Held-out evaluation: k samples per problem, graded as they stream in (sample and verdict are one unit).
+// Every eval draws the same per-sample seeds (pairedSeeds), so before/after differ by the weights only.
 import type { RunContext } from "../experiment/context.js";
 import { generateStage } from "../selfplay/generate-stage.js";
 import type { MathVerdict } from "../verify/types.js";
-import { bootstrapMeanCI, mean } from "./stats.js";
+import { bootstrapMeanCI, type Estimate, mean, passAtKEstimate, reportedKs } from "./stats.js";
 
 export interface EvalRecord extends MathVerdict {
   prompt_id: string;
   sample: number;
+  /** The sample's seed: the same at every eval (paired before/after). */
+  seed: number;
   text: string;
   finish_reason: string;
+  prompt_opens_think: boolean;
 }
 
 export interface EvalSummary {
   iteration: number;
   problems: number;
   samples: number;
-  /** avg@k: mean over problems of the fraction of correct samples. */
+  /** avg@k: mean over problems of the fraction of correct samples (= unbiased pass@1). */
   score: number;
   ci: { lo: number; hi: number };
-  /** pass@k (any sample correct), as a fraction of problems. */
-  pass_at_k: number;
+  /** Unbiased pass@k for the reported k (1, powers of two, n), each with a bootstrap CI over problems. */
+  pass_at: ({ k: number } & Estimate)[];
+  /** Fraction of correct samples per problem. */
   perProblem: Map<string, number>;
+  /** Samples the grader could not judge (counted as not correct) and samples cut at max_tokens. */
+  timeout: number;
+  error: number;
+  truncated: number;
 }
 
 export async function evaluateStage(ctx: RunContext, iteration: number): Promise<EvalSummary> {
@@ -31,9 +40,18 @@ export async function evaluateStage(ctx: RunContext, iteration: number): Promise
     iteration,
     problems: ctx.problems.heldout,
     sampling: ctx.cfg.eval,
+    pairedSeeds: true,
     toRows: async (problem, s, id) => {
-      const verdict = await ctx.grader.grade(s.text, answers.get(problem.id)!);
-      const result: EvalRecord = { ...verdict, prompt_id: problem.id, sample: s.sample, text: s.text, finish_reason: s.finish_reason };
+      const verdict = await ctx.grader.grade(s.text, answers.get(problem.id)!, { promptOpensThink: s.prompt_opens_think });
+      const result: EvalRecord = {
+        ...verdict,
+        prompt_id: problem.id,
+        sample: s.sample,
+        seed: s.seed,
+        text: s.text,
+        finish_reason: s.finish_reason,
+        prompt_opens_think: s.prompt_opens_think,
+      };
       return [{ id, stage: "eval", iteration, result }];
     },
   });
@@ -41,24 +59,65 @@ export async function evaluateStage(ctx: RunContext, iteration: number): Promise
 }
 
 export function summarizeEval(ctx: RunContext, iteration: number): EvalSummary {
-  const rows = ctx.journal.list<EvalRecord>("eval", iteration);
-  const byProblem = new Map<string, boolean[]>();
-  for (const r of rows) {
-    const list = byProblem.get(r.result.prompt_id) ?? [];
-    list.push(r.result.verdict === "correct");
-    byProblem.set(r.result.prompt_id, list);
+  const records = ctx.journal.list<EvalRecord>("eval", iteration).map((r) => r.result);
+  const ids = ctx.problems.heldout.map((p) => p.id);
+  const summary = summarizeRecords(records, ids, ctx.cfg.eval.samples_per_prompt, iteration, ctx.cfg.seed);
+  ctx.metrics.write({
+    iteration,
+    kind: "eval",
+    problems: summary.problems,
+    samples: summary.samples,
+    avg_at_k: summary.score,
+    ci_lo: summary.ci.lo,
+    ci_hi: summary.ci.hi,
+    ...Object.fromEntries(summary.pass_at.flatMap((p) => [[`pass_at_${p.k}`, p.value], [`pass_at_${p.k}_ci_lo`, p.ci.lo], [`pass_at_${p.k}_ci_hi`, p.ci.hi]])),
+    grader_timeout: summary.timeout,
+    grader_error: summary.error,
+    truncated: summary.truncated,
+  });
+  return summary;
+}
+
+/**
+ * The summary of one eval from its records. Every held-out problem must have exactly n samples: a missing
+ * problem or sample is an error, not a 0, because a partial eval compared with a full one measures the gap.
+ */
+export function summarizeRecords(records: EvalRecord[], problemIds: string[], n: number, iteration: number, seed: number): EvalSummary {
+  const byProblem = new Map<string, Map<number, boolean>>(problemIds.map((id) => [id, new Map()]));
+  const stray = new Set<string>();
+  for (const r of records) {
+    const samples = byProblem.get(r.prompt_id);
+    if (!samples) stray.add(r.prompt_id);
+    else samples.set(r.sample, r.verdict === "correct");
   }
-  const perProblem = new Map([...byProblem].map(([id, xs]) => [id, mean(xs.map(Number))]));
+  const where = iteration === 0 ? "eval before training" : `eval after iteration ${iteration}`;
+  if (stray.size) throw new Error(`${where}: samples of problems not in the held-out set (${few([...stray])}); the held-out data changed since they were drawn`);
+  const short = [...byProblem].filter(([, s]) => s.size !== n || [...s.keys()].some((i) => i < 0 || i >= n));
+  if (problemIds.length === 0) throw new Error(`${where}: no held-out problems`);
+  if (short.length) {
+    throw new Error(
+      `${where}: ${short.length} of ${problemIds.length} problems do not have eval.samples_per_prompt=${n} samples ` +
+        `(${few(short.map(([id, s]) => `${id}: ${s.size}`))}); rerun the same command to finish the eval`,
+    );
+  }
+  const counts = [...byProblem.values()].map((s) => ({ n, c: [...s.values()].filter(Boolean).length }));
+  const perProblem = new Map([...byProblem].map(([id, s]) => [id, mean([...s.values()].map(Number))]));
   const scores = [...perProblem.values()];
-  const summary: EvalSummary = {
+  const kinds = (f: (r: EvalRecord) => boolean) => records.filter(f).length;
+  return {
     iteration,
     problems: perProblem.size,
-    samples: rows.length,
+    samples: records.length,
     score: mean(scores),
-    ci: bootstrapMeanCI(scores, ctx.cfg.seed),
-    pass_at_k: mean([...byProblem.values()].map((xs) => Number(xs.some(Boolean)))),
+    ci: bootstrapMeanCI(scores, seed),
+    pass_at: reportedKs(n).map((k) => ({ k, ...passAtKEstimate(counts, k, seed) })),
     perProblem,
+    timeout: kinds((r) => r.verdict === "timeout"),
+    error: kinds((r) => r.verdict === "error"),
+    truncated: kinds((r) => r.finish_reason === "length"),
   };
-  ctx.metrics.write({ iteration, kind: "eval", problems: summary.problems, samples: summary.samples, avg_at_k: summary.score, ci_lo: summary.ci.lo, ci_hi: summary.ci.hi, pass_at_k: summary.pass_at_k });
-  return summary;
+}
+
+function few(items: string[]): string {
+  return `${items.slice(0, 5).join(", ")}${items.length > 5 ? `, and ${items.length - 5} more` : ""}`;
 }

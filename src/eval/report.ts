@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { RunContext } from "../experiment/context.js";
 import type { IterationResult } from "../selfplay/loop.js";
 import type { EvalSummary } from "./heldout.js";
-import { pairedComparison } from "./stats.js";
+import { gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
+import { pairedByProblem } from "./stats.js";
 
 export interface RunFacts {
   wallSeconds: number;
@@ -23,17 +24,30 @@ function table(rows: string[][]): string {
 export function renderReport(ctx: RunContext, before: EvalSummary, its: IterationResult[], facts: RunFacts): string {
   const k = ctx.cfg.eval.samples_per_prompt;
   const last = its.at(-1)?.eval ?? before;
-  const ids = [...before.perProblem.keys()];
-  const cmp = pairedComparison(ids.map((i) => before.perProblem.get(i)!), ids.map((i) => last.perProblem.get(i) ?? 0), ctx.cfg.seed);
-  const evalRows = [["held-out", "problems", "samples", `avg@${k}`, "95% CI (bootstrap over problems)", `pass@${k}`]];
-  evalRows.push(["before", String(before.problems), String(before.samples), pct(before.score), ci(before.ci), pct(before.pass_at_k)]);
+  const cmp = pairedByProblem(before.perProblem, last.perProblem, ctx.cfg.seed);
+  const passKs = before.pass_at.filter((p) => p.k > 1).map((p) => p.k);
+  const evalRows = [
+    ["held-out", "problems", "samples", `avg@${k}`, "95% CI (bootstrap over problems)", ...passKs.map((pk) => `pass@${pk} [95% CI]`), "grader timeout/error", "cut at max_tokens"],
+  ];
+  const evalRow = (label: string, e: EvalSummary) => [
+    label, String(e.problems), String(e.samples), pct(e.score), ci(e.ci),
+    ...passKs.map((pk) => {
+      const p = e.pass_at.find((x) => x.k === pk)!;
+      return `${pct(p.value)} ${ci(p.ci)}`;
+    }),
+    `${e.timeout}/${e.error}`, String(e.truncated),
+  ];
+  evalRows.push(evalRow("before", before));
+  for (const it of its) if (it.eval) evalRows.push(evalRow(`after it ${it.iteration}`, it.eval));
+  // samples set aside from pairs and pass rates (see selfplay/pairs.ts countableGroups)
+  const work = [["iteration", "prompts", "samples", "grader timeout", "grader error", "cut at max_tokens", "set aside", "pairs", "train steps"]];
   for (const it of its) {
-    const e = it.eval;
-    if (!e) continue;
-    evalRows.push([`after it ${it.iteration}`, String(e.problems), String(e.samples), pct(e.score), ci(e.ci), pct(e.pass_at_k)]);
+    const g = gradingCounts(sampleOutcomes(ctx, it.iteration));
+    work.push([
+      String(it.iteration), String(ctx.problems.train.length), String(it.samples), String(g.timeout), String(g.error), String(g.truncated),
+      String(g.excluded), String(it.pairs), String(it.steps),
+    ]);
   }
-  const work = [["iteration", "prompts", "samples", "pairs", "train steps"]];
-  for (const it of its) work.push([String(it.iteration), String(ctx.problems.train.length), String(it.samples), String(it.pairs), String(it.steps)]);
   const staged = [...ctx.timer.seconds.values()].reduce((a, b) => a + b, 0);
   const time = [["stage", "wall s", "share"]];
   for (const [stage, s] of ctx.timer.seconds) time.push([stage, s.toFixed(1), pct(s / facts.wallSeconds)]);
@@ -47,7 +61,7 @@ export function renderReport(ctx: RunContext, before: EvalSummary, its: Iteratio
     "",
     table(evalRows),
     "",
-    `paired change over ${cmp.n} problems: ${(100 * cmp.delta).toFixed(1)} points, 95% CI [${(100 * cmp.ci.lo).toFixed(1)}, ${(100 * cmp.ci.hi).toFixed(1)}]; ` +
+    `paired change over ${cmp.n} problems (same sample seeds before and after): ${(100 * cmp.delta).toFixed(1)} points, 95% CI [${(100 * cmp.ci.lo).toFixed(1)}, ${(100 * cmp.ci.hi).toFixed(1)}]; ` +
       `${cmp.improved} problems improved, ${cmp.worsened} worsened — ${verdict}.`,
     "",
     table(work),

@@ -24,6 +24,41 @@ export function bootstrapMeanCI(xs: number[], seed = 0, reps = 2000): { lo: numb
   return { lo: quantile(means, 0.025), hi: quantile(means, 0.975) };
 }
 
+/**
+ * Unbiased pass@k of one problem from n samples with c correct (Chen et al. 2021, the Codex paper):
+ * 1 - C(n-c, k) / C(n, k), the chance that k samples drawn without replacement include a correct one.
+ * Computed as 1 - prod_{i=n-c+1..n} (1 - k/i): no factorials, so no overflow at any n.
+ */
+export function passAtK(n: number, c: number, k: number): number {
+  const whole = (x: number) => Number.isInteger(x) && x >= 0;
+  if (!whole(n) || !whole(c) || !whole(k) || c > n || k < 1 || k > n) {
+    throw new Error(`pass@k needs whole numbers 0 <= c <= n and 1 <= k <= n (got n=${n}, c=${c}, k=${k})`);
+  }
+  if (n - c < k) return 1;
+  let none = 1;
+  for (let i = n - c + 1; i <= n; i++) none *= 1 - k / i;
+  return 1 - none;
+}
+
+/** The k reported for n samples per problem: 1, then powers of two below n, then n. */
+export function reportedKs(n: number): number[] {
+  const ks: number[] = [];
+  for (let k = 1; k < n; k *= 2) ks.push(k);
+  ks.push(n);
+  return ks;
+}
+
+export interface Estimate {
+  value: number;
+  ci: { lo: number; hi: number };
+}
+
+/** pass@k over problems with its percentile-bootstrap 95% CI (problems resampled). */
+export function passAtKEstimate(counts: { n: number; c: number }[], k: number, seed = 0): Estimate {
+  const per = counts.map(({ n, c }) => passAtK(n, c, k));
+  return { value: mean(per), ci: bootstrapMeanCI(per, seed) };
+}
+
 export interface PairedComparison {
   n: number;
   before: number;
@@ -36,9 +71,30 @@ export interface PairedComparison {
   significant: boolean;
 }
 
-/** Paired comparison of per-problem scores (same problems before and after). */
+/**
+ * Paired comparison of per-problem scores keyed by problem id. A problem on one side only is an error,
+ * never a 0: a missing eval would otherwise read as a collapse (or, on the before side, as a gain).
+ */
+export function pairedByProblem(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>, seed = 0): PairedComparison {
+  const onlyBefore = [...before.keys()].filter((id) => !after.has(id));
+  const onlyAfter = [...after.keys()].filter((id) => !before.has(id));
+  if (onlyBefore.length || onlyAfter.length) {
+    const list = (ids: string[]) => `${ids.slice(0, 5).join(", ")}${ids.length > 5 ? ` and ${ids.length - 5} more` : ""}`;
+    throw new Error(
+      `paired comparison needs the same problems on both sides: ` +
+        [onlyBefore.length ? `missing after: ${list(onlyBefore)}` : "", onlyAfter.length ? `missing before: ${list(onlyAfter)}` : ""]
+          .filter(Boolean)
+          .join("; "),
+    );
+  }
+  const ids = [...before.keys()];
+  return pairedComparison(ids.map((i) => before.get(i)!), ids.map((i) => after.get(i)!), seed);
+}
+
+/** Paired comparison of per-problem scores (same problems before and after, in the same order). */
 export function pairedComparison(before: number[], after: number[], seed = 0): PairedComparison {
   if (before.length !== after.length) throw new Error("paired comparison needs the same problems on both sides");
+  if (before.length === 0) throw new Error("paired comparison of zero problems");
   const diffs = after.map((a, i) => a - before[i]!);
   const ci = bootstrapMeanCI(diffs, seed);
   return {

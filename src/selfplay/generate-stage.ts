@@ -17,7 +17,10 @@ export interface SampleRecord {
   text: string;
   token_ids: number[];
   prompt_token_ids: number[];
+  /** "stop" | "length": a "length" sample was cut at max_tokens and is never a chosen answer. */
   finish_reason: string;
+  /** The templated prompt ended inside an open <think> block: graders need it (see verify/think.ts). */
+  prompt_opens_think: boolean;
 }
 
 export interface GenerateStageOptions {
@@ -28,12 +31,16 @@ export interface GenerateStageOptions {
   sampling: Sampling;
   /** Turns a finished sample into the rows to journal (eval grades here, in the same transaction). */
   toRows: (problem: Problem, sample: SampleRecord, id: string) => Promise<UnitRow[]>;
+  /** Seeds independent of the iteration: every eval draws the same samples' seeds, so before/after are paired. */
+  pairedSeeds?: boolean;
 }
 
 const GENERATE_DEADLINE_MS = 60 * 60 * 1000;
 
-export function sampleSeeds(ctx: RunContext, o: Pick<GenerateStageOptions, "stage" | "iteration" | "sampling">, p: Problem): number[] {
-  return Array.from({ length: o.sampling.samples_per_prompt }, (_, i) => unitSeed(ctx.cfg.seed, o.stage, o.iteration, p.id, i));
+export function sampleSeeds(ctx: RunContext, o: Pick<GenerateStageOptions, "stage" | "iteration" | "sampling" | "pairedSeeds">, p: Problem): number[] {
+  const seed = (i: number) =>
+    o.pairedSeeds ? unitSeed(ctx.cfg.seed, o.stage, "paired", p.id, i) : unitSeed(ctx.cfg.seed, o.stage, o.iteration, p.id, i);
+  return Array.from({ length: o.sampling.samples_per_prompt }, (_, i) => seed(i));
 }
 
 export async function generateStage(ctx: RunContext, o: GenerateStageOptions): Promise<void> {
@@ -85,6 +92,7 @@ async function runChunk(
       token_ids: r.tokenIds,
       prompt_token_ids: r.promptTokenIds,
       finish_reason: r.finishReason,
+      prompt_opens_think: r.promptOpensThink,
     };
     const added = ctx.journal.record(await o.toRows(problem, sample, id));
     if (added > 0) progress.tick(1);

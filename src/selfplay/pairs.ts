@@ -1,14 +1,65 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { MathVerdictKind } from "../verify/types.js";
 
 // Chosen/rejected pairs the PromptCoT 2.0 way: keep prompts whose pass rate is in (min, max];
 // chosen = passing samples, rejected = failing ones, each de-duplicated by text;
 // n = min(#chosen, #rejected) pairs per prompt, matched in sample order (deterministic).
+// Samples the grader could not judge (timeout, error) and samples cut at max_tokens are set aside before
+// any builder sees the groups (countableGroups): they are neither chosen, nor rejected, nor counted.
 
 export interface GradedSample {
   id: string;
   text: string;
   passed: boolean;
+}
+
+/** One rollout sample with its grader verdict, before the samples that cannot be counted are set aside. */
+export interface SampleOutcome {
+  id: string;
+  promptId: string;
+  text: string;
+  verdict: MathVerdictKind;
+  finishReason: string;
+}
+
+/** Samples set aside per iteration; none of them is chosen, rejected, or counted in a pass rate. */
+export interface ExcludedCounts {
+  /** The grader ran out of time (sympy was slow): says nothing about the answer. */
+  timeout: number;
+  /** The grader failed (crash, memory limit, bad reference): says nothing about the answer. */
+  error: number;
+  /** Cut at max_tokens: its grade measures the token budget, not the answer (counted even when also timeout/error). */
+  truncated: number;
+  /** Samples excluded for any of the reasons above. */
+  excluded: number;
+}
+
+const GRADER_FAILURE = new Set<MathVerdictKind>(["timeout", "error"]);
+
+/**
+ * Prompt groups of the samples that can be counted: graded to a verdict about the answer, and not cut at
+ * max_tokens. A timeout would otherwise push down a right answer sympy was slow on; a truncated sample
+ * would be rejected for its length or chosen for a box in unfinished reasoning. Builders see only these.
+ */
+export function countableGroups(outcomes: SampleOutcome[]): { groups: PromptGroup[]; excluded: ExcludedCounts } {
+  const excluded: ExcludedCounts = { timeout: 0, error: 0, truncated: 0, excluded: 0 };
+  const groups = new Map<string, PromptGroup>();
+  for (const o of outcomes) {
+    const g = groups.get(o.promptId) ?? { promptId: o.promptId, samples: [] };
+    groups.set(o.promptId, g);
+    const failed = GRADER_FAILURE.has(o.verdict);
+    const truncated = o.finishReason === "length";
+    if (o.verdict === "timeout") excluded.timeout++;
+    if (o.verdict === "error") excluded.error++;
+    if (truncated) excluded.truncated++;
+    if (failed || truncated) {
+      excluded.excluded++;
+      continue;
+    }
+    g.samples.push({ id: o.id, text: o.text, passed: o.verdict === "correct" });
+  }
+  return { groups: [...groups.values()], excluded };
 }
 
 export interface PromptGroup {

@@ -1,9 +1,9 @@
 // The self-play stages between rollout and update: grading and pair building.
 import type { RunContext } from "../experiment/context.js";
 import { iterTag, unitId } from "../experiment/ids.js";
-import type { MathVerdict } from "../verify/types.js";
+import type { MathVerdict, MathVerdictKind } from "../verify/types.js";
 import type { SampleRecord } from "./generate-stage.js";
-import { pairBuilder, type Pair, type PromptGroup } from "./pairs.js";
+import { countableGroups, pairBuilder, type ExcludedCounts, type Pair, type SampleOutcome } from "./pairs.js";
 
 export type GradeRecord = MathVerdict & { sample_id: string };
 
@@ -19,7 +19,8 @@ export async function gradeStage(ctx: RunContext, iteration: number): Promise<vo
   const lane = async () => {
     for (let i = next++; i < todo.length; i = next++) {
       const s = todo[i]!;
-      const verdict = await ctx.grader.grade(s.result.text, answers.get(s.result.prompt_id)!);
+      const context = { promptOpensThink: s.result.prompt_opens_think === true };
+      const verdict = await ctx.grader.grade(s.result.text, answers.get(s.result.prompt_id)!, context);
       const id = unitId(iteration, "grade", s.result.prompt_id, s.result.sample);
       ctx.journal.record([{ id, stage: "grade", iteration, result: { ...verdict, sample_id: s.id } satisfies GradeRecord }]);
     }
@@ -27,16 +28,28 @@ export async function gradeStage(ctx: RunContext, iteration: number): Promise<vo
   await Promise.all(Array.from({ length: GRADE_CONCURRENCY }, lane));
 }
 
-/** Groups graded samples by prompt (in sample order). */
-export function gradedGroups(ctx: RunContext, iteration: number): PromptGroup[] {
+/** Every rollout sample of the iteration with its verdict, in sample order. */
+export function sampleOutcomes(ctx: RunContext, iteration: number): SampleOutcome[] {
   const verdicts = new Map(ctx.journal.list<GradeRecord>("grade", iteration).map((g) => [g.result.sample_id, g.result]));
-  const groups = new Map<string, PromptGroup>();
-  for (const s of ctx.journal.list<SampleRecord>("rollout", iteration)) {
-    const g = groups.get(s.result.prompt_id) ?? { promptId: s.result.prompt_id, samples: [] };
-    g.samples.push({ id: s.id, text: s.result.text, passed: verdicts.get(s.id)?.verdict === "correct" });
-    groups.set(s.result.prompt_id, g);
-  }
-  return [...groups.values()];
+  return ctx.journal.list<SampleRecord>("rollout", iteration).map((s) => {
+    const v = verdicts.get(s.id);
+    if (!v) throw new Error(`iteration ${iteration}: rollout sample ${s.id} has no grade; the grade stage must run before pairs`);
+    return { id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason };
+  });
+}
+
+/** Verdict counts of an iteration's rollout and the samples set aside, for metrics.jsonl and report.md. */
+export interface GradingCounts extends ExcludedCounts {
+  samples: number;
+  correct: number;
+  incorrect: number;
+  no_answer: number;
+}
+
+export function gradingCounts(outcomes: SampleOutcome[]): GradingCounts {
+  const { excluded } = countableGroups(outcomes);
+  const count = (k: MathVerdictKind) => outcomes.filter((o) => o.verdict === k).length;
+  return { samples: outcomes.length, correct: count("correct"), incorrect: count("incorrect"), no_answer: count("no_answer"), ...excluded };
 }
 
 /** Builds (or reads back) the iteration's pairs: one unit, so a resumed run trains on the same pairs. */
@@ -45,7 +58,16 @@ export async function pairsStage(ctx: RunContext, iteration: number): Promise<Pa
   const done = ctx.journal.get<{ pairs: Pair[] }>(id);
   if (done) return done.pairs;
   const build = await pairBuilder(ctx.cfg.pairs.builder, ctx.configDir);
-  const pairs = build(gradedGroups(ctx, iteration), ctx.cfg.pairs);
-  ctx.journal.record([{ id, stage: "pairs", iteration, result: { pairs } }]);
+  const outcomes = sampleOutcomes(ctx, iteration);
+  const pairs = build(countableGroups(outcomes).groups, ctx.cfg.pairs);
+  const counts = gradingCounts(outcomes);
+  ctx.journal.record([{ id, stage: "pairs", iteration, result: { pairs, counts } }]);
+  ctx.metrics.write({ iteration, kind: "grading", ...counts, pairs: pairs.length });
+  if (counts.excluded > 0) {
+    ctx.log(
+      `iteration ${iteration}: set aside ${counts.excluded} of ${counts.samples} samples ` +
+        `(grader timeout ${counts.timeout}, grader error ${counts.error}, cut at max_tokens ${counts.truncated})`,
+    );
+  }
   return pairs;
 }
