@@ -24,7 +24,7 @@ describe("math equivalence", () => {
 
   it("fractions, percentages, radicals, pi, powers, binomials, logs", async () => {
     await expectSame(
-      [["\\dfrac{3}{4}", "3/4"], ["\\frac34", "0.75"], ["\\tfrac{6}{8}", "\\frac{3}{4}"], ["75\\%", "\\frac{3}{4}"], ["75\\%", "75"],
+      [["\\dfrac{3}{4}", "3/4"], ["\\frac34", "0.75"], ["\\tfrac{6}{8}", "\\frac{3}{4}"], ["75\\%", "\\frac{3}{4}"], ["75", "75\\%"],
        ["28 \\text{ percent}", "28\\%"], ["2\\sqrt{3}", "\\sqrt{12}"], ["\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"],
        ["3\\sqrt{13}", "\\sqrt{117}"], ["\\frac94\\pi", "\\frac{9\\pi}{4}"], ["2^{10}", "1024"], ["\\binom{10}{3}", "120"],
        ["\\log_2 8", "3"], ["8^{2/3}", "4"], ["\\sqrt[3]{27}", "3"], ["5!", "120"], ["204_5", "54"]],
@@ -68,6 +68,28 @@ describe("math equivalence", () => {
     expect((await grader.grade("\\boxed{}", "")).verdict).toBe("error");
     expect((await grader.grade("\\boxed{5}", "  ")).verdict).toBe("error");
     expect((await grader.grade("maybe 3 or 5 or 7", "5")).verdict).toBe("no_answer");
+  });
+
+  it("drops a percent sign from the reference only; a percent sign only the answer has scales it", async () => {
+    // [answer, reference]
+    await expectSame([["50", "50\\%"], ["0.5", "50\\%"], ["50\\%", "0.5"], ["\\frac{1}{2}", "50\\%"], ["12.5\\%", "\\frac18"]], "correct");
+    await expectSame([["0.5\\%", "0.5"], ["75\\%", "75"], ["50\\%", "50"], ["5\\%", "50\\%"]], "incorrect");
+  });
+
+  it("folds fullwidth digits and signs (CJK input) to ASCII", async () => {
+    await expectSame([["５０", "50"], ["50", "５０"], ["－３", "-3"], ["（１，２）", "(1, 2)"], ["１／２", "0.5"], ["３．５", "3.5"]], "correct");
+    await expectSame([["５１", "50"]], "incorrect");
+  });
+
+  it("an equation in unknowns is not a number, either way round; a computation or an assignment states its value", async () => {
+    await expectSame([["1", "x+z=1"], ["x+z=1", "1"], ["x - y = 2", "2"], ["z = 1 - x", "x + 2z = 1"]], "incorrect");
+    await expectSame([["z = 1 - x", "x + z = 1"], ["x+z=1", "2x + 2z = 2"], ["5+5+1 = 11", "11"], ["y = 2x+1", "2x+1"], ["f(x-1) = 3", "3"]], "correct");
+  });
+
+  it("a single letter keeps its case, except a multiple-choice letter; words ignore case", async () => {
+    await expectSame([["x", "X"], ["X", "x"], ["E", "e"], ["n", "N"], ["2x", "2X"], ["x^2+1", "X^2+1"], ["\\delta", "\\Delta"]], "incorrect");
+    await expectSame([["2X", "2X"], ["X^2 + 2X + 1", "(X+1)^2"], ["\\Delta", "\\Delta"]], "correct");
+    await expectSame([["a", "A"], ["c", "(C)"], ["(b)", "B"], ["C", "(c)"], ["Odd", "odd"], ["YES", "\\text{yes}"], ["\\text{evelyn}", "Evelyn"], ["X", "X"]], "correct");
   });
 
   it("accepts a decimal only as the exact value rounded or truncated to its digits", async () => {

@@ -43,7 +43,7 @@ def _fatal(e: BaseException) -> None:
 
 
 def _compact(s: str) -> str:
-    return re.sub(r"\s+", "", s).lower()
+    return re.sub(r"\s+", "", s)
 
 
 def answer(q: dict[str, Any]) -> bool:

@@ -12,7 +12,8 @@ from latex2sympy2_extended.math_normalization import NormalizationConfig
 _NORMALIZATION = NormalizationConfig(
     basic_latex=True, units=True, malformed_operators=True, nits=True, boxed="none", equations=False
 )
-_CONVERSION = ConversionConfig(lowercase_symbols=True)
+# X and x are different symbols; the TypeScript fast path keeps case too (docs/MATH_GRADER.md, "Letter case")
+_CONVERSION = ConversionConfig(lowercase_symbols=False)
 _COMPLEX = re.compile(r"\\mathbb\{C\}|\\imath\b|(?<![a-zA-Z\\])i(?![a-zA-Z])")
 _DECIMAL = re.compile(r"(?<![\w.])(\d*)\.(\d+)(?![\d.])")
 MAX_LATEX = 4000

@@ -128,3 +128,11 @@ def test_server_memory_limit_ends_the_worker():
         assert p.wait(timeout=10) == 3
     finally:
         p.kill()
+
+
+def test_symbols_keep_their_case():
+    # X and x are different symbols (docs/MATH_GRADER.md, "Letter case"); the same symbol still simplifies
+    assert not q("X^{2} + 1", "x^{2} + 1")
+    assert not q("\\sin(N)", "\\sin(n)")
+    assert q("(X+1)^{2}", "X^{2} + 2X + 1")
+    assert q("x = 2X", "x - 2X = 0", op="rel")

@@ -177,11 +177,14 @@ function hasUnknownCommand(s: string): boolean {
 
 /** The left side of an assignment: only symbols (x, a_3, (p,q), f(x), |AB|, NO/BO, S_{ABC}:S), no digits. */
 export function isSymbolOnly(src: string): boolean {
+  // A sum or difference is not a name: "x+z = 1" is an equation (a plane), not a value for "x+z".
+  // Function arguments may hold anything: f(x-1) is a name.
   const t = src
     .replace(/_\{[^{}]*\}|_[a-zA-Z0-9]/g, "")
+    .replace(/([a-zA-Z])\s*\([^()]*\)/g, "$1")
     .replace(/\\(?:frac|overline|angle|triangle|mathrm|text|operatorname|vec|overrightarrow)(?![a-zA-Z])/g, "")
     .replace(/\\[a-zA-Z]+/g, "a")
-    .replace(/[\s{}()[\]|,:/*+\-']/g, "");
+    .replace(/[\s{}()[\]|,:/*']/g, "");
   return t.length > 0 && /^[a-zA-Z]+$/.test(t);
 }
 
@@ -359,5 +362,6 @@ export class AnswerParser {
 
 /** A compact identity key for a node (spacing and case do not matter). */
 export function nodeKey(n: Node): string {
-  return compactForm(n.src);
+  // a leaf's src has its percent sign cut off: 0.5% and 0.5 must not look identical
+  return compactForm(n.src) + (n.kind === "expr" && n.pct ? "\\%" : "");
 }

@@ -98,15 +98,37 @@ function isAssignment(n: Extract<Node, { kind: "rel" }>): boolean {
   return n.ops.every((o) => o === "=") && isSymbolOnly(first.src);
 }
 
+/** An equation chain whose terms before the last are constants: "5+5+1 = 11", "1/2 = 10/9". */
+function isComputation(n: Extract<Node, { kind: "rel" }>): boolean {
+  return n.terms.slice(0, -1).every((t) => t.kind === "expr" && t.inf === 0 && t.value !== null && V.isConstant(t.value));
+}
+
 function last(n: Extract<Node, { kind: "rel" }>): Node {
   return n.terms[n.terms.length - 1]!;
 }
 
-/** Words for text answers: \text{Evelyn}, "odd", "(C)". Null when the node is not a word. */
+/**
+ * Words for text answers: \text{Evelyn}, "odd", "(C)". Null when the node is not a word. Words compare
+ * without case; a single letter keeps its case (X and x are different symbols, e is not E) unless it
+ * is a multiple-choice letter (see sameWord).
+ */
 function wordOf(n: Node): string | null {
   if (n.kind === "text") return n.text.replace(/[\s()]/g, "").toLowerCase();
-  if (n.kind === "expr" && /^\(?[a-zA-Z][a-zA-Z ]*\)?$/.test(n.src)) return n.src.replace(/[\s()]/g, "").toLowerCase();
+  if (n.kind === "expr" && /^\(?[a-zA-Z][a-zA-Z ]*\)?$/.test(n.src)) {
+    const w = n.src.replace(/[\s()]/g, "");
+    return w.length === 1 ? w : w.toLowerCase();
+  }
   return null;
+}
+
+/** A reference that names a choice: an upper-case A-E, or any letter in parentheses ("(c)"). */
+function isChoice(n: Node): boolean {
+  return n.kind === "expr" && (/^[A-E]$/.test(n.src.trim()) || /^\(\s*[a-zA-Z]\s*\)$/.test(n.src.trim()));
+}
+
+function sameWord(g: Node, gw: string, pw: string): boolean {
+  if (gw === pw) return true;
+  return gw.length === 1 && pw.length === 1 && isChoice(g) && gw.toLowerCase() === pw.toLowerCase();
 }
 
 function scaled(l: Leaf, pct: boolean): Leaf {
@@ -159,7 +181,7 @@ export class Comparison {
     const gw = wordOf(g);
     const pw = wordOf(p);
     if (gw !== null && pw !== null) {
-      return gw === pw ? "T" : "F";
+      return sameWord(g, gw, pw) ? "T" : "F";
     }
     if (g.kind === "text" || p.kind === "text") {
       // \text{13} is a number in text clothing
@@ -237,13 +259,15 @@ export class Comparison {
 
   private leaves(g: Leaf, p: Leaf): Tri {
     if (g.inf !== 0 || p.inf !== 0) return g.inf === p.inf ? "T" : "F";
-    if (g.pct !== p.pct) {
-      // x% against a plain number: the number written without its unit, or its value x/100
+    if (g.pct && !p.pct) {
+      // a reference x% against a plain number: the number written without its unit, or its value x/100
       return or3(
-        () => this.leafCore(scaled(g, false), scaled(p, false)),
-        () => this.leafCore(scaled(g, g.pct), scaled(p, p.pct)),
+        () => this.leafCore(scaled(g, false), p),
+        () => this.leafCore(scaled(g, true), p),
       );
     }
+    // a unit only the prediction has is not dropped: 0.5% is not 0.5 (but 50% is the value 0.5)
+    if (p.pct && !g.pct) return this.leafCore(g, scaled(p, true));
     return this.leafCore(g, p);
   }
 
@@ -307,8 +331,9 @@ export class Comparison {
       return "F";
     }
     const pr = pRel!;
-    // a prediction "x = 3", "x \in [0,1]" or "1/2 = 10/9" states its last term
-    if (isAssignment(pr) || pr.ops.every((o) => o === "=")) return this.cmp(g, last(pr));
+    // a prediction "x = 3", "x \in [0,1]" or a computation "5+5+1 = 11" states its last term; an
+    // equation in unknowns ("x+z = 1") states no value
+    if (isAssignment(pr) || (pr.ops.every((o) => o === "=") && isComputation(pr))) return this.cmp(g, last(pr));
     if (isInequalityChain(pr) && isSetLike(unwrapSingle(g))) {
       return this.opts.allowSetRelation ? this.relSet(pr, unwrapSingle(g)) : "F";
     }

@@ -271,7 +271,8 @@ class Parser {
       if (AMBIGUOUS_LETTERS.has(t.v)) throw new Bail("i");
       // a bare e is Euler's number, as sympy reads it: an independent transcendental atom like pi
       if (t.v === "e" && !this.isOp("_") && !this.isOp("(")) return V.atom("c:e");
-      const name = t.v.toLowerCase() + (this.isOp("_") ? `_${this.subscript().toLowerCase()}` : "");
+      // case is kept: X and x are different symbols (docs/MATH_GRADER.md, "Letter case")
+      const name = t.v + (this.isOp("_") ? `_${this.subscript()}` : "");
       if (this.isOp("(")) return this.call(name); // f(x): an undefined function, kept opaque
       return V.atom(`s:${name}`);
     }
@@ -332,7 +333,7 @@ class Parser {
       return V.constant(Q.of(binomial(a.n, b.n)));
     }
     if (c === "pi") return V.atom("pi");
-    if (GREEK.has(c)) return V.atom(`s:${c.toLowerCase()}`);
+    if (GREEK.has(c)) return V.atom(`s:${c}`); // \Delta and \delta are different symbols
     if (FUNCS.has(c)) return this.func(c);
     if (c === "infty") throw new Bail("infinity in an expression");
     throw new Bail(`unsupported command \\${c}`);

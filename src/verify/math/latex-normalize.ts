@@ -108,8 +108,17 @@ const REL_REPLACEMENTS: [RegExp, string][] = [
  * Normalizes an extracted answer. The result keeps LaTeX structure (\frac, \sqrt, intervals, matrices) with a
  * canonical spelling so that identical answers compare equal as strings and the parsers see few variants.
  */
+/**
+ * Fullwidth ASCII variants (U+FF01-FF5E: "５０", "（１，２）", "Ｘ") as ASCII, and the ideographic space as a
+ * space: they are the same characters in another width (CJK input methods), never other symbols.
+ */
+export function foldFullwidth(s: string): string {
+  if (!/[\uff01-\uff5e\u3000]/.test(s)) return s;
+  return s.replace(/[\uff01-\uff5e]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0)).replace(/\u3000/g, " ");
+}
+
 export function normalizeAnswer(input: string): string {
-  let s = collapseDoubleEscapes(input);
+  let s = collapseDoubleEscapes(foldFullwidth(input));
   s = s.replace(/\r\n?/g, "\n");
   // math delimiters and boxes
   s = s.replace(/\\\$/g, " ").replace(/\$/g, " ");
@@ -156,7 +165,10 @@ export function normalizeAnswer(input: string): string {
   return s;
 }
 
-/** A crude signature of a normalized answer used to detect identical answers (spaces and braces vary). */
+/**
+ * A crude signature of a normalized answer used to detect identical answers (spaces and braces vary).
+ * Case is kept: X and x are different symbols (words are compared without case later, in compare.ts).
+ */
 export function compactForm(s: string): string {
-  return s.replace(/\s+/g, "").replace(/\\left|\\right/g, "").toLowerCase();
+  return s.replace(/\s+/g, "").replace(/\\left|\\right/g, "");
 }
