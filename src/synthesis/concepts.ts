@@ -167,14 +167,24 @@ function checkSize(pool: ConceptPool, size: number): void {
   }
 }
 
-function unitVectors(pool: ConceptPool, embeddings: Float32Array[]): Float32Array[] {
+/** The embeddings as unit rows of one flat matrix: a tight loop over it is several times faster than over row objects. */
+interface UnitMatrix {
+  data: Float32Array;
+  dim: number;
+}
+
+function unitVectors(pool: ConceptPool, embeddings: Float32Array[]): UnitMatrix {
   if (embeddings.length !== pool.concepts.length) {
     throw new Error(`got ${embeddings.length} embeddings for ${pool.concepts.length} concepts`);
   }
-  return embeddings.map((e) => {
+  const dim = embeddings[0]?.length ?? 0;
+  const data = new Float32Array(embeddings.length * dim);
+  embeddings.forEach((e, i) => {
+    if (e.length !== dim) throw new Error(`embedding ${i} has ${e.length} values, the first has ${dim}`);
     const n = l2(e) || 1;
-    return e.map((x) => x / n);
+    for (let d = 0; d < dim; d++) data[i * dim + d] = e[d]! / n;
   });
+  return { data, dim };
 }
 
 function l2(v: ArrayLike<number>): number {
@@ -208,17 +218,17 @@ export function promptcotSampler(pool: ConceptPool, embeddings: Float32Array[] |
 }
 
 /** Fills `score` for the next draw; chosen concepts get -Infinity. */
-function nextScores(pool: ConceptPool, unit: Float32Array[] | null, chosen: number[], score: Float64Array): void {
+function nextScores(pool: ConceptPool, unit: UnitMatrix | null, chosen: number[], score: Float64Array): void {
   score.fill(0);
   for (const c of chosen) for (const [j, count] of pool.neighbours(c)) score[j]! += count;
   if (unit) {
-    const mean = new Float64Array(unit[0]!.length);
-    for (const c of chosen) unit[c]!.forEach((x, d) => (mean[d]! += x));
+    const { data, dim } = unit;
+    const mean = new Float32Array(dim);
+    for (const c of chosen) for (let d = 0; d < dim; d++) mean[d]! += data[c * dim + d]!;
     const norm = l2(mean) || 1;
-    for (let j = 0; j < unit.length; j++) {
+    for (let j = 0, off = 0; j < score.length; j++, off += dim) {
       let dot = 0;
-      const v = unit[j]!;
-      for (let d = 0; d < v.length; d++) dot += v[d]! * mean[d]!;
+      for (let d = 0; d < dim; d++) dot += data[off + d]! * mean[d]!;
       score[j]! += dot / norm;
     }
   }
