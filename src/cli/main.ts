@@ -5,6 +5,7 @@ import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { schemaCommand } from "./schema.js";
 import { synthTestsCommand } from "./synth-tests.js";
+import { traceCommand } from "./trace.js";
 import { registerDedup } from "./dedup.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
@@ -51,6 +52,14 @@ async function main(argv: string[]): Promise<number> {
       code = await synthTestsCommand(o);
     });
   registerDedup(program, (c) => (code = c));
+  program
+    .command("trace")
+    .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")
+    .argument("<id>", "problem id (content hash) or a prefix of at least 4 hex digits")
+    .option("--run-dir <dir>", "the run that wrote it (default: search runs/*/*)")
+    .action((id: string, o: { runDir?: string }) => {
+      code = traceCommand(id, o);
+    });
   program
     .command("schema")
     .description("write the experiment JSON Schema (for editor completion)")

@@ -8,10 +8,17 @@ const probability = z.number().min(0).max(1);
 
 export const ModelSchema = z
   .strictObject({
-    /** "smollm2-135m-instruct" | "tiny-random-llama" | "tiny-random-qwen2" | a local HF directory. */
+    /** "smollm2-135m-instruct" | "tiny-random-llama" | "tiny-random-qwen2" | "tiny-random-qwen3" | a local HF directory. */
     source: z.string().min(1).default("smollm2-135m-instruct"),
     dtype: z.enum(["float32", "bfloat16"]).default("float32"),
-    device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
+    /** "auto"/"cuda": worker i takes cuda:(i mod #GPUs) (the worker resolves it); "cuda:N": all on GPU N. */
+    device: z
+      .union([z.enum(["auto", "cpu", "cuda"]), z.string().regex(/^cuda:\d+$/)], {
+        error: 'model.device must be "auto", "cpu", "cuda" or "cuda:N" (e.g. "cuda:1")',
+      })
+      .default("auto"),
+    /** Keyword arguments for the chat template, e.g. { enable_thinking: false } for Qwen3. */
+    chat_template_kwargs: z.record(z.string(), z.json()).default({}),
     /** Train only the last N transformer blocks (0 = all). Keeps CPU runs short. */
     trainable_layers: nonNegInt.default(0),
     /** Rows per decode batch on the worker. Fixed so a sample's tokens never depend on its batch-mates;
@@ -55,6 +62,12 @@ export const SamplingSchema = z.strictObject({
   samples_per_prompt: positiveInt,
   temperature: z.number().min(0).max(5),
   top_p: z.number().gt(0).max(1).default(1),
+  /** 0 = off. */
+  top_k: nonNegInt.default(0),
+  /** 0 = off; drops tokens whose probability is below min_p times the top token's. */
+  min_p: probability.default(0),
+  /** 1 = off; > 1 penalises tokens already in the prompt or the sample (CTRL-style, as HF). */
+  repetition_penalty: z.number().positive().default(1),
   max_tokens: positiveInt,
   stop: z.array(z.string()).default([]),
   /** Prompts per Generate call (each prompt's samples are batched together on the worker). */
@@ -94,10 +107,152 @@ export const GraderSchema = z
   })
   .prefault({});
 
+// Prompt synthesis (PromptCoT 2.0 section 3): seeds -> cold start -> warm start -> EM -> generate -> filters -> dedup.
+// Used when `task: synthesis`; docs/SYNTHESIS.md explains each stage.
+const SynthTrainSchema = (lr: number, batch: number, epochs: number) =>
+  z
+    .strictObject({
+      learning_rate: z.number().positive().default(lr),
+      /** Examples per optimizer step. */
+      batch_size: positiveInt.default(batch),
+      micro_batch_size: positiveInt.default(4),
+      epochs: positiveInt.default(epochs),
+      max_grad_norm: z.number().nonnegative().default(1.0),
+      weight_decay: z.number().nonnegative().default(0),
+    })
+    .prefault({});
+
+/** A role's model: any key left out comes from the top-level `model`. */
+const RoleModelSchema = z
+  .strictObject({
+    source: z.string().min(1).optional(),
+    trainable_layers: nonNegInt.optional(),
+    decode_width: positiveInt.optional(),
+  })
+  .prefault({});
+
+const SynthSamplingSchema = (temperature: number, maxTokens: number) =>
+  z
+    .strictObject({
+      temperature: z.number().min(0).max(5).default(temperature),
+      top_p: z.number().gt(0).max(1).default(1),
+      max_tokens: positiveInt.default(maxTokens),
+      /** Prompts per Generate call. */
+      prompts_per_request: positiveInt.default(4),
+    })
+    .prefault({});
+
+export const SYNTH_TEMPLATE_DEFAULTS = {
+  // {problem}: the seed problem. {concepts_block}: "Concepts:\n- a\n- b\n" when the seed has known concepts, else "".
+  annotate:
+    "You are an expert designer of competition math problems. Read the problem below. " +
+    "{ask}\n\nProblem:\n{problem}\n\n{concepts_block}",
+  annotate_ask_concepts:
+    "List the mathematical concepts it tests (one per line, between the concept markers), then explain how an expert " +
+    "designed this problem: the idea, the choices of numbers and wording, precise enough that someone could recreate it.",
+  annotate_ask_rationale:
+    "Explain how an expert designed this problem from the listed concepts: the idea, the choices of numbers and " +
+    "wording, precise enough that someone could recreate it.",
+  /** q(z | c, x): input text; the rationale follows the open marker. */
+  rationale_input:
+    "Concepts:\n{concepts}\n\nProblem:\n{problem}\n\nExplain how an expert designed this problem from these concepts.\n" +
+    "<!-- BEGIN RATIONALE -->\n",
+  /** p(z, x | c): input text; the rationale and the problem follow, each between markers. */
+  prompt_input:
+    "Concepts:\n{concepts}\n{level_line}\nDesign a new problem that tests these concepts. First write the rationale, " +
+    "then the problem.\n",
+  math_suffix: "Please reason step by step, and put your final answer within \\boxed{}.",
+  code_suffix:
+    "Read the input from standard input and write the answer to standard output. " +
+    "Enclose your code within delimiters as follows.\n```python\n# YOUR CODE HERE\n```",
+};
+
+export const SynthesisSchema = z
+  .strictObject({
+    /** "math" appends templates.math_suffix to every synthesized problem; "code" appends templates.code_suffix. */
+    domain: z.enum(["math", "code"]).default("math"),
+    seeds: z
+      .strictObject({
+        /** "generated": the seeded built-in generator (problems with known concepts and answers); "jsonl": rows with prompt, answer?, concepts?, level?. */
+        kind: z.enum(["generated", "jsonl"]).default("generated"),
+        count: positiveInt.default(24),
+        path: z.string().optional(),
+      })
+      .prefault({})
+      .refine((s) => s.kind !== "jsonl" || !!s.path, { message: "synthesis.seeds.kind 'jsonl' needs synthesis.seeds.path" }),
+    /** The rationale model q(z | c, x) and the prompt model p(z, x | c): separate workers and weights. */
+    rationale_model: RoleModelSchema,
+    prompt_model: RoleModelSchema,
+    annotator: z
+      .strictObject({
+        /** Another model for cold-start annotation; default: the prompt-role worker with its base weights. */
+        source: z.string().min(1).optional(),
+        /** Known concepts of a seed (seed generator or JSONL) replace the annotator's; only its rationale is taken. */
+        use_known_concepts: z.boolean().default(true),
+        /** Annotations shorter than this (characters) are dropped as too_short. */
+        min_rationale_chars: positiveInt.default(20),
+        max_concepts: positiveInt.default(8),
+      })
+      .extend({ sampling: SynthSamplingSchema(0, 192) })
+      .prefault({}),
+    warm_start: SynthTrainSchema(2e-5, 16, 2),
+    em: z
+      .strictObject({
+        iterations: nonNegInt.default(2),
+        /** Rationales sampled from q per (c, x) in the E-step. */
+        k: positiveInt.default(8),
+        /** Stop early when mean best R rises by less than this between iterations (nats; 0 = never stop early). */
+        min_gain: z.number().nonnegative().default(0),
+        train: SynthTrainSchema(2e-6, 16, 1),
+      })
+      .extend({ sampling: SynthSamplingSchema(1.0, 192) })
+      .prefault({}),
+    generate: z
+      .strictObject({
+        /** Concept sets sampled; p writes samples_per_set problems for each (each sample its own seed). */
+        count: positiveInt.default(64),
+        /** Match it to prompt_model.decode_width (or model.decode_width) so no decode row is filler. */
+        samples_per_set: positiveInt.default(1),
+      })
+      .extend({ sampling: SynthSamplingSchema(1.0, 384) })
+      .prefault({}),
+    concepts: z
+      .strictObject({
+        /** JSONL concept pool; default: the concept sets of the annotated seeds. */
+        pool_path: z.string().optional(),
+        sampler: z.enum(["promptcot", "uniform"]).default("promptcot"),
+        size: positiveInt.default(5),
+        tau: z.number().positive().default(0.2),
+      })
+      .prefault({}),
+    templates: z
+      .strictObject({
+        annotate: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate),
+        annotate_ask_concepts: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate_ask_concepts),
+        annotate_ask_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate_ask_rationale),
+        rationale_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.rationale_input),
+        prompt_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.prompt_input),
+        math_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.math_suffix),
+        code_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.code_suffix),
+      })
+      .prefault({}),
+    dedup: z
+      .strictObject({
+        /** Word-set Jaccard above which two problems are near-duplicates (MinHash + LSH candidates). */
+        threshold: z.number().gt(0).max(1).default(0.8),
+        /** Benchmark JSONL files (field `prompt`) to decontaminate against (13-gram overlap). */
+        against: z.array(z.string()).default([]),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const ExperimentSchema = z.strictObject({
   /** Building blocks merged in order before this file's own keys (paths relative to this file). */
   include: z.array(z.string()).default([]),
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'"),
+  /** "selfplay": the RL loop; "synthesis": the prompt-synthesis pipeline (the `synthesis:` section). */
+  task: z.enum(["selfplay", "synthesis"]).default("selfplay"),
   seed: nonNegInt.default(0),
   iterations: positiveInt.default(1),
   /** Evaluate held-out problems after every N iterations; 0 = only after the last (always also before the first). */
@@ -110,7 +265,9 @@ export const ExperimentSchema = z.strictObject({
   grader: GraderSchema,
   pairs: PairsSchema,
   train: TrainSchema,
+  synthesis: SynthesisSchema,
 });
 
 export type Experiment = z.output<typeof ExperimentSchema>;
 export type Sampling = z.output<typeof SamplingSchema>;
+export type Synthesis = z.output<typeof SynthesisSchema>;

@@ -71,6 +71,19 @@ export class Journal {
     return rows.map((r) => ({ ...r, result: JSON.parse(r.result) as T }));
   }
 
+  /** Units of a stage in an iteration, ordered by id, read `batch` rows at a time (stages stream, never load a whole stage). */
+  *iterate<T>(stage: string, iteration: number, batch = 500): Generator<UnitRow<T>> {
+    const page = this.db.prepare(
+      "SELECT id, stage, iteration, result FROM units WHERE stage = ? AND iteration = ? AND id > ? ORDER BY id LIMIT ?",
+    );
+    for (let after = ""; ; ) {
+      const rows = page.all(stage, iteration, after, batch) as { id: string; stage: string; iteration: number; result: string }[];
+      for (const r of rows) yield { ...r, result: JSON.parse(r.result) as T };
+      if (rows.length < batch) return;
+      after = rows.at(-1)!.id;
+    }
+  }
+
   count(stage?: string): number {
     const row = (stage
       ? this.db.prepare("SELECT COUNT(*) AS n FROM units WHERE stage = ?").get(stage)
