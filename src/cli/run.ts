@@ -15,6 +15,7 @@ import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } f
 import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
+import { synthesisCommand } from "../synthesis/pipeline.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
 import { createMathGraderByName } from "../verify/registry.js";
@@ -44,6 +45,7 @@ export function planText(cfg: Experiment, runDir: string): string {
 
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const { config: cfg } = loadExperiment(file, opts.set);
+  if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts);
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
   const configDir = dirname(resolve(file));
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
