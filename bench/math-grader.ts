@@ -5,17 +5,29 @@
 // math-verify runs in one Python process (bench/math-grader-mv.py, parse()/verify()), a fresh process per
 // repeat; ours is a fresh grader per repeat with its Python workers started and warmed up before timing
 // (as in a long grading run; see docs/MATH_GRADER.md for the cold-worker figure). Prints medians over the repeats and the ratios. Not a test: numbers depend on the machine.
-// Usage: npx tsx bench/math-grader.ts [--repeats 5] [--concurrency 4]
+// Usage: npx tsx bench/math-grader.ts [--repeats 5] [--concurrency 4] [--data DIR]
+// DIR holds benchmarks/aime24.jsonl, benchmarks/aime25.jsonl and graders/math_verify_cases.jsonl (the
+// shared data set, not in this repository); default $PROMPTCOT_SHARED_DATA, else ../shared/data.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type MathVerifyCase, createMathGrader, mathVerifyCaseOptions, pythonPath } from "../src/verify/math/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DATA = join(HERE, "..", "..", "shared", "data");
 const args = process.argv.slice(2);
+const DATA = resolve(args.includes("--data") ? args[args.indexOf("--data") + 1]! : (process.env.PROMPTCOT_SHARED_DATA ?? join(HERE, "..", "..", "shared", "data")));
+const NEEDED = ["benchmarks/aime24.jsonl", "benchmarks/aime25.jsonl", "graders/math_verify_cases.jsonl"];
+const absent = NEEDED.filter((f) => !existsSync(join(DATA, f)));
+if (absent.length) {
+  process.stderr.write(
+    `bench/math-grader.ts: ${absent.join(", ")} not found under ${DATA}.\n` +
+      `Pass --data DIR (or set PROMPTCOT_SHARED_DATA=DIR) where DIR holds ${NEEDED.join(", ")}: ` +
+      `PromptCoT's released AIME 2024/2025 sets (MIT) and the cases of huggingface/Math-Verify's test suite (Apache-2.0).\n`,
+  );
+  process.exit(2);
+}
 const flag = (name: string, dflt: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : dflt);
 const REPEATS = flag("repeats", 5);
 const CONCURRENCY = flag("concurrency", 4);
