@@ -23,6 +23,24 @@ export interface WorkerSpec {
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
+/** The worker that trains and holds the optimizer (src/train/dpo.ts uses the same index). */
+export const TRAINER_INDEX = 0;
+
+/** A pool's worker index from its id ("worker-3" -> 3); ids without one count as the trainer. */
+export function workerIndex(id: string): number {
+  const m = /-(\d+)$/.exec(id);
+  return m ? Number(m[1]) : TRAINER_INDEX;
+}
+
+/** The worker's command line: its index spreads workers over GPUs; only the trainer loads optimizer state. */
+export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?: string): string[] {
+  const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
+    "--dtype", s.dtype, "--device", s.device, "--device-index", String(index),
+    "--role", index === TRAINER_INDEX ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,
+    "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
+  if (checkpoint) args.push("--init-checkpoint", checkpoint);
+  return args;
+}
 const live = new Set<LocalWorker>();
 
 export class WorkerDiedError extends Error {
@@ -43,7 +61,7 @@ export class LocalWorker {
   private stderrTail: string[] = [];
   private log: WriteStream | undefined;
 
-  constructor(readonly id: string, readonly spec: WorkerSpec) {}
+  constructor(readonly id: string, readonly spec: WorkerSpec, readonly index = workerIndex(id)) {}
 
   get alive(): boolean {
     return this.proc !== undefined && !this.exited;
@@ -54,10 +72,7 @@ export class LocalWorker {
     mkdirSync(this.spec.logDir, { recursive: true });
     this.log = createWriteStream(join(this.spec.logDir, `${this.id}.log`), { flags: "a" });
     const s = this.spec;
-    const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
-      "--dtype", s.dtype, "--device", s.device, "--seed", String(s.seed), "--worker-id", this.id,
-      "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
-    if (checkpoint) args.push("--init-checkpoint", checkpoint);
+    const args = workerArgs(this.id, s, this.index, checkpoint);
     const env = pythonEnv(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {});
     this.exited = false;
     this.proc = execa(pythonPath(), args, { cwd: REPO_ROOT, env, reject: false, stdin: "ignore", cleanup: true, buffer: false });

@@ -76,7 +76,11 @@ async function runChunk(
   const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
   const req = {
     prompts: chunk.map((p) => ({ id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: seeds.get(p.id)! })),
-    sampling: { temperature: s.temperature, topP: s.top_p, topK: 0, maxTokens: s.max_tokens, stop: s.stop },
+    sampling: {
+      temperature: s.temperature, topP: s.top_p, topK: s.top_k, minP: s.min_p, repetitionPenalty: s.repetition_penalty,
+      maxTokens: s.max_tokens, stop: s.stop,
+    },
+    chatTemplateKwargsJson: JSON.stringify(ctx.cfg.model.chat_template_kwargs),
     returnLogprobs: false,
   };
   for await (const r of generate(req, GENERATE_DEADLINE_MS)) {
