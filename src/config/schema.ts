@@ -13,9 +13,8 @@ export const ModelSchema = z
     dtype: z.enum(["float32", "bfloat16"]).default("float32"),
     /** "auto"/"cuda": worker i takes cuda:(i mod #GPUs) (the worker resolves it); "cuda:N": all on GPU N. */
     device: z
-      .union([z.enum(["auto", "cpu", "cuda"]), z.string().regex(/^cuda:\d+$/)], {
-        error: 'model.device must be "auto", "cpu", "cuda" or "cuda:N" (e.g. "cuda:1")',
-      })
+      .string()
+      .regex(/^(auto|cpu|cuda|cuda:\d+)$/, { error: 'model.device must be "auto", "cpu", "cuda" or "cuda:N" (e.g. "cuda:1")' })
       .default("auto"),
     /** Keyword arguments for the chat template, e.g. { enable_thinking: false } for Qwen3. */
     chat_template_kwargs: z.record(z.string(), z.json()).default({}),
