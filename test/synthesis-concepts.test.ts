@@ -136,10 +136,12 @@ describe("promptcotSampler", () => {
     expect(levels).toEqual(new Set(["AIME", "AMC12"]));
   });
 
-  it("refuses a set larger than the pool, and a bad tau", () => {
+  it("refuses a set larger than the pool, a bad tau, and embeddings that do not fit the pool", () => {
     const pool = conceptPoolFromSets([{ concepts: ["a", "b"] }]);
     expect(() => promptcotSampler(pool, null, { size: 3, tau: 0.2 })).toThrow(/exceeds the pool's 2 distinct concepts/);
     expect(() => promptcotSampler(pool, null, { size: 2, tau: 0 })).toThrow(/tau must be > 0/);
+    expect(() => promptcotSampler(pool, [vec(1, 0)], { size: 2, tau: 0.2 })).toThrow(/1 embeddings for 2 concepts/);
+    expect(() => promptcotSampler(pool, [vec(1, 0), vec(1)], { size: 2, tau: 0.2 })).toThrow(/embedding 1 has 1 values/);
   });
 });
 
