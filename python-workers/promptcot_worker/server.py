@@ -239,8 +239,9 @@ class Worker(pb_grpc.WorkerServicer):
     def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
         items = [text_ops.TokenizeIn(i.id, [(m.role, m.content) for m in i.messages], i.text, i.completion,
                                      i.append_eos) for i in request.items]
+        template_kwargs = chat_template_kwargs(request.chat_template_kwargs_json)  # parsed as for Generate
         with self.using_model() as backend:  # the tokenizer is shared with the model calls
-            done = text_ops.tokenize(backend, items, request.chat_template_kwargs_json)
+            done = text_ops.tokenize(backend, items, template_kwargs)
         return pb.TokenizeResponse(items=[pb.TokenizedItem(**vars(t)) for t in done])
 
     @rpc

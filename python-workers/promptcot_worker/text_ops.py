@@ -6,7 +6,6 @@ token ids (and chat template) the model will see at generation time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -17,7 +16,6 @@ from .batch import chunk_by_budget
 # Padded tokens per embedding forward; hidden states are [rows, length, hidden], far smaller than logits.
 EMBED_TOKEN_BUDGET = 8192
 EMBED_MAX_ROWS = 64
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 @dataclass
@@ -37,41 +35,6 @@ class Tokenized:
     prompt_opens_think: bool
 
 
-def parse_template_kwargs(raw: str) -> dict[str, Any]:
-    """chat_template_kwargs_json: empty, or a JSON object of keyword arguments for the chat template."""
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"chat_template_kwargs_json is not valid JSON ({err.msg} at char {err.pos}); "
-                         'send a JSON object such as {"enable_thinking": false}') from None
-    if not isinstance(value, dict):
-        raise ValueError(f"chat_template_kwargs_json must be a JSON object, got {type(value).__name__}; "
-                         'send e.g. {"enable_thinking": false}')
-    return value
-
-
-def opens_think(prompt_text: str) -> bool:
-    """True when the text ends inside an unclosed <think> block (the completion must close it)."""
-    last_open = prompt_text.rfind(THINK_OPEN)
-    return last_open >= 0 and prompt_text.find(THINK_CLOSE, last_open) < 0
-
-
-def render_prompt(tokenizer: Any, item: TokenizeIn, template_kwargs: dict[str, Any]) -> tuple[str, list[int]]:
-    """The prompt's text as the model sees it, and its ids (chat template with the generation prompt, or raw text)."""
-    if item.messages:
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"item {item.id!r}: the model has no chat template; send text instead of messages")
-        chat = [{"role": r, "content": c} for r, c in item.messages]
-        text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, **template_kwargs)
-        # The template writes its own special tokens, so the tokenizer must not add more (as transformers does).
-        return text, [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
-    if item.text:
-        return item.text, [int(t) for t in tokenizer(item.text)["input_ids"]]
-    raise ValueError(f"item {item.id!r} has neither messages nor text")
-
-
 def eos_id_of(backend: Any) -> int:
     eos = backend.tokenizer.eos_token_id
     if isinstance(eos, int):
@@ -81,16 +44,21 @@ def eos_id_of(backend: Any) -> int:
     raise ValueError(f"model {backend.name} has no EOS token, so append_eos cannot be honoured")
 
 
-def tokenize(backend: Any, items: Sequence[TokenizeIn], template_kwargs_json: str) -> list[Tokenized]:
-    kwargs = parse_template_kwargs(template_kwargs_json)
+def tokenize(backend: Any, items: Sequence[TokenizeIn], template_kwargs: dict[str, Any]) -> list[Tokenized]:
+    """Prompt ids exactly as Generate encodes them (same chat template path and kwargs), then the completion."""
     out = []
     for item in items:
-        text, prompt_ids = render_prompt(backend.tokenizer, item, kwargs)
+        if not item.messages and not item.text:
+            raise ValueError(f"item {item.id!r} has neither messages nor text")
+        try:
+            prompt_ids = backend.encode_prompt(item.messages, item.text, [], template_kwargs)
+        except ValueError as err:
+            raise ValueError(f"item {item.id!r}: {err}") from None
         completion = [int(t) for t in backend.tokenizer(item.completion, add_special_tokens=False)["input_ids"]] \
             if item.completion else []
         if item.append_eos:
             completion.append(eos_id_of(backend))
-        out.append(Tokenized(item.id, prompt_ids, completion, opens_think(text)))
+        out.append(Tokenized(item.id, prompt_ids, completion, backend.prompt_opens_think(prompt_ids)))
     return out
 
 

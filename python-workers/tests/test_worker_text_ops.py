@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from conftest import RunningWorker
-from promptcot_worker import text_ops
 from promptcot_worker.gen import promptcot_worker_pb2 as pb
 from promptcot_worker.models import load_source
 
@@ -63,7 +62,7 @@ def test_template_kwargs_must_be_a_json_object(tiny_worker: RunningWorker) -> No
     # A kwarg the template does not use is accepted (Jinja ignores it), as in Generate.
     [ok] = tokenize(tiny_worker, pb.TokenizeItem(id="a", messages=CHAT), kwargs='{"enable_thinking": false}')
     assert len(ok.prompt_token_ids) > 0
-    for bad in ("[1, 2]", "{not json"):
+    for bad in ("[1, 2]", "{not json", '{"tokenize": false}'):
         with pytest.raises(grpc.RpcError) as err:
             tokenize(tiny_worker, pb.TokenizeItem(id="a", messages=CHAT), kwargs=bad)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -76,11 +75,10 @@ def test_item_without_prompt_is_rejected(tiny_worker: RunningWorker) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'empty'" in err.value.details()
 
 
-def test_opens_think_detection() -> None:
-    assert text_ops.opens_think("<|im_start|>assistant\n<think>\n")
-    assert not text_ops.opens_think("<think>done</think>\nanswer")
-    assert text_ops.opens_think("<think>a</think> then <think>")
-    assert not text_ops.opens_think("no tags at all")
+def test_prompt_opens_think(tiny_worker: RunningWorker) -> None:
+    opened, closed = tokenize(tiny_worker, pb.TokenizeItem(id="o", text="Solve it.\n<think>\n"),
+                              pb.TokenizeItem(id="c", text="Solve it.\n<think>\nhmm</think>\n"))
+    assert opened.prompt_opens_think and not closed.prompt_opens_think
 
 
 def test_embed_shape_norm_and_determinism(tiny_worker: RunningWorker) -> None:
