@@ -1,9 +1,68 @@
-// A pool of workers with restart-on-crash. A restarted worker comes back from the controller's current
-// checkpoint, so it never serves stale weights; the caller redoes the unit that was in flight.
+// A pool of workers. A failed call is first retried on the same live worker (every call is idempotent;
+// TrainStep is deduplicated by step_id on the worker); a worker is restarted only when its process is gone
+// or stays unresponsive past a health check. A restarted worker comes back from the controller's current
+// checkpoint, so it never serves stale weights.
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { Journal } from "../experiment/journal.js";
+import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import type { WorkerRpc } from "../rpc/worker-client.js";
 import { LocalWorker, WorkerDiedError, type WorkerSpec } from "./local-launcher.js";
+
+export interface RestartPolicy {
+  /** Restarts allowed across the pool within any `windowS` seconds (a long run may lose a few workers a day). */
+  maxRestarts: number;
+  windowS: number;
+  /** Retries of a transient error on a live, healthy worker before it is restarted anyway. */
+  retries?: number;
+  /** First retry delay; it doubles on each further retry. */
+  retryDelayMs?: number;
+  healthTimeoutMs?: number;
+  /** Injectable clock (ms) for the budget window. */
+  now?: () => number;
+}
+
+export const DEFAULT_RESTART_WINDOW_S = 3600;
+
+/** Restarts are counted in a sliding window: a crash a day ago does not use up today's budget. */
+export class RestartBudget {
+  private readonly times: number[] = [];
+
+  constructor(readonly max: number, readonly windowS: number, private readonly now: () => number = Date.now) {}
+
+  /** Takes one restart; false when `max` restarts already happened within the last `windowS` seconds. */
+  take(): boolean {
+    const t = this.now();
+    while (this.times.length > 0 && this.times[0]! <= t - this.windowS * 1000) this.times.shift();
+    if (this.times.length >= this.max) return false;
+    this.times.push(t);
+    return true;
+  }
+}
+
+/** Thrown by `run(..., { onRestart: "abandon" })`: the worker was restarted and the call was not rerun. */
+export class WorkerRestartedError extends Error {
+  constructor(readonly workerId: string, readonly reason: string) {
+    super(`worker ${workerId} was restarted (${reason.split("\n")[0]})`);
+    this.name = "WorkerRestartedError";
+  }
+}
+
+export interface RunOptions {
+  /**
+   * "rerun" (default): after a restart, run `fn` again — right for calls whose result does not depend on
+   * state the restart lost. "abandon": throw WorkerRestartedError instead, so a caller whose earlier calls
+   * built up worker state (optimizer steps) can start its whole sequence over.
+   */
+  onRestart?: "rerun" | "abandon";
+}
+
+type Verdict = "fatal" | "retry" | "restart";
+
+// Codes a live worker can answer with while nothing is wrong with it: a dropped connection, a deadline
+// that was too short for a slow call, a cancelled stream.
+const TRANSIENT = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED, GrpcStatus.CANCELLED, GrpcStatus.UNKNOWN]);
+// A dead worker surfaces as a transport error; the process exit event may lag it by a moment.
+const EXIT_GRACE_MS = 1_000;
 
 export class WorkerPool {
   readonly workers: LocalWorker[];
@@ -11,9 +70,15 @@ export class WorkerPool {
   checkpoint: string | undefined;
   /** Global optimizer step of `checkpoint` (0 = base model); sync never goes backwards. */
   checkpointStep = 0;
+  private readonly budget: RestartBudget;
+  private readonly policy: Required<Omit<RestartPolicy, "now">>;
 
-  constructor(count: number, spec: WorkerSpec, private readonly maxRestarts: number, private readonly journal?: Journal) {
+  /** `restarts`: a RestartPolicy, or a plain count allowed per DEFAULT_RESTART_WINDOW_S. */
+  constructor(count: number, spec: WorkerSpec, restarts: number | RestartPolicy, private readonly journal?: Journal) {
     this.workers = Array.from({ length: count }, (_, i) => new LocalWorker(`worker-${i}`, spec));
+    const p = typeof restarts === "number" ? { maxRestarts: restarts, windowS: DEFAULT_RESTART_WINDOW_S } : restarts;
+    this.policy = { retries: 3, retryDelayMs: 500, healthTimeoutMs: 5_000, ...p };
+    this.budget = new RestartBudget(p.maxRestarts, p.windowS, p.now);
   }
 
   get size(): number {
@@ -40,26 +105,64 @@ export class WorkerPool {
   }
 
   /**
-   * Runs `fn` on worker `i`. If the worker dies during the call it is restarted and `fn` runs again,
-   * up to maxRestarts times in the pool's life; `fn` must therefore be idempotent.
+   * Runs `fn` on worker `i`. A transient error on a live, healthy worker reruns `fn` there after a backoff;
+   * a dead or unresponsive worker is restarted (within the restart budget) and, unless `onRestart` is
+   * "abandon", `fn` runs again. `fn` must therefore be idempotent.
    */
-  async run<T>(i: number, fn: (rpc: WorkerRpc) => Promise<T>): Promise<T> {
+  async run<T>(i: number, fn: (rpc: WorkerRpc) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const w = this.workers[i]!;
-    for (;;) {
-      if (!w.alive) await this.restart(w, "not running");
+    for (let retries = 0; ; ) {
+      if (!w.alive) await this.restartFor(w, "not running", opts);
       try {
         return await fn(w.rpc!);
       } catch (err) {
-        if (!(await isWorkerFailure(err, w))) throw err;
-        await this.restart(w, (err as Error).message);
+        const verdict = await this.diagnose(err, w, retries);
+        if (verdict === "fatal") throw err;
+        const why = (err as Error).message;
+        if (verdict === "retry") {
+          this.journal?.event("worker_retry", { worker: w.id, attempt: retries + 1, reason: why.slice(0, 500) });
+          await sleep(this.policy.retryDelayMs * 2 ** retries++);
+          continue;
+        }
+        retries = 0;
+        await this.restartFor(w, why, opts);
       }
     }
   }
 
+  private async diagnose(err: unknown, w: LocalWorker, retries: number): Promise<Verdict> {
+    if (err instanceof WorkerDiedError) return "restart";
+    const code = (err as { code?: number }).code;
+    if (code === undefined) return w.alive ? "fatal" : "restart"; // not an RPC error: the caller's own
+    if (await w.exitedWithin(EXIT_GRACE_MS)) return "restart";
+    if (!TRANSIENT.has(code)) return "fatal"; // the live worker's answer (bad input, its own exception)
+    if (retries >= this.policy.retries) return "restart"; // alive but failing every call: unresponsive
+    return (await this.healthy(w)) ? "retry" : "restart";
+  }
+
+  /** A worker that answers Health (even BUSY) is alive and reachable; DRAINING ones are on their way out. */
+  private async healthy(w: LocalWorker): Promise<boolean> {
+    try {
+      const h = await w.rpc!.health(this.policy.healthTimeoutMs);
+      return h.status !== HealthResponse_Status.DRAINING;
+    } catch {
+      return false;
+    }
+  }
+
+  private async restartFor(w: LocalWorker, why: string, opts: RunOptions): Promise<void> {
+    await this.restart(w, why);
+    if (opts.onRestart === "abandon") throw new WorkerRestartedError(w.id, why);
+  }
+
   private async restart(w: LocalWorker, why: string): Promise<void> {
-    const total = this.workers.reduce((s, x) => s + x.restarts, 0);
-    if (total >= this.maxRestarts) {
-      throw new WorkerDiedError(w.id, `${why}; restart limit (${this.maxRestarts}) reached. Last log lines:\n${w.tail()}`);
+    if (!this.budget.take()) {
+      const { maxRestarts, windowS } = this.policy;
+      throw new WorkerDiedError(
+        w.id,
+        `${why}; ${maxRestarts} restart(s) already within the last ${windowS} s (workers.max_restarts / ` +
+          `workers.restart_window_s). Last log lines:\n${w.tail()}`,
+      );
     }
     process.stderr.write(`[pool] ${w.id} failed (${why.split("\n")[0]}); restarting from ${this.checkpoint ?? "base model"}\n`);
     this.journal?.event("worker_restart", { worker: w.id, reason: why.slice(0, 500), checkpoint: this.checkpoint ?? null });
@@ -68,12 +171,6 @@ export class WorkerPool {
   }
 }
 
-const TRANSPORT_CODES = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.CANCELLED, GrpcStatus.UNKNOWN]);
-
-async function isWorkerFailure(err: unknown, w: LocalWorker): Promise<boolean> {
-  if (err instanceof WorkerDiedError) return true;
-  const code = (err as { code?: number }).code;
-  // A dead worker surfaces as a transport error; the process exit event may lag it by a moment.
-  if (code !== undefined && TRANSPORT_CODES.has(code)) return (await w.exitedWithin(3_000)) || code === GrpcStatus.UNAVAILABLE;
-  return !w.alive;
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -2,8 +2,10 @@
 // then a checkpoint. The update is one journaled unit: its step metrics and checkpoint path are
 // recorded together after the checkpoint is on disk, so a crash mid-update redoes it from the last
 // checkpoint instead of training twice on the same pairs.
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import { WorkerRestartedError } from "../cluster/pool.js";
 import type { RunContext } from "../experiment/context.js";
 import type { Journal } from "../experiment/journal.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
@@ -97,27 +99,60 @@ export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: 
   const batches: TrainExample[][] = [];
   for (let i = 0; i < order.length; i += t.batch_size) batches.push(order.slice(i, i + t.batch_size));
 
-  // If the trainer restarts mid-update it comes back from the last checkpoint, so the steps already
-  // taken are gone: redo the whole update rather than continue on the wrong weights.
-  // If the trainer restarts mid-update (or mid-save) it comes back from the last checkpoint, so the steps
-  // already taken are gone: redo the whole update rather than continue or save the wrong weights.
-  const trainer = ctx.pool.workers[TRAINER]!;
+  // A trainer restart anywhere in the update (a step, the save) loses the steps already taken, and the
+  // restarted process holds the update's starting checkpoint with its optimizer state (the base model and a
+  // fresh optimizer in iteration 1). So the pass is abandoned at once and the update redone from step 0:
+  // continuing, or replaying on top, would train on the wrong weights.
+  const start = { checkpoint: ctx.pool.checkpoint, step: ctx.pool.checkpointStep };
   const step = globalStep + batches.length;
   const checkpoint = join(ctx.runDir, "checkpoints", `step-${step}`);
-  let steps: Record<string, number>[];
   for (;;) {
-    const restartsBefore = trainer.restarts;
-    steps = await runSteps(ctx, iteration, batches, globalStep, id);
-    // A checkpoint without its journal row is an orphan of a crash between the two; it is redone.
-    if (existsSync(checkpoint)) rmSync(checkpoint, { recursive: true, force: true });
-    await ctx.pool.run(TRAINER, (rpc) => rpc.saveCheckpoint({ path: checkpoint, includeOptimizer: true }, CALL_DEADLINE_MS));
-    if (trainer.restarts === restartsBefore) break;
-    ctx.log(`trainer restarted during the update of ${iterTag(iteration)}; redoing it from ${ctx.pool.checkpoint ?? "the base model"}`);
+    try {
+      const steps = await runSteps(ctx, iteration, batches, globalStep, id);
+      await saveUpdate(ctx, checkpoint);
+      const record: UpdateRecord = { steps, checkpoint, global_step: step };
+      ctx.journal.record([{ id, stage: "update", iteration, result: record }]);
+      ctx.pool.advance(checkpoint, step, TRAINER);
+      return record;
+    } catch (err) {
+      if (!(err instanceof WorkerRestartedError)) throw err; // the restart budget bounds this loop
+      expectTrainerAt(ctx, start);
+      ctx.log(`trainer restarted during the update of ${iterTag(iteration)}; abandoned the pass, redoing all ${batches.length} steps from ${start.checkpoint ?? "the base model"}`);
+    }
   }
-  const record: UpdateRecord = { steps, checkpoint, global_step: step };
-  ctx.journal.record([{ id, stage: "update", iteration, result: record }]);
-  ctx.pool.advance(checkpoint, step, TRAINER);
-  return record;
+}
+
+/** The redo is only right if the restarted trainer holds the update's starting weights. */
+function expectTrainerAt(ctx: RunContext, start: { checkpoint: string | undefined; step: number }): void {
+  const held = ctx.pool.workers[TRAINER]!.heldStep;
+  if (ctx.pool.checkpoint !== start.checkpoint || held !== start.step) {
+    throw new Error(
+      `internal error: after a restart the trainer holds step ${held} (${ctx.pool.checkpoint ?? "base model"}), ` +
+        `but the update started from step ${start.step} (${start.checkpoint ?? "base model"}); refusing to train on other weights`,
+    );
+  }
+}
+
+/** Saves weights and optimizer; a dead trainer's leftovers (the dir without its journal row, temp dirs) go first. */
+async function saveUpdate(ctx: RunContext, checkpoint: string): Promise<void> {
+  const parent = dirname(checkpoint);
+  const stale = existsSync(parent) ? readdirSync(parent).filter((f) => f.startsWith(`${basename(checkpoint)}.tmp-`)) : [];
+  for (const f of [checkpoint, ...stale.map((f) => join(parent, f))]) rmSync(f, { recursive: true, force: true });
+  let calls = 0;
+  await ctx.pool.run(
+    TRAINER,
+    async (rpc) => {
+      const retried = calls++ > 0;
+      try {
+        await rpc.saveCheckpoint({ path: checkpoint, includeOptimizer: true }, CALL_DEADLINE_MS);
+      } catch (err) {
+        // A retry on the same live worker (no restart in between, or the pass would have been abandoned)
+        // whose first attempt finished after all: the checkpoint is complete (written to a temp dir, renamed).
+        if (!(retried && (err as { code?: number }).code === GrpcStatus.ALREADY_EXISTS)) throw err;
+      }
+    },
+    { onRestart: "abandon" },
+  );
 }
 
 async function runSteps(
@@ -148,6 +183,7 @@ async function runSteps(
         },
         CALL_DEADLINE_MS,
       ),
+      { onRestart: "abandon" },
     );
     const metrics: Record<string, number> = { ...res.metrics, step: globalStep + b + 1 };
     steps.push(metrics);

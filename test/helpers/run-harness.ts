@@ -1,8 +1,9 @@
 // Drives the real CLI as a child process and watches its journal, for resume and fault tests.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { pythonPath } from "../../src/cluster/python-env.js";
 
 export function startRun(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; out: string }> } {
   const child = spawn("node", ["bin/promptcot.mjs", "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
@@ -72,3 +73,40 @@ export function processesOfRun(runDir: string): number[] {
   }
   return pids;
 }
+
+/** Pids of the run's live gRPC workers (not its grader processes). */
+export function workerPids(runDir: string): number[] {
+  return processesOfRun(runDir).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("promptcot_worker.server");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The worker's log (restarts append to the same file); "" before it exists. */
+export function workerLog(runDir: string, worker = "worker-0"): string {
+  const file = join(runDir, "logs", `${worker}.log`);
+  return existsSync(file) ? readFileSync(file, "utf8") : "";
+}
+
+export interface TensorComparison {
+  only_a: string[];
+  only_b: string[];
+  tensors: number;
+  max_abs_diff: number;
+  worst_key: string;
+  mismatch?: string;
+}
+
+/** Tensor-by-tensor comparison of two checkpoint dirs' model.safetensors and optimizer.pt. */
+export function compareCheckpoints(a: string, b: string): { weights: TensorComparison; optimizer: TensorComparison } {
+  const script = join(import.meta.dirname, "compare_checkpoints.py");
+  return JSON.parse(execFileSync(pythonPath(), [script, a, b], { encoding: "utf8" })) as {
+    weights: TensorComparison;
+    optimizer: TensorComparison;
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
