@@ -115,7 +115,8 @@ def smollm2_dir() -> Path:
     return dest
 
 
-def _tiny_model(name: str, seed: int, dtype: torch.dtype) -> LoadedModel:
+def tiny_model(name: str, seed: int, dtype: torch.dtype, vocab_size: int | None = None) -> LoadedModel:
+    """A tiny random model; ``vocab_size`` beyond the tokenizer's (e.g. Qwen's 151,936) is for memory benches."""
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir()))
     if name in CHAT_TEMPLATES:
         tok.chat_template = CHAT_TEMPLATES[name]
@@ -123,7 +124,7 @@ def _tiny_model(name: str, seed: int, dtype: torch.dtype) -> LoadedModel:
     model_type = spec.pop("model_type")
     config = AutoConfig.for_model(
         model_type,
-        vocab_size=len(tok),
+        vocab_size=vocab_size or len(tok),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
@@ -145,7 +146,7 @@ def _hf_dir(path: Path, name: str, dtype: torch.dtype) -> LoadedModel:
 def load_source(source: str, seed: int, dtype: torch.dtype) -> LoadedModel:
     """Resolve a --model value to a model and tokenizer on CPU."""
     if source in TINY_CONFIGS:
-        return _tiny_model(source, seed, dtype)
+        return tiny_model(source, seed, dtype)
     if source == SMOLLM2:
         return _hf_dir(smollm2_dir(), SMOLLM2, dtype)
     path = Path(source).expanduser()

@@ -99,3 +99,29 @@ def test_trailing_window_finds_the_same_stops_as_full_decode(seed: int) -> None:
             continue
         assert (step, state.text) == expected, stops
         assert tok.decode(state.token_ids[:-1]) == state.text
+
+
+def test_stop_hit_over_grpc_returns_log_probs_for_every_token(tiny_worker) -> None:
+    from promptcot_worker.gen import promptcot_worker_pb2 as pb
+
+    tok = smollm2_tokenizer()
+
+    def gen(stop: list[str]):
+        req = pb.GenerateRequest(prompts=[pb.PromptInput(id="s", text="Numbers:", sample_seeds=[9])],
+                                 sampling=pb.SamplingParams(temperature=1.0, max_tokens=24, stop=stop),
+                                 return_logprobs=True)
+        return next(iter(tiny_worker.stub.Generate(req, timeout=120)))
+
+    base = gen([])
+    text = base.text
+    # A stop starting inside a token, so part of that token is re-encoded.
+    offsets = [len(tok.decode(base.token_ids[:i])) for i in range(len(base.token_ids) + 1)]
+    start = next(o + 1 for o, nxt in zip(offsets[2:], offsets[3:]) if nxt - o >= 3 and text.find(text[o + 1 : o + 3]) == o + 1)
+    cut = gen([text[start : start + 2]])
+    assert cut.finish_reason == "stop" and cut.text == text[:start]
+    assert tok.decode(cut.token_ids[:-1]) == cut.text and cut.token_ids[-1] == EOS
+    assert len(cut.logprobs) == len(cut.token_ids)
+    scored = tiny_worker.stub.ScoreLogProbs(pb.ScoreRequest(
+        items=[pb.ScoreItem(prompt_token_ids=cut.prompt_token_ids, completion_token_ids=cut.token_ids)],
+        return_token_logprobs=True)).results[0]
+    assert list(cut.logprobs) == pytest.approx(list(scored.token_logprobs), abs=1e-4)
