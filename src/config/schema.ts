@@ -30,7 +30,13 @@ export const WorkersSchema = z
   .strictObject({
     count: positiveInt.default(1),
     startup_timeout_s: z.number().positive().default(600),
+    /** Worker restarts allowed (across the pool) within any restart_window_s seconds; one more is fatal.
+     *  A transient error on a live worker (dropped connection, deadline) is retried there first, not counted. */
     max_restarts: nonNegInt.default(3),
+    restart_window_s: z.number().positive().default(3600),
+    /** Deadline of one Generate call (prompts_per_request prompts × their samples). A live worker that
+     *  misses it is asked again for the samples still missing; a dead or unresponsive one is restarted. */
+    generate_timeout_s: z.number().positive().default(3600),
     /** Threads per worker for torch on CPU (0 = let torch decide). */
     threads: nonNegInt.default(0),
   })

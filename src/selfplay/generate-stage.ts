@@ -1,6 +1,5 @@
-// Generation as journaled units: one unit per (prompt, sample). A prompt with any sample missing is
-// re-requested whole, with the same per-sample seeds, so redone samples are identical to the lost ones
-// and the journal ignores the ones it already has.
+// Generation as journaled units: one unit per (prompt, sample). Only a prompt's missing samples are
+// requested (again), each with its own seed, so redone samples are identical to the lost ones.
 import type { Sampling } from "../config/schema.js";
 import { problemMessages } from "../data/prompt-format.js";
 import type { Problem } from "../data/problems.js";
@@ -35,24 +34,27 @@ export interface GenerateStageOptions {
   pairedSeeds?: boolean;
 }
 
-const GENERATE_DEADLINE_MS = 60 * 60 * 1000;
-
 export function sampleSeeds(ctx: RunContext, o: Pick<GenerateStageOptions, "stage" | "iteration" | "sampling" | "pairedSeeds">, p: Problem): number[] {
   const seed = (i: number) =>
     o.pairedSeeds ? unitSeed(ctx.cfg.seed, o.stage, "paired", p.id, i) : unitSeed(ctx.cfg.seed, o.stage, o.iteration, p.id, i);
   return Array.from({ length: o.sampling.samples_per_prompt }, (_, i) => seed(i));
 }
 
+/** Indices of `p`'s samples without a journaled result. */
+function missingSamples(ctx: RunContext, o: GenerateStageOptions, p: Problem): number[] {
+  const all = Array.from({ length: o.sampling.samples_per_prompt }, (_, i) => i);
+  return all.filter((i) => !ctx.journal.has(unitId(o.iteration, o.stage, p.id, i)));
+}
+
 export async function generateStage(ctx: RunContext, o: GenerateStageOptions): Promise<void> {
-  const k = o.sampling.samples_per_prompt;
-  const ids = (p: Problem) => Array.from({ length: k }, (_, i) => unitId(o.iteration, o.stage, p.id, i));
-  const pending = o.problems.filter((p) => ids(p).some((id) => !ctx.journal.has(id)));
+  const missing = o.problems.map((p) => missingSamples(ctx, o, p).length);
+  const pending = o.problems.filter((_, i) => missing[i]! > 0);
   if (pending.length === 0) return;
   const chunks: Problem[][] = [];
   for (let i = 0; i < pending.length; i += o.sampling.prompts_per_request) {
     chunks.push(pending.slice(i, i + o.sampling.prompts_per_request));
   }
-  const progress = new Progress(o.label, pending.length * k);
+  const progress = new Progress(o.label, missing.reduce((a, b) => a + b, 0));
   const byId = new Map(pending.map((p) => [p.id, p]));
   let next = 0;
   const workerLoop = async (w: number) => {
@@ -73,9 +75,16 @@ async function runChunk(
   progress: Progress,
 ): Promise<void> {
   const s = o.sampling;
+  // Recomputed on every (re)try. The worker numbers its answers by position in sample_seeds, so
+  // `wanted` maps a position back to the sample's own index and seed.
+  const wanted = new Map(chunk.map((p) => [p.id, missingSamples(ctx, o, p)]));
+  const todo = chunk.filter((p) => wanted.get(p.id)!.length > 0);
+  if (todo.length === 0) return;
   const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
   const req = {
-    prompts: chunk.map((p) => ({ id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: seeds.get(p.id)! })),
+    prompts: todo.map((p) => ({
+      id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: wanted.get(p.id)!.map((i) => seeds.get(p.id)![i]!),
+    })),
     sampling: {
       temperature: s.temperature, topP: s.top_p, topK: s.top_k, minP: s.min_p, repetitionPenalty: s.repetition_penalty,
       maxTokens: s.max_tokens, stop: s.stop,
@@ -83,15 +92,17 @@ async function runChunk(
     chatTemplateKwargsJson: JSON.stringify(ctx.cfg.model.chat_template_kwargs),
     returnLogprobs: false,
   };
-  for await (const r of generate(req, GENERATE_DEADLINE_MS)) {
+  for await (const r of generate(req, ctx.cfg.workers.generate_timeout_s * 1000)) {
     const problem = byId.get(r.promptId);
     if (!problem) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);
-    const id = unitId(o.iteration, o.stage, problem.id, r.sampleIndex);
+    const index = wanted.get(problem.id)?.[r.sampleIndex];
+    if (index === undefined) throw new Error(`worker answered sample position ${r.sampleIndex} of prompt '${r.promptId}', which was not requested`);
+    const id = unitId(o.iteration, o.stage, problem.id, index);
     if (ctx.journal.has(id)) continue;
     const sample: SampleRecord = {
       prompt_id: problem.id,
-      sample: r.sampleIndex,
-      seed: seeds.get(problem.id)![r.sampleIndex]!,
+      sample: index,
+      seed: seeds.get(problem.id)![index]!,
       text: r.text,
       token_ids: r.tokenIds,
       prompt_token_ids: r.promptTokenIds,
