@@ -1,5 +1,6 @@
-// Thin promise/async-iterator wrapper over the generated gRPC client: deadlines on every call,
-// and no retries here (the caller knows whether a call is idempotent and owns the redo).
+// Thin promise/async-iterator wrapper over the generated gRPC client: deadlines on every call, and no
+// retries here: WorkerPool.run retries on the live worker or restarts it, and the caller decides whether a
+// call may simply run again after a restart (onRestart: "rerun") or its whole sequence must ("abandon").
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
   GenerateRequest,
