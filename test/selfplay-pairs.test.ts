@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { countableGroups, passRatePairs, type PromptGroup, type SampleOutcome } from "../src/selfplay/pairs.js";
+import { gradingCounts } from "../src/selfplay/stages.js";
 import type { MathVerdictKind } from "../src/verify/types.js";
 import { arithmeticSplits } from "../src/data/problems.js";
 import { pairedComparison } from "../src/eval/stats.js";
@@ -55,6 +56,11 @@ describe("samples that cannot be counted", () => {
     const pairs = passRatePairs(groups, opts);
     expect(pairs.map((p) => [p.chosen, p.rejected])).toEqual([["p/s3", "p/s1"]]);
     expect(pairs.flatMap((p) => [p.chosen, p.rejected])).not.toContain("p/s0");
+  });
+
+  it("counts verdicts and set-aside samples per iteration (metrics.jsonl, report.md)", () => {
+    const outcomes = [o("p", 0, "timeout"), o("p", 1, "correct", "length"), o("p", 2, "error", "length"), o("q", 0, "incorrect"), o("q", 1, "no_answer")];
+    expect(gradingCounts(outcomes)).toEqual({ samples: 5, correct: 1, incorrect: 1, no_answer: 1, timeout: 1, error: 1, truncated: 2, excluded: 3 });
   });
 
   it("a prompt with nothing countable keeps its (empty) group and gives no pairs", () => {
