@@ -72,7 +72,8 @@ describe("resume", () => {
   });
 
   it("controller SIGKILLed during the update, then re-run: same pairs, same trained weights, same eval", async () => {
-    const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong"];
+    // The stop string ends most samples early: samples cut at max_tokens never enter pairs.
+    const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]'];
     const ref = await startRun([EXP, ...withPairs, "--run-dir", join(root, "train-ref")]).done;
     expect(ref.code, ref.out).toBe(0);
     const dir = join(root, "train-killed");
