@@ -108,3 +108,56 @@ export function pairedComparison(before: number[], after: number[], seed = 0): P
     significant: ci.lo > 0 || ci.hi < 0,
   };
 }
+
+export const sampleSd = (xs: number[]): number => {
+  if (xs.length < 2) return NaN;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+};
+
+/** Sign patterns are enumerated exactly up to this many nonzero differences (2^16 sums), sampled above. */
+const EXACT_SIGN_FLIP_MAX = 16;
+
+/**
+ * Two-sided paired sign-flip (permutation) test over problems. Under "A and B are the same model", each
+ * problem's difference is as likely to be d as -d (the samples are seed-paired, so the two sides are
+ * exchangeable within a problem), so the observed |sum d| is ranked among the sums with random signs.
+ * Exact when few problems differ; otherwise Monte Carlo with the (1 + hits) / (1 + reps) estimate, which
+ * never reports p = 0 and keeps the test valid (P(p <= a) <= a under the null).
+ */
+export function signFlipTest(diffs: number[], seed = 0, reps = 10_000): { p: number; method: string } {
+  const nz = diffs.filter((d) => d !== 0);
+  const observed = Math.abs(nz.reduce((a, b) => a + b, 0));
+  const tol = 1e-9 * (1 + nz.reduce((a, b) => a + Math.abs(b), 0));
+  if (nz.length === 0) return { p: 1, method: "sign-flip permutation (no problem differs)" };
+  if (nz.length <= EXACT_SIGN_FLIP_MAX) {
+    let hits = 0;
+    const total = 2 ** nz.length;
+    for (let mask = 0; mask < total; mask++) {
+      let s = 0;
+      for (let i = 0; i < nz.length; i++) s += mask & (1 << i) ? -nz[i]! : nz[i]!;
+      if (Math.abs(s) >= observed - tol) hits++;
+    }
+    return { p: hits / total, method: `sign-flip permutation, exact over ${total} sign patterns` };
+  }
+  const r = rng(seed);
+  let hits = 0;
+  for (let b = 0; b < reps; b++) {
+    let s = 0;
+    for (const d of nz) s += r() < 0.5 ? -d : d;
+    if (Math.abs(s) >= observed - tol) hits++;
+  }
+  return { p: (1 + hits) / (1 + reps), method: `sign-flip permutation, ${reps} random sign patterns` };
+}
+
+const Z_TWO_SIDED_05 = 1.959963984540054;
+const Z_POWER_80 = 0.8416212335729143;
+
+/**
+ * The smallest true mean difference a paired test over n problems detects with 80% power at two-sided
+ * alpha = 0.05 (normal approximation): (z_.975 + z_.80) * sd / sqrt(n), sd being the per-problem
+ * differences' standard deviation.
+ */
+export function minimumDetectableDiff(sdDiff: number, n: number): number {
+  return ((Z_TWO_SIDED_05 + Z_POWER_80) * sdDiff) / Math.sqrt(n);
+}
