@@ -1,11 +1,21 @@
-// Metrics sink: one JSON object per line in metrics.jsonl (append-only; a resumed run appends).
+// Metrics sink: one JSON object per line in metrics.jsonl (append-only; a resumed run appends), and the
+// same numbers as TensorBoard scalars in events/ beside it (a new event file per process).
 import { appendFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { recordScalars, TensorBoardWriter } from "./tensorboard.js";
 
 export class MetricsSink {
-  constructor(private readonly path: string) {}
+  private tensorboard: TensorBoardWriter | undefined;
+
+  constructor(private readonly path: string, private readonly eventsDir: string | null = join(dirname(path), "events")) {}
 
   write(record: Record<string, unknown>): void {
-    appendFileSync(this.path, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    const time = new Date();
+    appendFileSync(this.path, `${JSON.stringify({ time: time.toISOString(), ...record })}\n`);
+    if (this.eventsDir === null) return;
+    this.tensorboard ??= new TensorBoardWriter(this.eventsDir); // created on first write: no empty files
+    const { step, values } = recordScalars(record);
+    this.tensorboard.scalars(step, values, time.getTime() / 1000);
   }
 }
 
