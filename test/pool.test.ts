@@ -1,6 +1,6 @@
 // The pool against real worker processes: a transient error on a live worker is retried there (no restart),
 // a dead or unresponsive worker is restarted, and restarts are budgeted per time window.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer, Socket, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerDiedError, type WorkerSpec } from "../src/cluster/local-launcher.js";
 import { RestartBudget, WorkerPool, WorkerRestartedError } from "../src/cluster/pool.js";
+import { LossKind } from "../src/rpc/gen/promptcot_worker.js";
 import { WorkerRpc } from "../src/rpc/worker-client.js";
 
 const spec: WorkerSpec = {
@@ -58,7 +59,7 @@ describe("WorkerPool with a real worker", () => {
   });
 
   it("retries a connection dropped mid-call (a real transport error) on the live worker", async () => {
-    const proxy = await dropFirstConnection(w.rpc!.address);
+    const proxy = await flakyProxy(w.rpc!.address, "drop");
     const direct = w.rpc!;
     const prompt = Array.from({ length: 200 }, (_, i) => (i % 50) + 1); // big enough to pass the proxy's cut
     w.rpc = new WorkerRpc(`127.0.0.1:${proxy.port}`);
@@ -78,6 +79,38 @@ describe("WorkerPool with a real worker", () => {
       expect(proxy.dropped()).toBe(1);
       expect((errors[0] as { code?: number }).code).toBe(GrpcStatus.UNAVAILABLE);
       expect(calls).toBe(2);
+      expect(w.restarts).toBe(0);
+    } finally {
+      w.rpc.close();
+      w.rpc = direct;
+      proxy.server.close();
+    }
+  });
+
+  it("a TrainStep whose answer was lost is retried on the live worker and applied once (step_id)", async () => {
+    const direct = w.rpc!;
+    const before = (await direct.health()).weightsVersion;
+    const proxy = await flakyProxy(direct.address, "hold");
+    const prompt = Array.from({ length: 200 }, (_, i) => (i % 50) + 1); // big enough to pass the proxy's mark
+    w.rpc = new WorkerRpc(`127.0.0.1:${proxy.port}`);
+    try {
+      let calls = 0;
+      const step = pool.run(0, (rpc) => {
+        calls++;
+        return rpc.trainStep({
+          stepId: "dedup-1", loss: LossKind.DPO,
+          examples: [{ promptTokenIds: prompt, chosenTokenIds: [4, 5], rejectedTokenIds: [6, 7], refChosenLogp: -9, refRejectedLogp: -9 }],
+          hyper: { learningRate: 1e-3, beta: 0.1, microBatchSize: 1 },
+        }, 60_000);
+      });
+      // The worker applied the step; its answer is withheld, then the connection is cut.
+      while ((await direct.health()).weightsVersion === before) await new Promise((r) => setTimeout(r, 20));
+      proxy.cut();
+      const res = await step;
+      expect(calls).toBe(2);
+      expect(res.weightsVersion).toBe(before + 1);
+      expect((await direct.health()).weightsVersion).toBe(before + 1); // not applied twice
+      expect(readFileSync(join(spec.logDir, "worker-0.log"), "utf8")).toContain("train step dedup-1 already applied");
       expect(w.restarts).toBe(0);
     } finally {
       w.rpc.close();
@@ -152,31 +185,50 @@ describe("WorkerPool restart budget", () => {
   }, 300_000);
 });
 
-/** A TCP proxy that cuts its first connection once the client has sent a request, and forwards later ones. */
-async function dropFirstConnection(target: string): Promise<{ server: Server; port: number; dropped: () => number }> {
+interface Proxy {
+  server: Server;
+  port: number;
+  dropped: () => number;
+  /** Cuts the first connection now (for "hold": after the worker has answered, before the client hears it). */
+  cut: () => void;
+}
+
+/**
+ * A TCP proxy in front of a worker. Its first connection is special: "drop" cuts it once the client has sent
+ * a request; "hold" forwards the request but withholds the worker's answers until `cut()`. Later
+ * connections are forwarded as they are.
+ */
+async function flakyProxy(target: string, mode: "drop" | "hold"): Promise<Proxy> {
   const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
   let connections = 0;
   let dropped = 0;
+  let cutFirst = () => {};
   const server = createServer((client) => {
     const upstream = new Socket().connect(port, host);
     const first = connections++ === 0;
-    let bytes = 0;
+    let sent = 0;
+    const cut = () => {
+      if (client.destroyed) return;
+      dropped++;
+      client.destroy();
+      upstream.destroy();
+    };
+    if (first) cutFirst = cut;
+    // The HTTP/2 preface and settings come first (~100 bytes); a call's headers and body push past 300.
+    const requestSent = () => first && sent > 300;
     client.on("data", (b: Buffer) => {
-      bytes += b.length;
+      sent += b.length;
       upstream.write(b);
-      // The HTTP/2 preface and settings come first (~100 bytes); a call's headers and body push past this.
-      if (first && bytes > 300 && !client.destroyed) {
-        dropped++;
-        client.destroy();
-        upstream.destroy();
-      }
+      if (mode === "drop" && requestSent()) cut();
     });
-    upstream.on("data", (b: Buffer) => client.destroyed || client.write(b));
+    upstream.on("data", (b: Buffer) => {
+      if (!client.destroyed && !(mode === "hold" && requestSent())) client.write(b);
+    });
     client.on("error", () => upstream.destroy());
     upstream.on("error", () => client.destroy());
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as { port: number }).port, dropped: () => dropped };
+  return { server, port: (server.address() as { port: number }).port, dropped: () => dropped, cut: () => cutFirst() };
 }
