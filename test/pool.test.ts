@@ -45,11 +45,14 @@ describe("WorkerPool with a real worker", () => {
   beforeAll(() => pool.start(), 300_000);
   afterAll(() => pool.stop());
 
-  it("retries a transient UNAVAILABLE on the live worker without restarting it", async () => {
+  it.each([
+    ["UNAVAILABLE", GrpcStatus.UNAVAILABLE],
+    ["DEADLINE_EXCEEDED", GrpcStatus.DEADLINE_EXCEEDED],
+  ])("retries a transient %s on the live worker without restarting it", async (name, code) => {
     const pid = w.pid;
     let calls = 0;
     const info = await pool.run(0, (rpc) => {
-      if (calls++ === 0) return Promise.reject(Object.assign(new Error("14 UNAVAILABLE: injected"), { code: GrpcStatus.UNAVAILABLE }));
+      if (calls++ === 0) return Promise.reject(Object.assign(new Error(`${code} ${name}: injected`), { code }));
       return rpc.info();
     });
     expect(calls).toBe(2);
