@@ -166,6 +166,8 @@ export const SYNTH_TEMPLATE_DEFAULTS = {
   prompt_input:
     "Concepts:\n{concepts}\n{level_line}\nDesign a new problem that tests these concepts. First write the rationale, " +
     "then the problem.\n",
+  /** annotator.on_malformed: template — a plain rationale from the seed's known concepts. */
+  fallback_rationale: "Combine {concepts_inline} in one short question whose answer is a single number: {problem}",
   math_suffix: "Please reason step by step, and put your final answer within \\boxed{}.",
   code_suffix:
     "Read the input from standard input and write the answer to standard output. " +
@@ -197,6 +199,9 @@ export const SynthesisSchema = z
         /** Annotations shorter than this (characters) are dropped as too_short. */
         min_rationale_chars: positiveInt.default(20),
         max_concepts: positiveInt.default(8),
+        /** A malformed annotation: "drop" the seed (counted by reason), or, for a seed with known concepts,
+         *  "template": use templates.fallback_rationale instead (counted as fallback_<reason>). */
+        on_malformed: z.enum(["drop", "template"]).default("drop"),
       })
       .extend({ sampling: SynthSamplingSchema(0, 192) })
       .prefault({}),
@@ -237,6 +242,7 @@ export const SynthesisSchema = z
         annotate_ask_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate_ask_rationale),
         rationale_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.rationale_input),
         prompt_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.prompt_input),
+        fallback_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.fallback_rationale),
         math_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.math_suffix),
         code_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.code_suffix),
       })

@@ -1,13 +1,14 @@
 // Cold start: seed problems are journaled (one unit each), then an annotator writes, per seed, the concepts
 // it tests and a rationale ("how an expert designed this problem"). Known concepts (the seed generator's,
 // or a JSONL row's own) are kept and only the rationale is asked for. A malformed annotation is dropped
-// with its reason (no fallback text is invented); its seed takes no further part in the run.
+// with its reason and its seed takes no further part, unless annotator.on_malformed is "template": then a
+// seed with known concepts gets templates.fallback_rationale, recorded as fallback_<reason>.
 import type { WorkerPool } from "../cluster/pool.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import { Progress } from "../telemetry/progress.js";
 import type { SynthContext } from "./context.js";
 import { generatedSeeds, readSeedsJsonl, type SeedProblem } from "./seeds.js";
-import { annotateInput, parseAnnotation } from "./templates.js";
+import { annotateInput, fill, parseAnnotation } from "./templates.js";
 import { generateEach, type GenItem } from "./worker-io.js";
 import { resolve } from "node:path";
 
@@ -73,13 +74,14 @@ export async function annotateStage(ctx: SynthContext, annotator: WorkerPool): P
       const p = seeds.get(it.id.split("/").at(-1)!)!;
       const k = known(ctx, p);
       const parsed = parseAnnotation(r!.text, r!.finishReason, { known: k, minRationaleChars: a.min_rationale_chars, maxConcepts: a.max_concepts });
+      const fallback = !parsed.ok && k && a.on_malformed === "template";
       const rec: Annotation = {
         seed_id: p.id,
-        ok: parsed.ok,
-        reason: parsed.ok ? undefined : parsed.reason,
+        ok: parsed.ok || !!fallback,
+        reason: parsed.ok ? undefined : fallback ? `fallback_${parsed.reason}` : parsed.reason,
         concepts_source: k ? "known" : "annotator",
         concepts: parsed.ok ? parsed.concepts : (k ?? []),
-        rationale: parsed.ok ? parsed.rationale : "",
+        rationale: parsed.ok ? parsed.rationale : fallback ? fill(t.fallback_rationale, { concepts_inline: k.join(", "), problem: p.prompt }) : "",
         level: p.level,
         text: r!.text,
         finish_reason: r!.finishReason,
@@ -125,7 +127,7 @@ export function* triples(ctx: SynthContext): Generator<Triple> {
 export function annotationCounts(ctx: SynthContext): Record<string, number> {
   const out: Record<string, number> = {};
   for (const row of ctx.journal.iterate<Annotation>(ANNOTATE_STAGE, 0)) {
-    const k = row.result.ok ? "ok" : row.result.reason!;
+    const k = row.result.reason ?? "ok";
     out[k] = (out[k] ?? 0) + 1;
   }
   return out;
