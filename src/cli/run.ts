@@ -1,7 +1,7 @@
 // `promptcot run`: resolve the config, open (or resume) the run, start workers, run self-play, report.
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { WorkerPool } from "../cluster/pool.js";
+import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
 import { killAllWorkers } from "../cluster/local-launcher.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
@@ -80,7 +80,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       modelSource: identity.model.path ?? cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
     },
-    cfg.workers.max_restarts,
+    restartPolicyOf(cfg.workers),
     journal,
   );
   const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });

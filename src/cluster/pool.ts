@@ -174,3 +174,8 @@ export class WorkerPool {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** The pool's restart policy from the experiment's `workers` block. */
+export function restartPolicyOf(w: { max_restarts: number; restart_window_s: number }): RestartPolicy {
+  return { maxRestarts: w.max_restarts, windowS: w.restart_window_s };
+}

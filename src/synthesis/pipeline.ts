@@ -3,7 +3,7 @@
 // command again resumes where the last one stopped.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { WorkerPool } from "../cluster/pool.js";
+import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
 import { killAllWorkers, type WorkerSpec } from "../cluster/local-launcher.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { ConfigError } from "../config/errors.js";
@@ -82,7 +82,7 @@ async function synthesize(ctx: SynthContext, resumed: boolean, t0: number): Prom
 async function withAnnotator(ctx: SynthContext, fn: (pool: WorkerPool) => Promise<void>): Promise<void> {
   const source = ctx.cfg.synthesis.annotator.source;
   if (!source) return fn(ctx.pools.prompt);
-  const pool = new WorkerPool(1, { ...specOf(ctx.cfg, ctx.runDir, "prompt"), modelSource: source }, ctx.cfg.workers.max_restarts, ctx.journal);
+  const pool = new WorkerPool(1, { ...specOf(ctx.cfg, ctx.runDir, "prompt"), modelSource: source }, restartPolicyOf(ctx.cfg.workers), ctx.journal);
   await pool.start();
   try {
     await fn(pool);
@@ -102,7 +102,7 @@ function specOf(cfg: Experiment, runDir: string, role: Role): WorkerSpec {
 const stripUndefined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 function rolePool(cfg: Experiment, runDir: string, role: Role, journal: Journal): WorkerPool {
-  return new WorkerPool(cfg.workers.count, specOf(cfg, runDir, role), cfg.workers.max_restarts, journal);
+  return new WorkerPool(cfg.workers.count, specOf(cfg, runDir, role), restartPolicyOf(cfg.workers), journal);
 }
 
 /** Starts a role's workers from its newest journaled update (or the base model). */
