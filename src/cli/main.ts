@@ -7,6 +7,8 @@ import { schemaCommand } from "./schema.js";
 import { synthTestsCommand } from "./synth-tests.js";
 import { traceCommand } from "./trace.js";
 import { registerDedup } from "./dedup.js";
+import { registerEval } from "./eval.js";
+import { registerCompare } from "./compare.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       code = await synthTestsCommand(o);
     });
   registerDedup(program, (c) => (code = c));
+  registerEval(program, (c) => (code = c));
+  registerCompare(program, (c) => (code = c));
   program
     .command("trace")
     .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")

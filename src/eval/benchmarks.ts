@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { inflateSync } from "node:zlib";
 import { REPO_ROOT } from "../cluster/python-env.js";
+import { ConfigError } from "../config/errors.js";
 import type { CodeTest } from "../verify/types.js";
 import { decodePickledString } from "./pickle-string.js";
 
@@ -29,8 +30,13 @@ export interface Benchmark {
   skipped: { id: string; reason: string }[];
 }
 
-export class BenchmarkError extends Error {
+/** Bad benchmark input: exit 2 like a config error; the message names the file (and line). */
+export class BenchmarkError extends ConfigError {
   override name = "BenchmarkError";
+
+  override format(): string {
+    return `error: ${this.message}`;
+  }
 }
 
 // Names users type for the same set; the canonical name is the file stem looked up.
