@@ -99,6 +99,8 @@ export const TrainSchema = z
     /** Pairs per optimizer step. */
     batch_size: positiveInt.default(8),
     micro_batch_size: positiveInt.default(4),
+    /** Padded tokens per micro batch as well as rows (0 = rows only): bounds memory at long context. */
+    max_tokens_per_micro_batch: nonNegInt.default(0),
     epochs: positiveInt.default(1),
     max_grad_norm: z.number().nonnegative().default(1.0),
     weight_decay: z.number().nonnegative().default(0),
@@ -121,6 +123,8 @@ const SynthTrainSchema = (lr: number, batch: number, epochs: number) =>
       /** Examples per optimizer step. */
       batch_size: positiveInt.default(batch),
       micro_batch_size: positiveInt.default(4),
+      /** Padded tokens per micro batch as well as rows (0 = rows only). */
+      max_tokens_per_micro_batch: nonNegInt.default(0),
       epochs: positiveInt.default(epochs),
       max_grad_norm: z.number().nonnegative().default(1.0),
       weight_decay: z.number().nonnegative().default(0),
@@ -202,6 +206,9 @@ export const SynthesisSchema = z
         /** A malformed annotation: "drop" the seed (counted by reason), or, for a seed with known concepts,
          *  "template": use templates.fallback_rationale instead (counted as fallback_<reason>). */
         on_malformed: z.enum(["drop", "template"]).default("drop"),
+        /** For a seed with known concepts, a rationale cut by max_tokens is cut back to its last complete
+         *  sentence and kept when still min_rationale_chars long (counted as trimmed). */
+        trim_truncated: z.boolean().default(false),
       })
       .extend({ sampling: SynthSamplingSchema(0, 192) })
       .prefault({}),

@@ -71,7 +71,7 @@ export interface EmSummary {
 
 const seedOf = (ctx: SynthContext, id: string) => ctx.journal.get<SeedProblem>(unitId(0, SEED_STAGE, id))!;
 
-function hyperOf(t: { learning_rate: number; batch_size: number; micro_batch_size: number; epochs: number; max_grad_norm: number; weight_decay: number }): SftHyper {
+function hyperOf(t: { learning_rate: number; batch_size: number; micro_batch_size: number; max_tokens_per_micro_batch: number; epochs: number; max_grad_norm: number; weight_decay: number }): SftHyper {
   return { ...t };
 }
 
@@ -99,7 +99,7 @@ const qInput = (ctx: SynthContext, concepts: string[], x: string, z: string) => 
 
 /** SFT of q and p on the cold-start triples (loss on target tokens only). */
 export async function warmStart(ctx: SynthContext): Promise<void> {
-  const ids = [...triples(ctx)].map((t) => unitId(0, ANNOTATE_STAGE, t.seed_id));
+  const ids = Array.from(triples(ctx), (t) => unitId(0, ANNOTATE_STAGE, t.seed_id));
   if (ids.length === 0) throw new Error("cold start kept no annotation, so there is nothing to warm-start on; see the annotation counts by reason in the log");
   const h = hyperOf(ctx.cfg.synthesis.warm_start);
   const triple = (id: string) => {
@@ -118,11 +118,10 @@ function previousZ(ctx: SynthContext, e: number, t: Triple): string {
 
 export async function eStep(ctx: SynthContext, e: number): Promise<void> {
   const em = ctx.cfg.synthesis.em;
-  const all = [...triples(ctx)];
-  const todo = all.filter((t) => !ctx.journal.has(unitId(e, ESTEP, t.seed_id)));
-  const progress = new Progress(`EM ${e}: E-step (${em.k} rationales per problem)`, todo.length);
-  for (let i = 0; i < todo.length; i += BATCH) {
-    const batch = new Map(todo.slice(i, i + BATCH).map((t) => [unitId(e, ESTEP, t.seed_id), t]));
+  const todo = (t: Triple) => !ctx.journal.has(unitId(e, ESTEP, t.seed_id));
+  const progress = new Progress(`EM ${e}: E-step (${em.k} rationales per problem)`, count(triples(ctx), todo));
+  for (const chunk of chunks(triples(ctx), todo, BATCH)) {
+    const batch = new Map(chunk.map((t) => [unitId(e, ESTEP, t.seed_id), t]));
     const items: GenItem[] = [...batch].map(([id, t]) => ({
       id,
       text: rationaleInput(ctx.cfg.synthesis.templates, t.concepts, t.problem),
@@ -136,13 +135,32 @@ export async function eStep(ctx: SynthContext, e: number): Promise<void> {
     });
   }
   progress.finish();
-  const ids = all.map((t) => unitId(e, ESTEP, t.seed_id));
-  await update(ctx, "rationale", e, ids, hyperOf(em.train), (id) => {
+  await update(ctx, "rationale", e, unitIds(ctx, e, ESTEP), hyperOf(em.train), (id) => {
     const r = ctx.journal.get<EStepRecord>(id)!;
     return qInput(ctx, r.concepts, seedOf(ctx, r.seed_id).prompt, r.z);
   }, `EM ${e}: q update`);
   await syncPool(ctx.pools.rationale);
 }
+
+/** Triples passing `keep`, `n` at a time, read from the journal as they are needed. */
+function* chunks(source: Iterable<Triple>, keep: (t: Triple) => boolean, n: number): Generator<Triple[]> {
+  let out: Triple[] = [];
+  for (const t of source) {
+    if (!keep(t)) continue;
+    out.push(t);
+    if (out.length === n) (yield out, (out = []));
+  }
+  if (out.length) yield out;
+}
+
+function count(source: Iterable<Triple>, keep: (t: Triple) => boolean): number {
+  let n = 0;
+  for (const t of source) if (keep(t)) n++;
+  return n;
+}
+
+/** The unit ids of a step for every triple (ids only: an update loads its examples batch by batch). */
+const unitIds = (ctx: SynthContext, e: number, stage: string): string[] => Array.from(triples(ctx), (t) => unitId(e, stage, t.seed_id));
 
 /** Scores each well-formed candidate z as R = log p(z, x | c) under p, split into its two terms. */
 async function scoreCandidates(ctx: SynthContext, unit: string, t: Triple, parsed: ReturnType<typeof parseRationale>[]): Promise<Candidate[]> {
@@ -187,12 +205,11 @@ export function pickBest(t: Triple, candidates: Candidate[], prevZ: string): ESt
 
 export async function mStep(ctx: SynthContext, e: number): Promise<void> {
   const em = ctx.cfg.synthesis.em;
-  const all = [...triples(ctx)];
-  const todo = all.filter((t) => !ctx.journal.has(unitId(e, MSTEP, t.seed_id)));
-  const progress = new Progress(`EM ${e}: M-step (greedy rationales)`, todo.length);
+  const todo = (t: Triple) => !ctx.journal.has(unitId(e, MSTEP, t.seed_id));
+  const progress = new Progress(`EM ${e}: M-step (greedy rationales)`, count(triples(ctx), todo));
   const greedy = { ...em.sampling, temperature: 0 };
-  for (let i = 0; i < todo.length; i += BATCH) {
-    const batch = new Map(todo.slice(i, i + BATCH).map((t) => [unitId(e, MSTEP, t.seed_id), t]));
+  for (const chunk of chunks(triples(ctx), todo, BATCH)) {
+    const batch = new Map(chunk.map((t) => [unitId(e, MSTEP, t.seed_id), t]));
     const items: GenItem[] = [...batch].map(([id, t]) => ({ id, text: rationaleInput(ctx.cfg.synthesis.templates, t.concepts, t.problem), seeds: [unitSeed(ctx.cfg.seed, MSTEP, e, t.seed_id)] }));
     await generateEach(ctx.pools.rationale, ctx.journal, MSTEP, items, greedy, (it) => ctx.journal.has(it.id), async (it, [s]) => {
       const t = batch.get(it.id)!;
@@ -203,8 +220,7 @@ export async function mStep(ctx: SynthContext, e: number): Promise<void> {
     });
   }
   progress.finish();
-  const ids = all.map((t) => unitId(e, MSTEP, t.seed_id));
-  await update(ctx, "prompt", e, ids, hyperOf(em.train), (id) => {
+  await update(ctx, "prompt", e, unitIds(ctx, e, MSTEP), hyperOf(em.train), (id) => {
     const r = ctx.journal.get<MStepRecord>(id)!;
     return pInput(ctx, r.concepts, r.level, r.z, seedOf(ctx, r.seed_id).prompt);
   }, `EM ${e}: p update`);

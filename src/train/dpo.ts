@@ -177,6 +177,7 @@ async function runSteps(
             beta: t.beta,
             labelSmoothing: t.label_smoothing,
             microBatchSize: t.micro_batch_size,
+            maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
             maxGradNorm: t.max_grad_norm,
             weightDecay: t.weight_decay,
           },

@@ -25,6 +25,8 @@ export interface SftHyper {
   learning_rate: number;
   batch_size: number;
   micro_batch_size: number;
+  /** 0 or absent = rows only. */
+  max_tokens_per_micro_batch?: number;
   epochs: number;
   max_grad_norm: number;
   weight_decay: number;
@@ -104,7 +106,7 @@ async function runSteps(o: SftUpdateOptions, batches: string[][], start: number,
     const examples = await o.load(ids);
     const res = await o.pool.run(TRAINER, (rpc) => {
       guard();
-      const hyper = { learningRate: h.learning_rate, microBatchSize: h.micro_batch_size, maxGradNorm: h.max_grad_norm, weightDecay: h.weight_decay };
+      const hyper = { learningRate: h.learning_rate, microBatchSize: h.micro_batch_size, maxTokensPerMicroBatch: h.max_tokens_per_micro_batch ?? 0, maxGradNorm: h.max_grad_norm, weightDecay: h.weight_decay };
       return rpc.trainStep({ stepId: `${o.unit.id}/step-${b}`, loss: LossKind.SFT, examples, hyper }, CALL_DEADLINE_MS);
     });
     const metrics: Record<string, number> = { ...res.metrics, step: start + b + 1 };

@@ -190,7 +190,7 @@ export interface SamplingParams {
   /** 0 = off */
   topK: number;
   maxTokens: number;
-  /** text is cut before the stop; token_ids end at the last token of the kept text */
+  /** text is cut before the stop; token_ids then decode to exactly that text, followed by EOS */
   stop: string[];
   /** 0 = off; drop tokens with p < min_p * p(top token) */
   minP: number;
