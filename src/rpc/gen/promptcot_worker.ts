@@ -204,6 +204,11 @@ export interface GenerateRequest {
   returnLogprobs: boolean;
   /** JSON object passed to the chat template as keyword arguments, e.g. {"enable_thinking": false}. */
   chatTemplateKwargsJson: string;
+  /**
+   * When > 0 the worker refuses (FAILED_PRECONDITION) unless it holds exactly this weights_version: a worker
+   * that missed a weight sync never generates rollouts for the wrong policy.
+   */
+  expectedWeightsVersion: number;
 }
 
 export interface GenerateResponse {
@@ -233,6 +238,8 @@ export interface ScoreItem {
 export interface ScoreRequest {
   items: ScoreItem[];
   returnTokenLogprobs: boolean;
+  /** log-probs from logits / T (0 = 1): the behaviour policy at its sampling temperature */
+  logitTemperature: number;
 }
 
 export interface ScoreResult {
@@ -263,6 +270,10 @@ export interface TrainExample {
   advantage: number;
   /** 0 = 1.0 */
   weight: number;
+  /** GRPO: behaviour policy's per-completion-token log-probs (importance ratio) */
+  oldLogprobs: number[];
+  /** GRPO: reference policy's per-token log-probs (KL penalty), when kl_coef > 0 */
+  refLogprobs: number[];
 }
 
 export interface TrainHyper {
@@ -278,6 +289,23 @@ export interface TrainHyper {
   weightDecay: number;
   /** 0 = rows only; else a micro batch also stays under this many padded tokens */
   maxTokensPerMicroBatch: number;
+  /** GRPO: ratio clipped to [1 - clip_low, 1 + clip_high] (clip-higher: clip_high > clip_low) */
+  clipLow: number;
+  clipHigh: number;
+  /** GRPO: 0 = no KL term */
+  klCoef: number;
+  /** GRPO: "k1" | "k3" ("" = k3) */
+  klEstimator: string;
+  /** GRPO: "token" (mean over all tokens of the batch) | "sequence" (mean of per-sequence means) */
+  lossAggregation: string;
+  /** log-probs from logits / T, to match the sampling temperature (0 = 1) */
+  logitTemperature: number;
+  /** 0 = 0.9 */
+  adamBeta1: number;
+  /** 0 = 0.999 */
+  adamBeta2: number;
+  /** 0 = 1e-8 */
+  adamEps: number;
 }
 
 export interface TrainStepRequest {
@@ -1275,7 +1303,13 @@ export const SamplingParams: MessageFns<SamplingParams> = {
 };
 
 function createBaseGenerateRequest(): GenerateRequest {
-  return { prompts: [], sampling: undefined, returnLogprobs: false, chatTemplateKwargsJson: "" };
+  return {
+    prompts: [],
+    sampling: undefined,
+    returnLogprobs: false,
+    chatTemplateKwargsJson: "",
+    expectedWeightsVersion: 0,
+  };
 }
 
 export const GenerateRequest: MessageFns<GenerateRequest> = {
@@ -1291,6 +1325,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.chatTemplateKwargsJson !== "") {
       writer.uint32(34).string(message.chatTemplateKwargsJson);
+    }
+    if (message.expectedWeightsVersion !== 0) {
+      writer.uint32(40).int64(message.expectedWeightsVersion);
     }
     return writer;
   },
@@ -1334,6 +1371,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
           message.chatTemplateKwargsJson = reader.string();
           continue;
         }
+        case 5: {
+          if (tag !== 40) {
+            break;
+          }
+
+          message.expectedWeightsVersion = longToNumber(reader.int64());
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1357,6 +1402,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.chat_template_kwargs_json)
         ? globalThis.String(object.chat_template_kwargs_json)
         : "",
+      expectedWeightsVersion: isSet(object.expectedWeightsVersion)
+        ? globalThis.Number(object.expectedWeightsVersion)
+        : isSet(object.expected_weights_version)
+        ? globalThis.Number(object.expected_weights_version)
+        : 0,
     };
   },
 
@@ -1374,6 +1424,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.chatTemplateKwargsJson !== "") {
       obj.chatTemplateKwargsJson = message.chatTemplateKwargsJson;
     }
+    if (message.expectedWeightsVersion !== 0) {
+      obj.expectedWeightsVersion = Math.round(message.expectedWeightsVersion);
+    }
     return obj;
   },
 
@@ -1388,6 +1441,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       : undefined;
     message.returnLogprobs = object.returnLogprobs ?? false;
     message.chatTemplateKwargsJson = object.chatTemplateKwargsJson ?? "";
+    message.expectedWeightsVersion = object.expectedWeightsVersion ?? 0;
     return message;
   },
 };
@@ -1781,7 +1835,7 @@ export const ScoreItem: MessageFns<ScoreItem> = {
 };
 
 function createBaseScoreRequest(): ScoreRequest {
-  return { items: [], returnTokenLogprobs: false };
+  return { items: [], returnTokenLogprobs: false, logitTemperature: 0 };
 }
 
 export const ScoreRequest: MessageFns<ScoreRequest> = {
@@ -1791,6 +1845,9 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     }
     if (message.returnTokenLogprobs !== false) {
       writer.uint32(16).bool(message.returnTokenLogprobs);
+    }
+    if (message.logitTemperature !== 0) {
+      writer.uint32(25).double(message.logitTemperature);
     }
     return writer;
   },
@@ -1818,6 +1875,14 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
           message.returnTokenLogprobs = reader.bool();
           continue;
         }
+        case 3: {
+          if (tag !== 25) {
+            break;
+          }
+
+          message.logitTemperature = reader.double();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1835,6 +1900,11 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
         : isSet(object.return_token_logprobs)
         ? globalThis.Boolean(object.return_token_logprobs)
         : false,
+      logitTemperature: isSet(object.logitTemperature)
+        ? globalThis.Number(object.logitTemperature)
+        : isSet(object.logit_temperature)
+        ? globalThis.Number(object.logit_temperature)
+        : 0,
     };
   },
 
@@ -1846,6 +1916,9 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     if (message.returnTokenLogprobs !== false) {
       obj.returnTokenLogprobs = message.returnTokenLogprobs;
     }
+    if (message.logitTemperature !== 0) {
+      obj.logitTemperature = message.logitTemperature;
+    }
     return obj;
   },
 
@@ -1856,6 +1929,7 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     const message = createBaseScoreRequest();
     message.items = object.items?.map((e) => ScoreItem.fromPartial(e)) || [];
     message.returnTokenLogprobs = object.returnTokenLogprobs ?? false;
+    message.logitTemperature = object.logitTemperature ?? 0;
     return message;
   },
 };
@@ -2062,6 +2136,8 @@ function createBaseTrainExample(): TrainExample {
     refRejectedLogp: 0,
     advantage: 0,
     weight: 0,
+    oldLogprobs: [],
+    refLogprobs: [],
   };
 }
 
@@ -2099,6 +2175,16 @@ export const TrainExample: MessageFns<TrainExample> = {
     if (message.weight !== 0) {
       writer.uint32(65).double(message.weight);
     }
+    writer.uint32(74).fork();
+    for (const v of message.oldLogprobs) {
+      writer.float(v);
+    }
+    writer.join();
+    writer.uint32(82).fork();
+    for (const v of message.refLogprobs) {
+      writer.float(v);
+    }
+    writer.join();
     return writer;
   },
 
@@ -2213,6 +2299,42 @@ export const TrainExample: MessageFns<TrainExample> = {
           message.weight = reader.double();
           continue;
         }
+        case 9: {
+          if (tag === 77) {
+            message.oldLogprobs.push(reader.float());
+
+            continue;
+          }
+
+          if (tag === 74) {
+            const end2 = reader.uint32() + reader.pos;
+            while (reader.pos < end2) {
+              message.oldLogprobs.push(reader.float());
+            }
+
+            continue;
+          }
+
+          break;
+        }
+        case 10: {
+          if (tag === 85) {
+            message.refLogprobs.push(reader.float());
+
+            continue;
+          }
+
+          if (tag === 82) {
+            const end2 = reader.uint32() + reader.pos;
+            while (reader.pos < end2) {
+              message.refLogprobs.push(reader.float());
+            }
+
+            continue;
+          }
+
+          break;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2256,6 +2378,16 @@ export const TrainExample: MessageFns<TrainExample> = {
         : 0,
       advantage: isSet(object.advantage) ? globalThis.Number(object.advantage) : 0,
       weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+      oldLogprobs: globalThis.Array.isArray(object?.oldLogprobs)
+        ? object.oldLogprobs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.old_logprobs)
+        ? object.old_logprobs.map((e: any) => globalThis.Number(e))
+        : [],
+      refLogprobs: globalThis.Array.isArray(object?.refLogprobs)
+        ? object.refLogprobs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.ref_logprobs)
+        ? object.ref_logprobs.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -2285,6 +2417,12 @@ export const TrainExample: MessageFns<TrainExample> = {
     if (message.weight !== 0) {
       obj.weight = message.weight;
     }
+    if (message.oldLogprobs?.length) {
+      obj.oldLogprobs = message.oldLogprobs;
+    }
+    if (message.refLogprobs?.length) {
+      obj.refLogprobs = message.refLogprobs;
+    }
     return obj;
   },
 
@@ -2301,6 +2439,8 @@ export const TrainExample: MessageFns<TrainExample> = {
     message.refRejectedLogp = object.refRejectedLogp ?? 0;
     message.advantage = object.advantage ?? 0;
     message.weight = object.weight ?? 0;
+    message.oldLogprobs = object.oldLogprobs?.map((e) => e) || [];
+    message.refLogprobs = object.refLogprobs?.map((e) => e) || [];
     return message;
   },
 };
@@ -2314,6 +2454,15 @@ function createBaseTrainHyper(): TrainHyper {
     maxGradNorm: 0,
     weightDecay: 0,
     maxTokensPerMicroBatch: 0,
+    clipLow: 0,
+    clipHigh: 0,
+    klCoef: 0,
+    klEstimator: "",
+    lossAggregation: "",
+    logitTemperature: 0,
+    adamBeta1: 0,
+    adamBeta2: 0,
+    adamEps: 0,
   };
 }
 
@@ -2339,6 +2488,33 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     }
     if (message.maxTokensPerMicroBatch !== 0) {
       writer.uint32(56).int32(message.maxTokensPerMicroBatch);
+    }
+    if (message.clipLow !== 0) {
+      writer.uint32(65).double(message.clipLow);
+    }
+    if (message.clipHigh !== 0) {
+      writer.uint32(73).double(message.clipHigh);
+    }
+    if (message.klCoef !== 0) {
+      writer.uint32(81).double(message.klCoef);
+    }
+    if (message.klEstimator !== "") {
+      writer.uint32(90).string(message.klEstimator);
+    }
+    if (message.lossAggregation !== "") {
+      writer.uint32(98).string(message.lossAggregation);
+    }
+    if (message.logitTemperature !== 0) {
+      writer.uint32(105).double(message.logitTemperature);
+    }
+    if (message.adamBeta1 !== 0) {
+      writer.uint32(113).double(message.adamBeta1);
+    }
+    if (message.adamBeta2 !== 0) {
+      writer.uint32(121).double(message.adamBeta2);
+    }
+    if (message.adamEps !== 0) {
+      writer.uint32(129).double(message.adamEps);
     }
     return writer;
   },
@@ -2406,6 +2582,78 @@ export const TrainHyper: MessageFns<TrainHyper> = {
           message.maxTokensPerMicroBatch = reader.int32();
           continue;
         }
+        case 8: {
+          if (tag !== 65) {
+            break;
+          }
+
+          message.clipLow = reader.double();
+          continue;
+        }
+        case 9: {
+          if (tag !== 73) {
+            break;
+          }
+
+          message.clipHigh = reader.double();
+          continue;
+        }
+        case 10: {
+          if (tag !== 81) {
+            break;
+          }
+
+          message.klCoef = reader.double();
+          continue;
+        }
+        case 11: {
+          if (tag !== 90) {
+            break;
+          }
+
+          message.klEstimator = reader.string();
+          continue;
+        }
+        case 12: {
+          if (tag !== 98) {
+            break;
+          }
+
+          message.lossAggregation = reader.string();
+          continue;
+        }
+        case 13: {
+          if (tag !== 105) {
+            break;
+          }
+
+          message.logitTemperature = reader.double();
+          continue;
+        }
+        case 14: {
+          if (tag !== 113) {
+            break;
+          }
+
+          message.adamBeta1 = reader.double();
+          continue;
+        }
+        case 15: {
+          if (tag !== 121) {
+            break;
+          }
+
+          message.adamBeta2 = reader.double();
+          continue;
+        }
+        case 16: {
+          if (tag !== 129) {
+            break;
+          }
+
+          message.adamEps = reader.double();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2448,6 +2696,51 @@ export const TrainHyper: MessageFns<TrainHyper> = {
         : isSet(object.max_tokens_per_micro_batch)
         ? globalThis.Number(object.max_tokens_per_micro_batch)
         : 0,
+      clipLow: isSet(object.clipLow)
+        ? globalThis.Number(object.clipLow)
+        : isSet(object.clip_low)
+        ? globalThis.Number(object.clip_low)
+        : 0,
+      clipHigh: isSet(object.clipHigh)
+        ? globalThis.Number(object.clipHigh)
+        : isSet(object.clip_high)
+        ? globalThis.Number(object.clip_high)
+        : 0,
+      klCoef: isSet(object.klCoef)
+        ? globalThis.Number(object.klCoef)
+        : isSet(object.kl_coef)
+        ? globalThis.Number(object.kl_coef)
+        : 0,
+      klEstimator: isSet(object.klEstimator)
+        ? globalThis.String(object.klEstimator)
+        : isSet(object.kl_estimator)
+        ? globalThis.String(object.kl_estimator)
+        : "",
+      lossAggregation: isSet(object.lossAggregation)
+        ? globalThis.String(object.lossAggregation)
+        : isSet(object.loss_aggregation)
+        ? globalThis.String(object.loss_aggregation)
+        : "",
+      logitTemperature: isSet(object.logitTemperature)
+        ? globalThis.Number(object.logitTemperature)
+        : isSet(object.logit_temperature)
+        ? globalThis.Number(object.logit_temperature)
+        : 0,
+      adamBeta1: isSet(object.adamBeta1)
+        ? globalThis.Number(object.adamBeta1)
+        : isSet(object.adam_beta1)
+        ? globalThis.Number(object.adam_beta1)
+        : 0,
+      adamBeta2: isSet(object.adamBeta2)
+        ? globalThis.Number(object.adamBeta2)
+        : isSet(object.adam_beta2)
+        ? globalThis.Number(object.adam_beta2)
+        : 0,
+      adamEps: isSet(object.adamEps)
+        ? globalThis.Number(object.adamEps)
+        : isSet(object.adam_eps)
+        ? globalThis.Number(object.adam_eps)
+        : 0,
     };
   },
 
@@ -2474,6 +2767,33 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     if (message.maxTokensPerMicroBatch !== 0) {
       obj.maxTokensPerMicroBatch = Math.round(message.maxTokensPerMicroBatch);
     }
+    if (message.clipLow !== 0) {
+      obj.clipLow = message.clipLow;
+    }
+    if (message.clipHigh !== 0) {
+      obj.clipHigh = message.clipHigh;
+    }
+    if (message.klCoef !== 0) {
+      obj.klCoef = message.klCoef;
+    }
+    if (message.klEstimator !== "") {
+      obj.klEstimator = message.klEstimator;
+    }
+    if (message.lossAggregation !== "") {
+      obj.lossAggregation = message.lossAggregation;
+    }
+    if (message.logitTemperature !== 0) {
+      obj.logitTemperature = message.logitTemperature;
+    }
+    if (message.adamBeta1 !== 0) {
+      obj.adamBeta1 = message.adamBeta1;
+    }
+    if (message.adamBeta2 !== 0) {
+      obj.adamBeta2 = message.adamBeta2;
+    }
+    if (message.adamEps !== 0) {
+      obj.adamEps = message.adamEps;
+    }
     return obj;
   },
 
@@ -2489,6 +2809,15 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     message.maxGradNorm = object.maxGradNorm ?? 0;
     message.weightDecay = object.weightDecay ?? 0;
     message.maxTokensPerMicroBatch = object.maxTokensPerMicroBatch ?? 0;
+    message.clipLow = object.clipLow ?? 0;
+    message.clipHigh = object.clipHigh ?? 0;
+    message.klCoef = object.klCoef ?? 0;
+    message.klEstimator = object.klEstimator ?? "";
+    message.lossAggregation = object.lossAggregation ?? "";
+    message.logitTemperature = object.logitTemperature ?? 0;
+    message.adamBeta1 = object.adamBeta1 ?? 0;
+    message.adamBeta2 = object.adamBeta2 ?? 0;
+    message.adamEps = object.adamEps ?? 0;
     return message;
   },
 };
