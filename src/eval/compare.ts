@@ -1,6 +1,7 @@
 // Paired comparison of two sets of eval results (rows per problem and sample), per benchmark: the
 // difference in mean accuracy with a bootstrap CI over problems, a paired sign-flip test, the problems
 // that flipped, response lengths and a power note. Pure: a CLI, a report or a dashboard can call it.
+import { ConfigError } from "../config/errors.js";
 import { bootstrapMeanCI, mean, minimumDetectableDiff, sampleSd, signFlipTest } from "./stats.js";
 
 /** One graded sample, as `promptcot eval` exports it (other tools may write the same fields). */
@@ -75,6 +76,15 @@ export interface Comparison {
 
 type PerProblem = Map<string, ResultRow[]>;
 
+/** Results that cannot be compared as given (exit 2 from the CLI: the fix is in the input). */
+export class CompareInputError extends ConfigError {
+  override name = "CompareInputError";
+
+  override format(): string {
+    return `error: ${this.message}`;
+  }
+}
+
 export function compareResults(a: ResultRow[], b: ResultRow[], opts: CompareOptions = {}): Comparison {
   const labelA = opts.labelA ?? firstCheckpoint(a) ?? "A";
   const labelB = opts.labelB ?? firstCheckpoint(b) ?? "B";
@@ -86,13 +96,13 @@ export function compareResults(a: ResultRow[], b: ResultRow[], opts: CompareOpti
     const [pa, pb] = [ga.get(name), gb.get(name)];
     if (!pa || !pb) {
       const missing = pa ? labelB : labelA;
-      if (!opts.allowUnpaired) throw new Error(`benchmark '${name}' has no results in ${missing}; evaluate it there too, or pass --allow-unpaired to compare only shared benchmarks`);
+      if (!opts.allowUnpaired) throw new CompareInputError(`benchmark '${name}' has no results in ${missing}; evaluate it there too, or pass --allow-unpaired to compare only shared benchmarks`);
       notes.push(`benchmark '${name}' skipped: no results in ${missing}`);
       continue;
     }
     out.push(compareBenchmark(name, pa, pb, labelA, labelB, opts));
   }
-  if (out.length === 0) throw new Error(`no benchmark has results on both sides (${labelA}: ${[...ga.keys()].join(", ") || "none"}; ${labelB}: ${[...gb.keys()].join(", ") || "none"})`);
+  if (out.length === 0) throw new CompareInputError(`no benchmark has results on both sides (${labelA}: ${[...ga.keys()].join(", ") || "none"}; ${labelB}: ${[...gb.keys()].join(", ") || "none"})`);
   return { a: labelA, b: labelB, benchmarks: out, notes };
 }
 
@@ -106,7 +116,7 @@ function groupRows(rows: ResultRow[], label: string): Map<string, PerProblem> {
   const seen = new Set<string>();
   for (const r of rows) {
     const key = JSON.stringify([r.benchmark, r.problem_id, r.sample_idx]);
-    if (seen.has(key)) throw new Error(`${label}: sample ${r.sample_idx} of problem '${r.problem_id}' (${r.benchmark}) appears twice; remove the duplicate row`);
+    if (seen.has(key)) throw new CompareInputError(`${label}: sample ${r.sample_idx} of problem '${r.problem_id}' (${r.benchmark}) appears twice; remove the duplicate row`);
     seen.add(key);
     const bench = out.get(r.benchmark) ?? new Map<string, ResultRow[]>();
     out.set(r.benchmark, bench);
@@ -120,13 +130,13 @@ function compareBenchmark(name: string, pa: PerProblem, pb: PerProblem, labelA: 
   const onlyB = [...pb.keys()].filter((id) => !pa.has(id)).sort(byId);
   if ((onlyA.length || onlyB.length) && !o.allowUnpaired) {
     const side = (ids: string[], l: string) => (ids.length ? `only in ${l}: ${few(ids)}` : "");
-    throw new Error(
+    throw new CompareInputError(
       `${name}: problems present on one side only (${[side(onlyA, labelA), side(onlyB, labelB)].filter(Boolean).join("; ")}); ` +
         `a missing problem is not a 0. Evaluate the same problems, or pass --allow-unpaired to compare the ${[...pa.keys()].filter((id) => pb.has(id)).length} shared ones`,
     );
   }
   const ids = [...pa.keys()].filter((id) => pb.has(id)).sort(byId);
-  if (ids.length === 0) throw new Error(`${name}: ${labelA} and ${labelB} share no problem`);
+  if (ids.length === 0) throw new CompareInputError(`${name}: ${labelA} and ${labelB} share no problem`);
   const acc = (rows: ResultRow[]) => mean(rows.map((r) => (r.correct ? 1 : 0)));
   const per = ids.map((id) => ({ id, a: acc(pa.get(id)!), b: acc(pb.get(id)!) }));
   const diffs = per.map((p) => p.b - p.a);
