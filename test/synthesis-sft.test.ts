@@ -17,7 +17,7 @@ afterAll(async () => Promise.all(pools.map((p) => p.stop())));
 const example = (i: number): TrainExample => ({
   promptTokenIds: [10 + i, 20 + i, 30 + i],
   completionTokenIds: [100 + i, 200 + i, 300 + i, 400 + i],
-  chosenTokenIds: [], rejectedTokenIds: [], refChosenLogp: 0, refRejectedLogp: 0, advantage: 0, weight: 1,
+  chosenTokenIds: [], rejectedTokenIds: [], refChosenLogp: 0, refRejectedLogp: 0, advantage: 0, weight: 1, oldLogprobs: [], refLogprobs: [],
 });
 const ids = Array.from({ length: 6 }, (_, i) => `ex${i}`);
 

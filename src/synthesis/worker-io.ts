@@ -106,6 +106,8 @@ export async function sftExamples(pool: WorkerPool, inputs: Omit<TokenizeInput, 
       refRejectedLogp: 0,
       advantage: 0,
       weight: 1,
+      oldLogprobs: [],
+      refLogprobs: [],
     };
   });
 }

@@ -83,6 +83,8 @@ function examplesFor(ctx: RunContext, iteration: number, pairs: Pair[]): TrainEx
       refRejectedLogp: ref.rejected_logp,
       advantage: 0,
       weight: 1,
+      oldLogprobs: [],
+      refLogprobs: [],
     };
   });
 }
