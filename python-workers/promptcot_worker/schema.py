@@ -34,6 +34,9 @@ class Hyper:
     weight_decay: float = 0.0
     max_tokens_per_micro_batch: int = 0  # 0 = micro batches are bounded by micro_batch_size only
     clip_eps: float = 0.2  # GRPO; not on the wire yet
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
 
 
 @dataclass

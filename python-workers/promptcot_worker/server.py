@@ -319,6 +319,8 @@ def _hyper(h: pb.TrainHyper) -> Hyper:
         learning_rate=h.learning_rate, beta=h.beta, label_smoothing=h.label_smoothing,
         micro_batch_size=h.micro_batch_size, max_grad_norm=h.max_grad_norm, weight_decay=h.weight_decay,
         max_tokens_per_micro_batch=h.max_tokens_per_micro_batch,
+        # 0 on the wire = AdamW's usual default
+        adam_beta1=h.adam_beta1 or 0.9, adam_beta2=h.adam_beta2 or 0.999, adam_eps=h.adam_eps or 1e-8,
     )
 
 
