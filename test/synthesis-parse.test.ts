@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { SYNTH_TEMPLATE_DEFAULTS } from "../src/config/schema.js";
 import { problemId } from "../src/synthesis/provenance.js";
 import { generatedSeeds } from "../src/synthesis/seeds.js";
-import { MARK, annotateInput, parseAnnotation, parseGeneration, parseRationale, promptTarget, withSuffix } from "../src/synthesis/templates.js";
+import { MARK, annotateInput, parseAnnotation, parseGeneration, parseRationale, promptTarget, trimToSentence, withSuffix } from "../src/synthesis/templates.js";
 
 const good = promptTarget("Use the LCM of 4 and 6.", "Two lights blink every 4 and 6 seconds. When do they next blink together?");
 
@@ -84,5 +84,21 @@ describe("templates, ids and seeds", () => {
       expect(s.answer).toMatch(/^\d+$/);
     }
     expect(new Set(a.flatMap((s) => s.concepts)).size).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe("trimToSentence", () => {
+  it("cuts a truncated rationale back to its last complete sentence", () => {
+    expect(trimToSentence("Pick two periods. Then ask when they meet. The numbers are cho")).toBe("Pick two periods. Then ask when they meet.");
+    expect(trimToSentence("no sentence end here")).toBeUndefined();
+    expect(trimToSentence(`One. ${MARK.problemOpen} Two.`)).toBeUndefined();
+    expect(trimToSentence("Version 2.5 is used")).toBeUndefined();
+  });
+});
+
+describe("trimToSentence on a weak annotator's output", () => {
+  it("a numbered list is not a sentence; an echoed marker fragment is dropped", () => {
+    expect(trimToSentence("<!-- 1. 1. 2. 3. 4. 5. 6. 7. 8. 9")).toBeUndefined();
+    expect(trimToSentence("<!-- \nIt needs the LCM. Then the tim")).toBe("It needs the LCM.");
   });
 });

@@ -2,13 +2,15 @@
 // it tests and a rationale ("how an expert designed this problem"). Known concepts (the seed generator's,
 // or a JSONL row's own) are kept and only the rationale is asked for. A malformed annotation is dropped
 // with its reason and its seed takes no further part, unless annotator.on_malformed is "template": then a
-// seed with known concepts gets templates.fallback_rationale, recorded as fallback_<reason>.
+// seed with known concepts gets templates.fallback_rationale, recorded as fallback_<reason>. With
+// annotator.trim_truncated, a known-concepts rationale cut by max_tokens is first cut back to its last
+// complete sentence and kept (recorded as "trimmed").
 import type { WorkerPool } from "../cluster/pool.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import { Progress } from "../telemetry/progress.js";
 import type { SynthContext } from "./context.js";
 import { generatedSeeds, readSeedsJsonl, type SeedProblem } from "./seeds.js";
-import { annotateInput, fill, parseAnnotation } from "./templates.js";
+import { annotateInput, fill, parseAnnotation, trimToSentence } from "./templates.js";
 import { generateEach, type GenItem } from "./worker-io.js";
 import { resolve } from "node:path";
 
@@ -74,14 +76,16 @@ export async function annotateStage(ctx: SynthContext, annotator: WorkerPool): P
       const p = seeds.get(it.id.split("/").at(-1)!)!;
       const k = known(ctx, p);
       const parsed = parseAnnotation(r!.text, r!.finishReason, { known: k, minRationaleChars: a.min_rationale_chars, maxConcepts: a.max_concepts });
-      const fallback = !parsed.ok && k && a.on_malformed === "template";
+      const trimmed = !parsed.ok && parsed.reason === "truncated" && k && a.trim_truncated ? trimToSentence(r!.text) : undefined;
+      const useTrimmed = trimmed !== undefined && trimmed.length >= a.min_rationale_chars;
+      const fallback = !parsed.ok && !useTrimmed && k && a.on_malformed === "template";
       const rec: Annotation = {
         seed_id: p.id,
-        ok: parsed.ok || !!fallback,
-        reason: parsed.ok ? undefined : fallback ? `fallback_${parsed.reason}` : parsed.reason,
+        ok: parsed.ok || useTrimmed || !!fallback,
+        reason: parsed.ok ? undefined : useTrimmed ? "trimmed" : fallback ? `fallback_${parsed.reason}` : parsed.reason,
         concepts_source: k ? "known" : "annotator",
         concepts: parsed.ok ? parsed.concepts : (k ?? []),
-        rationale: parsed.ok ? parsed.rationale : fallback ? fill(t.fallback_rationale, { concepts_inline: k.join(", "), problem: p.prompt }) : "",
+        rationale: parsed.ok ? parsed.rationale : useTrimmed ? trimmed : fallback ? fill(t.fallback_rationale, { concepts_inline: k.join(", "), problem: p.prompt }) : "",
         level: p.level,
         text: r!.text,
         finish_reason: r!.finishReason,

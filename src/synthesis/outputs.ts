@@ -1,7 +1,7 @@
 // What a synthesis run leaves: artifacts/synthesis/problems.jsonl (kept problems with PromptCoT's field
 // names and their provenance), report.md / report.json (EM figures per iteration, counts by reason, and
 // the difficulty/diversity/coverage report), and the dry-run plan. All derived from the journal.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Experiment } from "../config/schema.js";
 import { ANNOTATE_STAGE, annotationCounts, SEED_STAGE } from "./cold-start.js";
@@ -31,25 +31,29 @@ export function planLines(cfg: Experiment, runDir: string): string[] {
   ];
 }
 
-/** Writes the kept problems in generation order (temp file + rename); returns how many. */
+/** Writes the kept problems in generation order, streamed to a temp file renamed into place; returns their ids and concepts. */
 export function writeProblems(ctx: SynthContext): ReportProblem[] {
   const dir = join(ctx.runDir, "artifacts", "synthesis");
   mkdirSync(dir, { recursive: true });
   const path = join(dir, "problems.jsonl");
   const tmp = `${path}.tmp-${process.pid}`;
-  const lines: string[] = [];
+  const fd = openSync(tmp, "w");
   const kept: ReportProblem[] = [];
-  for (const { result: s } of ctx.journal.iterate<ScreenRecord>(SCREEN_STAGE, 0)) {
-    if (!s.kept) continue;
-    const g = ctx.journal.get<GenerationRecord>(s.generation_unit)!;
-    lines.push(JSON.stringify({
-      id: s.id, prompt: withSuffix(ctx.cfg.synthesis.templates, ctx.cfg.synthesis.domain, g.problem!), problem: g.problem, concepts: g.concepts,
-      ...(g.level ? { level: g.level } : {}), rationale: g.rationale, source: `promptcot-synthesis/${ctx.cfg.name}`,
-      synthesizer: g.synthesizer, concept_seed: g.concept_seed, sampling_seed: g.sampling_seed, generation_unit: s.generation_unit,
-    }));
-    kept.push({ id: s.id, concepts: g.concepts });
+  try {
+    for (const { result: s } of ctx.journal.iterate<ScreenRecord>(SCREEN_STAGE, 0)) {
+      if (!s.kept) continue;
+      const g = ctx.journal.get<GenerationRecord>(s.generation_unit)!;
+      const row = {
+        id: s.id, prompt: withSuffix(ctx.cfg.synthesis.templates, ctx.cfg.synthesis.domain, g.problem!), problem: g.problem, concepts: g.concepts,
+        ...(g.level ? { level: g.level } : {}), rationale: g.rationale, source: `promptcot-synthesis/${ctx.cfg.name}`,
+        synthesizer: g.synthesizer, concept_seed: g.concept_seed, sampling_seed: g.sampling_seed, generation_unit: s.generation_unit,
+      };
+      writeSync(fd, `${JSON.stringify(row)}\n`);
+      kept.push({ id: s.id, concepts: g.concepts });
+    }
+  } finally {
+    closeSync(fd);
   }
-  writeFileSync(tmp, lines.map((l) => `${l}\n`).join(""));
   renameSync(tmp, path);
   return kept;
 }
@@ -90,10 +94,45 @@ export interface ReportInput {
   wallSeconds: number;
 }
 
-export function renderSynthesisReport(ctx: SynthContext, r: ReportInput): string {
+/**
+ * Embeds texts through p's worker (mean-pooled hidden states, the Embed RPC), `size` per call. Not journaled:
+ * derived report data, recomputed on a rerun. The problems' text is read back from the journal by the caller.
+ */
+async function embedTexts(ctx: SynthContext, texts: Iterable<string>, size = 64): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  let batch: string[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const b = batch;
+    const res = await ctx.pools.prompt.run(0, (rpc) => rpc.embed({ texts: b }, 600_000));
+    out.push(...res.embeddings.map((e) => Float32Array.from(e.values)));
+    batch = [];
+  };
+  for (const t of texts) {
+    batch.push(t);
+    if (batch.length === size) await flush();
+  }
+  await flush();
+  return out;
+}
+
+function* keptTexts(ctx: SynthContext): Generator<string> {
+  for (const { result: s } of ctx.journal.iterate<ScreenRecord>(SCREEN_STAGE, 0)) {
+    if (s.kept) yield ctx.journal.get<GenerationRecord>(s.generation_unit)!.problem!;
+  }
+}
+
+function* seedTexts(ctx: SynthContext): Generator<string> {
+  for (const { result } of ctx.journal.iterate<{ prompt: string }>(SEED_STAGE, 0)) yield result.prompt;
+}
+
+export async function renderSynthesisReport(ctx: SynthContext, r: ReportInput): Promise<string> {
   const counts = outcomeCounts(ctx);
   const annotations = annotationCounts(ctx);
-  const quality = synthesisReport({ problems: r.kept, pool: r.pool });
+  // Diversity: the kept problems against each other and against the seed problems (the reference set).
+  const problemEmbeddings = await embedTexts(ctx, keptTexts(ctx));
+  const referenceEmbeddings = await embedTexts(ctx, seedTexts(ctx));
+  const quality = synthesisReport({ problems: r.kept, pool: r.pool, problemEmbeddings, referenceEmbeddings });
   const md = [
     `# Synthesis report: ${ctx.cfg.name}`,
     "",

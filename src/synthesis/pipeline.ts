@@ -75,7 +75,7 @@ async function synthesize(ctx: SynthContext, resumed: boolean, t0: number): Prom
   await timer.time("generate", () => generationStage(ctx, pool));
   await timer.time("filters + dedup", () => screenStage(ctx));
   const kept = writeProblems(ctx);
-  return renderSynthesisReport(ctx, { em, pool, kept, resumed, wallSeconds: (performance.now() - t0) / 1000 });
+  return await renderSynthesisReport(ctx, { em, pool, kept, resumed, wallSeconds: (performance.now() - t0) / 1000 });
 }
 
 /** The annotator: the prompt-role worker with base weights, or its own model for the duration of cold start. */

@@ -151,3 +151,13 @@ export function parseAnnotation(text: string, finishReason: string, o: Annotatio
   if (z.rationale.length < o.minRationaleChars) return { ok: false, reason: "too_short" };
   return { ok: true, concepts, rationale: z.rationale };
 }
+
+/** A rationale cut by the token limit, cut back to its last complete sentence (undefined if none). */
+export function trimToSentence(text: string): string | undefined {
+  // A model given the open marker sometimes starts by echoing part of it.
+  const body = text.split(MARK.rationaleClose)[0]!.replace(/^\s*<!--\s*/, "");
+  if (ALL_MARKS.some((m) => body.includes(m))) return undefined;
+  // A sentence ends at . ! or ? right after a letter: "1. 2. 3." is a list of numbers, not sentences.
+  const m = /^[\s\S]*\p{L}[.!?](?=\s|$)/u.exec(body);
+  return m ? m[0].trim() : undefined;
+}
