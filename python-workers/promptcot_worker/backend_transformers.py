@@ -265,21 +265,27 @@ class TransformersBackend:
 
     # ---- scoring -----------------------------------------------------------------------------------
 
-    def token_logprobs(self, batch: CompletionBatch) -> torch.Tensor:
-        """[B, C] float32 log p(completion token); chunked over tokens unless chunk_tokens is 0."""
-        if self.chunk_tokens > 0:
+    def token_logprobs(self, batch: CompletionBatch, temperature: float = 1.0) -> torch.Tensor:
+        """[B, C] float32 log p(completion token) under softmax(logits / temperature); chunked over tokens
+        unless chunk_tokens is 0. The chunked head has no temperature, so T != 1 builds the full logits
+        (more memory at long context; memory.chunked_token_logprobs could take a temperature instead)."""
+        if self.chunk_tokens > 0 and temperature == 1.0:
             return chunked_token_logprobs(self.model, batch, self.chunk_tokens)
-        return losses.token_logprobs(completion_logits(self.model, batch), batch.labels)
+        return losses.token_logprobs(completion_logits(self.model, batch), batch.labels, temperature)
 
     @torch.inference_mode()
-    def score(self, items: Sequence[tuple[list[int], list[int]]], want_tokens: bool) -> list[ScoreOut]:
-        """log p(completion | prompt) at temperature 1 for each item, in request order."""
+    def score(
+        self, items: Sequence[tuple[list[int], list[int]]], want_tokens: bool, temperature: float = 1.0
+    ) -> list[ScoreOut]:
+        """log p(completion | prompt) under softmax(logits / temperature) for each item, in request order."""
+        if temperature <= 0:
+            raise ValueError(f"logit_temperature must be > 0 (0 on the wire = 1), got {temperature}")
         self.check_tokens(items)
         results: list[ScoreOut | None] = [None] * len(items)
         lengths = [len(p) + len(c) for p, c in items]
         for chunk in chunk_by_budget(lengths, SCORE_MAX_ROWS, SCORE_TOKEN_BUDGET):
             batch = build_batch([items[i] for i in chunk], self.pad_id, self.device)
-            tok = self.token_logprobs(batch).cpu()
+            tok = self.token_logprobs(batch, temperature).cpu()
             for row, idx in enumerate(chunk):
                 n = len(items[idx][1])
                 values = tok[row, :n]
@@ -334,8 +340,9 @@ class TransformersBackend:
     def _accumulate(
         self, kind: LossKind, examples: list[Example], hyper: Hyper, masters: MasterWeights
     ) -> dict[str, Any]:
-        normalizer = _normalizer(kind, examples)
-        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "micro_batches": 0}
+        normalizer = _normalizer(kind, examples, hyper)
+        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "kl": [],
+                                 "micro_batches": 0}
         for micro in micro_batches(_rows_of(kind, examples), hyper.micro_batch_size, hyper.max_tokens_per_micro_batch):
             loss = self._micro_loss(kind, [examples[i] for i in micro], hyper, normalizer, stats)
             loss.backward()
@@ -352,13 +359,27 @@ class TransformersBackend:
             return self._dpo_micro(micro, hyper, normalizer, weights, stats)
         batch = build_batch([(e.prompt, e.completion) for e in micro], self.pad_id, self.device)
         stats["tokens"] += batch.num_tokens
-        tok = self.token_logprobs(batch)
         if kind == LossKind.SFT:
-            return losses.nll_loss(tok, batch.mask, weights, normalizer)
+            return losses.nll_loss(self.token_logprobs(batch), batch.mask, weights, normalizer)
+        return self._grpo_micro(micro, batch, hyper, normalizer, weights, stats)
+
+    def _grpo_micro(
+        self, micro: list[Example], batch: CompletionBatch, hyper: Hyper, normalizer: float,
+        weights: torch.Tensor, stats: dict[str, Any],
+    ) -> torch.Tensor:
+        """The policy's log-probs at the sampling temperature against the behaviour policy's (old_logprobs,
+        scored by the controller before the update at the same temperature); without old log-probs the
+        step is on-policy (ratio 1, only its gradient matters)."""
+        tok = self.token_logprobs(batch, hyper.logit_temperature)
         adv = torch.tensor([e.advantage for e in micro], dtype=torch.float32, device=self.device) * weights
-        # On-policy: the wire has no old log-probs yet, so the ratio is 1 and only its gradient matters.
-        loss, clipped = losses.grpo_loss(tok, tok.detach(), adv, batch.mask, hyper.clip_eps, normalizer)
-        stats["clip"].append(float(clipped))
+        old = _padded([e.old_logprobs for e in micro], tok) if micro[0].old_logprobs else tok.detach()
+        ref = _padded([e.ref_logprobs for e in micro], tok) if hyper.kl_coef > 0 else None
+        loss, extra = losses.grpo_loss(
+            tok, old, adv, batch.mask, hyper.clip_low, hyper.clip_high, hyper.loss_aggregation, normalizer,
+            ref, hyper.kl_coef, hyper.kl_estimator,
+        )
+        stats["clip"].append(float(extra["clip_fraction"]))
+        stats["kl"].append(float(extra["kl"]))
         return loss
 
     def _dpo_micro(
@@ -432,6 +453,29 @@ def _rows_of(kind: LossKind, examples: list[Example]) -> list[tuple[int, int]]:
     return [(1, len(e.prompt) + len(e.completion)) for e in examples]
 
 
+def _padded(rows: list[list[float]], like: torch.Tensor) -> torch.Tensor:
+    """Per-token values ([B] lists of completion length) as a [B, C] tensor shaped like ``like`` (0 on padding)."""
+    out = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+    return out
+
+
+def _validate_grpo(examples: list[Example], hyper: Hyper) -> None:
+    if hyper.logit_temperature <= 0 or not 0 <= hyper.clip_low < 1 or hyper.clip_high < 0:
+        raise ValueError(f"GRPO needs logit_temperature > 0, 0 <= clip_low < 1, clip_high >= 0 (got "
+                         f"{hyper.logit_temperature}, {hyper.clip_low}, {hyper.clip_high})")
+    with_old = [bool(e.old_logprobs) for e in examples]
+    if any(with_old) and not all(with_old):
+        raise ValueError("GRPO: either every example has old_logprobs or none (on-policy)")
+    for i, e in enumerate(examples):
+        for name, values, needed in (("old_logprobs", e.old_logprobs, any(with_old)),
+                                     ("ref_logprobs", e.ref_logprobs, hyper.kl_coef > 0)):
+            if needed and len(values) != len(e.completion):
+                raise ValueError(f"GRPO example {i}: {name} has {len(values)} values for "
+                                 f"{len(e.completion)} completion tokens (one per token; kl_coef > 0 needs ref_logprobs)")
+
+
 def _validate(kind: LossKind, examples: list[Example], hyper: Hyper) -> None:
     if not examples:
         raise ValueError("TrainStep needs at least one example")
@@ -446,11 +490,13 @@ def _validate(kind: LossKind, examples: list[Example], hyper: Hyper) -> None:
             raise ValueError("DPO examples need chosen_token_ids and rejected_token_ids")
     elif any(not e.completion for e in examples):
         raise ValueError(f"{kind.name} examples need completion_token_ids")
+    if kind == LossKind.GRPO:
+        _validate_grpo(examples, hyper)
 
 
-def _normalizer(kind: LossKind, examples: list[Example]) -> float:
+def _normalizer(kind: LossKind, examples: list[Example], hyper: Hyper) -> float:
     """The full batch's count, so micro-batch losses add up to the full-batch mean."""
-    if kind == LossKind.DPO:
+    if kind == LossKind.DPO or (kind == LossKind.GRPO and hyper.loss_aggregation == "sequence"):
         return float(len(examples))
     return float(max(1, sum(len(e.completion) for e in examples)))
 
@@ -476,4 +522,5 @@ def _finish_metrics(
         metrics["rewards/accuracy"] = float((chosen > rejected).float().mean())
     if stats["clip"]:
         metrics["clip_fraction"] = sum(stats["clip"]) / len(stats["clip"])
+        metrics["kl"] = sum(stats["kl"]) / len(stats["kl"])
     return metrics

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 
 
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """log p(labels[b, t]) under softmax(logits[b, t]) at temperature 1, in float32. Shape [B, T]."""
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log p(labels[b, t]) under softmax(logits[b, t] / temperature), in float32. Shape [B, T]."""
     logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     picked = torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
 
@@ -77,26 +79,64 @@ def dpo_loss(
     return losses, chosen_rewards, rejected_rewards
 
 
+def kl_penalty(token_logps: torch.Tensor, ref_token_logps: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1 / k3).
+
+    k1 = log pi - log ref (unbiased, can be negative); k3 = r - log r - 1 with r = ref / pi (unbiased,
+    always >= 0, lower variance).
+    """
+    log_ratio = ref_token_logps - token_logps
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k3":
+        return torch.exp(log_ratio) - log_ratio - 1.0
+    raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {estimator!r}")
+
+
 def grpo_loss(
     token_logps: torch.Tensor,
     old_token_logps: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
-    clip_eps: float,
+    clip_low: float,
+    clip_high: float,
+    aggregation: str = "token",
     normalizer: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO-clipped surrogate with a token-level mean (DAPO-style normalisation over all counted tokens).
+    ref_token_logps: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    kl_estimator: str = "k3",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO-clipped surrogate with clip-higher (ratio clipped to [1 - clip_low, 1 + clip_high], DAPO) and an
+    optional KL penalty to a reference, ``kl_coef * KL_est`` added per token.
 
     ``advantages`` is [B] (one per completion, broadcast over its tokens) or [B, T].
-    Returns (loss, clipped_fraction) where clipped_fraction is the share of counted tokens whose
-    ratio was clipped in the direction that matters (detached).
+    ``aggregation``: "token" = sum over counted tokens / token count (each token weighs the same, DAPO);
+    "sequence" = mean over sequences of each sequence's token mean (the original GRPO). ``normalizer``
+    replaces the local count (tokens, or sequences) for gradient accumulation.
+    Returns (loss, stats) with detached stats: clip_fraction (share of counted tokens whose ratio was
+    clipped in the direction that matters), kl (mean per-token estimate, 0 without a reference).
     """
     adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
     ratio = torch.exp(token_logps - old_token_logps)
     unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
     per_token = -torch.minimum(unclipped, clipped)
-    denom = float(normalizer) if normalizer is not None else mask.sum().clamp(min=1.0)
-    loss = (per_token * mask).sum() / denom
-    was_clipped = ((clipped < unclipped).float() * mask).sum() / mask.sum().clamp(min=1.0)
-    return loss, was_clipped.detach()
+    kl = torch.zeros_like(per_token)
+    if ref_token_logps is not None and kl_coef > 0:
+        kl = kl_penalty(token_logps, ref_token_logps, kl_estimator)
+        per_token = per_token + kl_coef * kl
+    counted = mask.sum().clamp(min=1.0)
+    if aggregation == "token":
+        denom = float(normalizer) if normalizer is not None else counted
+        loss = (per_token * mask).sum() / denom
+    elif aggregation == "sequence":
+        per_seq = (per_token * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+        denom = float(normalizer) if normalizer is not None else float(per_seq.shape[0])
+        loss = per_seq.sum() / denom
+    else:
+        raise ValueError(f"loss_aggregation must be 'token' or 'sequence', got {aggregation!r}")
+    stats = {
+        "clip_fraction": (((clipped < unclipped).float() * mask).sum() / counted).detach(),
+        "kl": ((kl * mask).sum() / counted).detach(),
+    }
+    return loss, stats

@@ -22,6 +22,8 @@ class Example:
     ref_rejected_logp: float = 0.0
     advantage: float = 0.0
     weight: float = 1.0
+    old_logprobs: list[float] = field(default_factory=list)  # GRPO: behaviour policy, one per completion token
+    ref_logprobs: list[float] = field(default_factory=list)  # GRPO: reference policy (KL), one per completion token
 
 
 @dataclass
@@ -33,7 +35,12 @@ class Hyper:
     max_grad_norm: float = 0.0  # 0 = no clipping
     weight_decay: float = 0.0
     max_tokens_per_micro_batch: int = 0  # 0 = micro batches are bounded by micro_batch_size only
-    clip_eps: float = 0.2  # GRPO; not on the wire yet
+    clip_low: float = 0.2  # GRPO: ratio clipped to [1 - clip_low, 1 + clip_high]
+    clip_high: float = 0.2
+    kl_coef: float = 0.0  # GRPO: 0 = no KL term
+    kl_estimator: str = "k3"  # GRPO: "k1" | "k3"
+    loss_aggregation: str = "token"  # GRPO: "token" | "sequence"
+    logit_temperature: float = 1.0  # log-probs from logits / T (GRPO: the sampling temperature)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8

@@ -54,9 +54,14 @@ class Unavailable(Exception):
     """The worker is still starting or is shutting down."""
 
 
+class WrongWeights(Exception):
+    """Generate asked for a weights_version this worker does not hold: it missed a weight sync."""
+
+
 _ERROR_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (Cancelled, grpc.StatusCode.CANCELLED),
+    (WrongWeights, grpc.StatusCode.FAILED_PRECONDITION),
     (FileExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (FileNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -179,6 +184,10 @@ class Worker(pb_grpc.WorkerServicer):
 
         started, produced = time.perf_counter(), 0
         with self.using_model() as backend:
+            expected = request.expected_weights_version
+            if expected > 0 and backend.weights_version != expected:
+                raise WrongWeights(f"worker {self.worker_id} holds weights_version {backend.weights_version}, "
+                                   f"the request expects {expected}; load the current checkpoint first")
             # Reject bad input before any work.
             prompts = [(p, _encode(backend, p, cfg, template_kwargs)) for p in request.prompts]
             for prompt, ids in prompts:
@@ -200,7 +209,7 @@ class Worker(pb_grpc.WorkerServicer):
     def ScoreLogProbs(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
         items = [(list(i.prompt_token_ids), list(i.completion_token_ids)) for i in request.items]
         with self.using_model() as backend:
-            scores = backend.score(items, request.return_token_logprobs)
+            scores = backend.score(items, request.return_token_logprobs, request.logit_temperature or 1.0)
         results = [
             pb.ScoreResult(id=item.id, sum_logprob=s.sum_logprob, num_tokens=s.num_tokens,
                            token_logprobs=s.token_logprobs)
@@ -311,6 +320,7 @@ def _example(e: pb.TrainExample) -> Example:
         chosen=list(e.chosen_token_ids), rejected=list(e.rejected_token_ids),
         ref_chosen_logp=e.ref_chosen_logp, ref_rejected_logp=e.ref_rejected_logp,
         advantage=e.advantage, weight=e.weight or 1.0,
+        old_logprobs=list(e.old_logprobs), ref_logprobs=list(e.ref_logprobs),
     )
 
 
@@ -321,6 +331,10 @@ def _hyper(h: pb.TrainHyper) -> Hyper:
         max_tokens_per_micro_batch=h.max_tokens_per_micro_batch,
         # 0 on the wire = AdamW's usual default
         adam_beta1=h.adam_beta1 or 0.9, adam_beta2=h.adam_beta2 or 0.999, adam_eps=h.adam_eps or 1e-8,
+        # GRPO; 0 on the wire = the defaults (a zero clip range would stop all learning)
+        clip_low=h.clip_low or 0.2, clip_high=h.clip_high or 0.2, kl_coef=h.kl_coef,
+        kl_estimator=h.kl_estimator or "k3", loss_aggregation=h.loss_aggregation or "token",
+        logit_temperature=h.logit_temperature or 1.0,
     )
 
 

@@ -79,27 +79,95 @@ def test_sft_micro_batches_add_up_to_full_batch_mean() -> None:
     assert parts.item() == pytest.approx(full.item(), abs=1e-6)
 
 
-def test_grpo_clipping() -> None:
-    # ratios 1.5, 1.5, 0.5, 0.5 with advantages +1, -1, +1, -1 and clip 0.2:
-    #   +1 @1.5 -> min(1.5, 1.2) = 1.2 (clipped)   -1 @1.5 -> min(-1.5, -1.2) = -1.5
-    #   +1 @0.5 -> min(0.5, 0.8) = 0.5             -1 @0.5 -> min(-0.5, -0.8) = -0.8 (clipped)
-    old = torch.zeros(1, 4)
-    new = torch.log(torch.tensor([[1.5, 1.5, 0.5, 0.5]])).requires_grad_(True)
-    adv = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    mask = torch.ones(1, 4)
-    loss, clipped = grpo_loss(new, old, adv, mask, clip_eps=0.2)
-    assert loss.item() == pytest.approx(-(1.2 - 1.5 + 0.5 - 0.8) / 4, abs=1e-6)
-    assert clipped.item() == pytest.approx(0.5)
+def test_grpo_clip_higher_closed_form() -> None:
+    # clip_low 0.2, clip_high 0.28: ratio kept in [0.8, 1.28].
+    # ratios 1.5, 1.5, 0.5, 0.5, 1.25 with advantages +1, -1, +1, -1, +1:
+    #   +1 @1.5  -> min(1.5, 1.28) = 1.28 (clipped)   -1 @1.5 -> min(-1.5, -1.28) = -1.5
+    #   +1 @0.5  -> min(0.5, 0.8)  = 0.5              -1 @0.5 -> min(-0.5, -0.8)  = -0.8 (clipped)
+    #   +1 @1.25 -> 1.25 (inside the higher range; a symmetric 0.2 clip would have cut it to 1.2)
+    old = torch.zeros(1, 5)
+    new = torch.log(torch.tensor([[1.5, 1.5, 0.5, 0.5, 1.25]])).requires_grad_(True)
+    adv = torch.tensor([[1.0, -1.0, 1.0, -1.0, 1.0]])
+    mask = torch.ones(1, 5)
+    loss, stats = grpo_loss(new, old, adv, mask, clip_low=0.2, clip_high=0.28)
+    assert loss.item() == pytest.approx(-(1.28 - 1.5 + 0.5 - 0.8 + 1.25) / 5, abs=1e-6)
+    assert stats["clip_fraction"].item() == pytest.approx(2 / 5)
+    assert stats["kl"].item() == 0.0
     loss.backward()
     grad = new.grad[0].tolist()
     assert grad[0] == 0.0 and grad[3] == 0.0  # clipped tokens get no gradient
-    assert grad[1] == pytest.approx(1.5 / 4) and grad[2] == pytest.approx(-0.5 / 4)
+    # d/dlogp of -ratio * A / 5 = -ratio * A / 5
+    assert grad[1] == pytest.approx(1.5 / 5) and grad[2] == pytest.approx(-0.5 / 5)
+    assert grad[4] == pytest.approx(-1.25 / 5)
+    symmetric, _ = grpo_loss(new.detach(), old, adv, mask, clip_low=0.2, clip_high=0.2)
+    assert symmetric.item() == pytest.approx(-(1.2 - 1.5 + 0.5 - 0.8 + 1.2) / 5, abs=1e-6)
 
 
 def test_grpo_token_level_mean_and_mask() -> None:
     logps = torch.zeros(2, 3)
     adv = torch.tensor([2.0, -1.0])  # one advantage per completion, broadcast over its tokens
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    loss, _ = grpo_loss(logps, logps, adv, mask, clip_eps=0.2)
+    loss, _ = grpo_loss(logps, logps, adv, mask, clip_low=0.2, clip_high=0.28)
     # ratio 1 everywhere: loss = -(3 * 2 + 1 * -1) / 4 tokens
     assert loss.item() == pytest.approx(-5.0 / 4)
+    changed = logps.clone()
+    changed[1, 1:] = 9.0  # padding positions never count
+    assert grpo_loss(changed, logps, adv, mask, 0.2, 0.28)[0].item() == pytest.approx(-5.0 / 4)
+
+
+def test_grpo_sequence_level_mean_of_means() -> None:
+    logps = torch.zeros(2, 3)
+    adv = torch.tensor([2.0, -1.0])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    loss, _ = grpo_loss(logps, logps, adv, mask, 0.2, 0.28, aggregation="sequence")
+    # per-sequence means -2 and +1, averaged over 2 sequences; the token mean gave -5/4
+    assert loss.item() == pytest.approx((-2.0 + 1.0) / 2)
+    with pytest.raises(ValueError, match="loss_aggregation"):
+        grpo_loss(logps, logps, adv, mask, 0.2, 0.28, aggregation="bogus")
+
+
+@pytest.mark.parametrize("aggregation", ["token", "sequence"])
+def test_grpo_micro_batches_add_up_to_full_batch(aggregation: str) -> None:
+    torch.manual_seed(1)
+    new, old, ref = torch.randn(3, 4) * 0.3, torch.randn(3, 4) * 0.3, torch.randn(3, 4) * 0.3
+    adv = torch.tensor([1.0, -0.5, 2.0])
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.float32)
+    kw = dict(clip_low=0.2, clip_high=0.28, aggregation=aggregation, ref_token_logps=ref, kl_coef=0.1)
+    full, _ = grpo_loss(new, old, adv, mask, **kw)
+    total = mask.sum().item() if aggregation == "token" else 3.0
+    parts = sum(
+        grpo_loss(new[i : i + 1], old[i : i + 1], adv[i : i + 1], mask[i : i + 1], normalizer=total,
+                  **{**kw, "ref_token_logps": ref[i : i + 1]})[0]
+        for i in range(3)
+    )
+    assert parts.item() == pytest.approx(full.item(), abs=1e-6)
+
+
+def test_grpo_kl_estimators_closed_form() -> None:
+    # log pi = log 0.5, log ref = log 0.25 on one token, advantage 0 (only the KL term remains)
+    # k1 = log pi - log ref = log 2;  k3 = r - log r - 1 with r = ref/pi = 1/2 -> 0.5 + log 2 - 1
+    pi = torch.tensor([[math.log(0.5)]], requires_grad=True)
+    ref = torch.tensor([[math.log(0.25)]])
+    mask = torch.ones(1, 1)
+    adv = torch.zeros(1)
+    k1, s1 = grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k1")
+    assert k1.item() == pytest.approx(0.5 * math.log(2.0), abs=1e-6)
+    assert s1["kl"].item() == pytest.approx(math.log(2.0), abs=1e-6)
+    k3, s3 = grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k3")
+    assert s3["kl"].item() == pytest.approx(0.5 + math.log(2.0) - 1.0, abs=1e-6)
+    assert k3.item() == pytest.approx(0.5 * (0.5 + math.log(2.0) - 1.0), abs=1e-6)
+    k3.backward()
+    # d/dlogpi of coef * (e^(ref - logpi) - (ref - logpi) - 1) = coef * (1 - r) = 0.5 * 0.5
+    assert pi.grad.item() == pytest.approx(0.25, abs=1e-6)
+    # without a coefficient the reference is ignored
+    off, s0 = grpo_loss(pi.detach(), pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.0)
+    assert off.item() == 0.0 and s0["kl"].item() == 0.0
+    with pytest.raises(ValueError, match="kl_estimator"):
+        grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k2")
+
+
+def test_token_logprobs_at_a_temperature() -> None:
+    # logits (0, log 3) at T = 2 -> (0, log 3 / 2): p(1) = sqrt3 / (1 + sqrt3)
+    logits = torch.tensor([[[0.0, math.log(3.0)]]])
+    tok = token_logprobs(logits, torch.tensor([[1]]), temperature=2.0)
+    assert tok.item() == pytest.approx(math.log(math.sqrt(3.0) / (1.0 + math.sqrt(3.0))), abs=1e-6)
