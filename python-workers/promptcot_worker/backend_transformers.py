@@ -305,12 +305,19 @@ class TransformersBackend:
         return self.master
 
     def _optimizer_for(self, hyper: Hyper) -> torch.optim.AdamW:
+        """AdamW over the masters in two groups: weight decay on matrices, none on norms and biases.
+        The controller sends lr (its schedule's value for this step), betas and eps with every step."""
         if self.optimizer is None:
-            params = self._masters().masters
-            self.optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=hyper.weight_decay)
+            groups = checkpoint.decay_groups(self._masters().names, self._masters().masters)
+            self.optimizer = torch.optim.AdamW(
+                [{"params": [self._masters().masters[i] for i in idx], "decay": decay} for decay, idx in groups],
+                lr=hyper.learning_rate,
+            )
         for group in self.optimizer.param_groups:
             group["lr"] = hyper.learning_rate
-            group["weight_decay"] = hyper.weight_decay
+            group["weight_decay"] = hyper.weight_decay if group.get("decay", True) else 0.0
+            group["betas"] = (hyper.adam_beta1, hyper.adam_beta2)
+            group["eps"] = hyper.adam_eps
         return self.optimizer
 
     def train_step(self, step_id: str, kind: LossKind, examples: list[Example], hyper: Hyper) -> dict[str, float]:
@@ -428,10 +435,9 @@ class TransformersBackend:
         if load_optimizer or self.master is not None:
             self._masters().load(checkpoint.load_masters(path))
         if load_optimizer:
-            state = checkpoint.load_optimizer_state(path)
             self.optimizer = None
-            optimizer = self._optimizer_for(Hyper(learning_rate=state["param_groups"][0]["lr"]))
-            optimizer.load_state_dict(state)
+            optimizer = self._optimizer_for(Hyper(learning_rate=0.0))
+            optimizer.load_state_dict(checkpoint.load_optimizer_state(path, optimizer, self._masters().masters))
         checkpoint.load_rng(path)
         self.last_step = None
         self.weights_version = int(meta.get("weights_version", self.weights_version + 1))

@@ -118,11 +118,52 @@ def _shares_storage_with(live: dict[str, torch.Tensor], loaded: set[str]) -> set
     return {n for n, t in live.items() if t.data_ptr() in loaded_ptrs}
 
 
-def load_optimizer_state(path: Path) -> dict[str, Any]:
+def no_decay(name: str, param: torch.Tensor) -> bool:
+    """Norm scales and biases are not shrunk by weight decay (they set scales and offsets, not capacity)."""
+    module = name.rsplit(".", 1)[0] if "." in name else ""
+    return param.ndim < 2 or name.endswith("bias") or module.endswith("norm")
+
+
+def decay_groups(names: list[str], params: list[torch.Tensor]) -> list[tuple[bool, list[int]]]:
+    """(decay?, indices into ``params``) for the optimizer's param groups; empty groups left out."""
+    decay = [i for i, (n, p) in enumerate(zip(names, params)) if not no_decay(n, p)]
+    plain = [i for i, (n, p) in enumerate(zip(names, params)) if no_decay(n, p)]
+    return [(d, idx) for d, idx in ((True, decay), (False, plain)) if idx]
+
+
+def load_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> dict[str, Any]:
+    """The saved optimizer state, fitted to ``optimizer``'s param groups.
+
+    Checkpoints written before the decay/no-decay split hold one group over ``params`` in order; their
+    per-parameter state is moved to the parameter's new group, so old runs resume exactly."""
     f = path / OPTIMIZER_FILE
     if not f.exists():
         raise FileNotFoundError(f"checkpoint has no {OPTIMIZER_FILE}: {path}")
-    return torch.load(f, map_location="cpu", weights_only=True)
+    saved = torch.load(f, map_location="cpu", weights_only=True)
+    live = optimizer.param_groups
+    sizes = [len(g["params"]) for g in saved["param_groups"]]
+    if sizes == [len(g["params"]) for g in live]:
+        return saved
+    if len(sizes) == 1 and sizes[0] == len(params):
+        return _regroup(saved, live, params)
+    raise ValueError(
+        f"{f}: optimizer state has param groups of sizes {sizes}, this trainer has "
+        f"{[len(g['params']) for g in live]} (same model and --trainable-layers?); "
+        "load the checkpoint without its optimizer (load_optimizer=false) to start a fresh optimizer"
+    )
+
+
+def _regroup(saved: dict[str, Any], live: list[dict[str, Any]], params: list[torch.Tensor]) -> dict[str, Any]:
+    index = {id(p): i for i, p in enumerate(params)}
+    order = [index[id(p)] for g in live for p in g["params"]]  # old index of each new position
+    hyper = {k: v for k, v in saved["param_groups"][0].items() if k != "params"}
+    groups, start = [], 0
+    for g in live:
+        n = len(g["params"])
+        groups.append({**hyper, "decay": g.get("decay", True), "params": list(range(start, start + n))})
+        start += n
+    state = {new: saved["state"][old] for new, old in enumerate(order) if old in saved["state"]}
+    return {"state": state, "param_groups": groups}
 
 
 def load_masters(path: Path) -> dict[str, torch.Tensor] | None:
