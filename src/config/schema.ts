@@ -90,6 +90,20 @@ export const PairsSchema = z
   })
   .prefault({});
 
+/** Learning rate per global step, computed by the controller (src/train/schedule.ts). */
+export const LrScheduleSchema = z
+  .strictObject({
+    kind: z.enum(["constant", "cosine"]).default("constant"),
+    /** Linear warm-up from learning_rate / warmup_steps to learning_rate over the first steps. */
+    warmup_steps: nonNegInt.default(0),
+    /** Cosine length in optimizer steps; 0 = the run's step count where it is known in advance (task sft:
+     *  iterations × steps per pass); a self-play cosine needs it set. */
+    total_steps: nonNegInt.default(0),
+    /** The cosine's floor as a fraction of learning_rate. */
+    min_lr_ratio: probability.default(0),
+  })
+  .prefault({});
+
 export const TrainSchema = z
   .strictObject({
     algorithm: z.enum(["dpo"]).default("dpo"),
@@ -102,6 +116,11 @@ export const TrainSchema = z
     /** Padded tokens per micro batch as well as rows (0 = rows only): bounds memory at long context. */
     max_tokens_per_micro_batch: nonNegInt.default(0),
     epochs: positiveInt.default(1),
+    lr_schedule: LrScheduleSchema,
+    /** AdamW's betas and epsilon (weight decay never applies to norms and biases). */
+    adam_beta1: z.number().min(0).lt(1).default(0.9),
+    adam_beta2: z.number().min(0).lt(1).default(0.999),
+    adam_eps: z.number().positive().default(1e-8),
     max_grad_norm: z.number().nonnegative().default(1.0),
     weight_decay: z.number().nonnegative().default(0),
   })
@@ -265,12 +284,41 @@ export const SynthesisSchema = z
   })
   .prefault({});
 
+/** Which checkpoints a run keeps (src/train/retention.ts); the newest and the best are never deleted. */
+export const CheckpointsSchema = z
+  .strictObject({
+    /** Keep the newest N update checkpoints (0 = keep all). */
+    keep_last: nonNegInt.default(0),
+    /** Also keep the best evaluated checkpoint: metric avg_at_k or pass_at_K of the held-out eval. */
+    keep_best: z
+      .strictObject({ metric: z.string().regex(/^(avg_at_k|pass_at_\d+)$/, "use avg_at_k or pass_at_K"), mode: z.enum(["max", "min"]).default("max") })
+      .optional(),
+  })
+  .prefault({});
+
+/** `task: sft`: fine-tune the model (the student) on a teacher's trajectories with the train.* settings. */
+export const SftSchema = z
+  .strictObject({
+    /** JSONL: {prompt, completion} or {messages: [...]} whose last message is the assistant's. */
+    trajectories_path: z.string().optional(),
+    /** What a kept trajectory must contain: math: a non-empty \\boxed{} answer; code: a fenced code block. */
+    domain: z.enum(["math", "code"]).default("math"),
+    /** Length cap in completion tokens (EOS included): longer trajectories are dropped, never cut. */
+    max_completion_tokens: positiveInt.default(2048),
+    /** "length_grouped": batches of similar length (the worker pads; see docs/WORKER.md); "random": plain shuffle. */
+    batching: z.enum(["length_grouped", "random"]).default("length_grouped"),
+    /** Put data.system_prompt before the user turn of {prompt, completion} rows. */
+    system_prompt: z.boolean().default(true),
+  })
+  .prefault({});
+
 export const ExperimentSchema = z.strictObject({
   /** Building blocks merged in order before this file's own keys (paths relative to this file). */
   include: z.array(z.string()).default([]),
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'"),
-  /** "selfplay": the RL loop; "synthesis": the prompt-synthesis pipeline (the `synthesis:` section). */
-  task: z.enum(["selfplay", "synthesis"]).default("selfplay"),
+  /** "selfplay": the RL loop; "synthesis": the prompt-synthesis pipeline (the `synthesis:` section);
+   *  "sft": fine-tune on a teacher's trajectories (the `sft:` section). */
+  task: z.enum(["selfplay", "synthesis", "sft"]).default("selfplay"),
   seed: nonNegInt.default(0),
   iterations: positiveInt.default(1),
   /** Evaluate held-out problems after every N iterations; 0 = only after the last (always also before the first). */
@@ -284,6 +332,8 @@ export const ExperimentSchema = z.strictObject({
   pairs: PairsSchema,
   train: TrainSchema,
   synthesis: SynthesisSchema,
+  checkpoints: CheckpointsSchema,
+  sft: SftSchema,
 });
 
 export type Experiment = z.output<typeof ExperimentSchema>;
