@@ -90,6 +90,32 @@ export const PairsSchema = z
   })
   .prefault({});
 
+/** GRPO (train.algorithm: grpo); the controller computes advantages, the worker only the clipped loss. */
+export const GrpoSchema = z
+  .strictObject({
+    /** Reward baseline per prompt group: "mean_std" (GRPO: (r - mean) / std), "mean" (Dr. GRPO: r - mean),
+     *  "loo" (RLOO: r minus the mean of the group's other samples). */
+    advantage: z.enum(["mean_std", "mean", "loo"]).default("mean_std"),
+    /** Importance ratio clipped to [1 - clip_low, 1 + clip_high]; clip_high > clip_low is DAPO's clip-higher. */
+    clip_low: z.number().gt(0).lt(1).default(0.2),
+    clip_high: z.number().gt(0).default(0.28),
+    /** KL penalty to the iteration's starting weights, per token; 0 = none (and no reference scoring). */
+    kl_coef: z.number().nonnegative().default(0),
+    kl_estimator: z.enum(["k1", "k3"]).default("k3"),
+    /** "token": every token of an optimizer step weighs the same (DAPO); "sequence": mean of per-sample means. */
+    loss_aggregation: z.enum(["token", "sequence"]).default("token"),
+    /** Drop groups whose samples are all right or all wrong (zero advantage) and roll out more prompts
+     *  until prompts_per_iteration groups remain or the train set is used up. */
+    dynamic_sampling: z.boolean().default(true),
+    /** Samples cut at max_tokens leave the loss (and their group's statistics); false = they count as wrong. */
+    overlong_filter: z.boolean().default(true),
+    /** Groups wanted per iteration, drawn in a per-iteration shuffled order of the train set; 0 = all prompts. */
+    prompts_per_iteration: nonNegInt.default(0),
+    /** Extension point: "verdict" (1 right, 0 otherwise) or "file.ts#export", a RewardFn (src/train/grpo.ts). */
+    reward: z.string().default("verdict"),
+  })
+  .prefault({});
+
 /** Learning rate per global step, computed by the controller (src/train/schedule.ts). */
 export const LrScheduleSchema = z
   .strictObject({
@@ -106,11 +132,12 @@ export const LrScheduleSchema = z
 
 export const TrainSchema = z
   .strictObject({
-    algorithm: z.enum(["dpo"]).default("dpo"),
+    /** "dpo": pairs from graded groups (PromptCoT 2.0); "grpo": group-normalised advantages (train.grpo). */
+    algorithm: z.enum(["dpo", "grpo"]).default("dpo"),
     learning_rate: z.number().positive().default(5e-6),
     beta: z.number().positive().default(0.1),
     label_smoothing: z.number().min(0).max(0.5).default(0),
-    /** Pairs per optimizer step. */
+    /** Pairs (DPO) or samples (GRPO) per optimizer step. */
     batch_size: positiveInt.default(8),
     micro_batch_size: positiveInt.default(4),
     /** Padded tokens per micro batch as well as rows (0 = rows only): bounds memory at long context. */
@@ -123,6 +150,7 @@ export const TrainSchema = z
     adam_eps: z.number().positive().default(1e-8),
     max_grad_norm: z.number().nonnegative().default(1.0),
     weight_decay: z.number().nonnegative().default(0),
+    grpo: GrpoSchema,
   })
   .prefault({});
 

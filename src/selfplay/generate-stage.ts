@@ -8,6 +8,7 @@ import { unitId, unitSeed } from "../experiment/ids.js";
 import type { UnitRow } from "../experiment/journal.js";
 import type { GenerateResponse } from "../rpc/gen/promptcot_worker.js";
 import { Progress } from "../telemetry/progress.js";
+import { expectedWeightsVersion, withCurrentWeights } from "../train/weight-sync.js";
 
 export interface SampleRecord {
   prompt_id: string;
@@ -59,7 +60,7 @@ export async function generateStage(ctx: RunContext, o: GenerateStageOptions): P
   let next = 0;
   const workerLoop = async (w: number) => {
     for (let c = next++; c < chunks.length; c = next++) {
-      await ctx.pool.run(w, (rpc) => runChunk(ctx, o, chunks[c]!, byId, rpc.generate.bind(rpc), progress));
+      await ctx.pool.run(w, (rpc) => withCurrentWeights(ctx, w, rpc, () => runChunk(ctx, o, chunks[c]!, byId, rpc.generate.bind(rpc), progress)));
     }
   };
   await Promise.all(Array.from({ length: ctx.pool.size }, (_, w) => workerLoop(w)));
@@ -91,6 +92,8 @@ async function runChunk(
     },
     chatTemplateKwargsJson: JSON.stringify(ctx.cfg.model.chat_template_kwargs),
     returnLogprobs: false,
+    // A worker that missed a weight sync refuses rather than sampling from the wrong policy.
+    expectedWeightsVersion: expectedWeightsVersion(ctx.pool),
   };
   for await (const r of generate(req, ctx.cfg.workers.generate_timeout_s * 1000)) {
     const problem = byId.get(r.promptId);

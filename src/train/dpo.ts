@@ -9,7 +9,7 @@ import { WorkerRestartedError } from "../cluster/pool.js";
 import type { RunContext } from "../experiment/context.js";
 import type { Journal } from "../experiment/journal.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
-import { LossKind, type TrainExample } from "../rpc/gen/promptcot_worker.js";
+import { LossKind, type TrainExample, type TrainHyper } from "../rpc/gen/promptcot_worker.js";
 import type { SampleRecord } from "../selfplay/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
@@ -91,15 +91,37 @@ function examplesFor(ctx: RunContext, iteration: number, pairs: Pair[]): TrainEx
 
 /** Runs the iteration's DPO steps and saves a checkpoint; returns the journaled update record. */
 export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: Pair[], globalStep: number): Promise<UpdateRecord> {
-  const id = `${iterTag(iteration)}/update`;
-  const done = ctx.journal.get<UpdateRecord>(id);
+  const done = ctx.journal.get<UpdateRecord>(`${iterTag(iteration)}/update`);
   if (done) return done;
   const t = ctx.cfg.train;
-  const examples = examplesFor(ctx, iteration, pairs);
+  const hyper: Partial<TrainHyper> = { beta: t.beta, labelSmoothing: t.label_smoothing };
+  return updateUnit(ctx, iteration, { label: "DPO", loss: LossKind.DPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, pairs)) }, globalStep);
+}
+
+/** train.epochs passes over `examples`, each in its own seeded order, cut into train.batch_size steps. */
+export function epochBatches(ctx: RunContext, iteration: number, examples: TrainExample[]): TrainExample[][] {
+  const t = ctx.cfg.train;
   const order: TrainExample[] = [];
   for (let e = 0; e < t.epochs; e++) order.push(...shuffled(examples, unitSeed(ctx.cfg.seed, "shuffle", iteration, e)));
   const batches: TrainExample[][] = [];
   for (let i = 0; i < order.length; i += t.batch_size) batches.push(order.slice(i, i + t.batch_size));
+  return batches;
+}
+
+/** One update: its loss, the loss's own hyperparameters (the shared ones come from train.*) and its steps. */
+export interface UpdatePlan {
+  label: string;
+  loss: LossKind;
+  hyper: Partial<TrainHyper>;
+  batches: TrainExample[][];
+}
+
+/** Runs an update's steps and saves a checkpoint as one journaled unit (see the file comment). */
+export async function updateUnit(ctx: RunContext, iteration: number, plan: UpdatePlan, globalStep: number): Promise<UpdateRecord> {
+  const id = `${iterTag(iteration)}/update`;
+  const done = ctx.journal.get<UpdateRecord>(id);
+  if (done) return done;
+  const { batches } = plan;
 
   // A trainer restart anywhere in the update (a step, the save) loses the steps already taken, and the
   // restarted process holds the update's starting checkpoint with its optimizer state (the base model and a
@@ -110,7 +132,7 @@ export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: 
   const checkpoint = join(ctx.runDir, "checkpoints", `step-${step}`);
   for (;;) {
     try {
-      const steps = await runSteps(ctx, iteration, batches, globalStep, id);
+      const steps = await runSteps(ctx, iteration, plan, globalStep, id);
       await saveUpdate(ctx, checkpoint);
       const record: UpdateRecord = { steps, checkpoint, global_step: step };
       ctx.journal.record([{ id, stage: "update", iteration, result: record }]);
@@ -160,24 +182,23 @@ async function saveUpdate(ctx: RunContext, checkpoint: string): Promise<void> {
 async function runSteps(
   ctx: RunContext,
   iteration: number,
-  batches: TrainExample[][],
+  plan: UpdatePlan,
   globalStep: number,
   unit: string,
 ): Promise<Record<string, number>[]> {
   const t = ctx.cfg.train;
   const steps: Record<string, number>[] = [];
-  const progress = new Progress(`DPO update (${batches.length} steps)`, batches.length);
-  for (const [b, batch] of batches.entries()) {
+  const progress = new Progress(`${plan.label} update (${plan.batches.length} steps)`, plan.batches.length);
+  for (const [b, batch] of plan.batches.entries()) {
     const res = await ctx.pool.run(TRAINER, (rpc) =>
       rpc.trainStep(
         {
           stepId: `${unit}/step-${b}`,
-          loss: LossKind.DPO,
+          loss: plan.loss,
           examples: batch,
           hyper: {
+            ...plan.hyper,
             learningRate: t.learning_rate,
-            beta: t.beta,
-            labelSmoothing: t.label_smoothing,
             microBatchSize: t.micro_batch_size,
             maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
             maxGradNorm: t.max_grad_norm,
@@ -188,6 +209,11 @@ async function runSteps(
       ),
       { onRestart: "abandon" },
     );
+    // weights_version counts the trainer's steps since the base model: the run's global step, which the
+    // checkpoint carries to the rollout workers. Anything else means the trainer holds other weights.
+    if (res.weightsVersion !== globalStep + b + 1) {
+      throw new Error(`internal error: the trainer reports weights_version ${res.weightsVersion} after global step ${globalStep + b + 1}`);
+    }
     const metrics: Record<string, number> = { ...res.metrics, step: globalStep + b + 1 };
     steps.push(metrics);
     ctx.metrics.write({ iteration, kind: "train", ...metrics });
@@ -195,15 +221,4 @@ async function runSteps(
   }
   progress.finish();
   return steps;
-}
-
-/** Brings every worker that holds older weights to the current checkpoint (the trainer already has them). */
-export async function syncWeights(ctx: RunContext): Promise<void> {
-  const { pool } = ctx;
-  for (const [w, worker] of pool.workers.entries()) {
-    if (worker.heldStep >= pool.checkpointStep || !pool.checkpoint) continue;
-    const path = pool.checkpoint;
-    await pool.run(w, (rpc) => rpc.loadCheckpoint({ path, loadOptimizer: false }, CALL_DEADLINE_MS));
-    worker.heldStep = pool.checkpointStep;
-  }
 }
