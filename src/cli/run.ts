@@ -15,6 +15,7 @@ import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } f
 import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
+import { readSftData, sftRegime } from "../train/sft-regime.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
@@ -50,6 +51,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const configDir = dirname(resolve(file));
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
   const problems = loadProblems(cfg, configDir);
+  const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
   const identity = runIdentity(cfg, configDir, problems);
   if (opts.dryRun) return dryRun(cfg, runDir, identity, problems);
   pythonPath(); // fail early, with the fix, when the environment is missing
@@ -91,7 +93,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
       await pool.start(latest?.checkpoint, latest?.global_step ?? 0);
     });
-    const { before, iterations } = await selfPlay(ctx);
+    const { before, iterations } = sftData ? await sftRegime(ctx, sftData) : await selfPlay(ctx);
     for (const it of iterations) exportIteration(ctx, it.iteration);
     const rss = pool.workers.map((w) => peakRssMb(w.pid));
     const report = renderReport(ctx, before, iterations, { wallSeconds: (performance.now() - t0) / 1000, workerPeakRssMb: rss, resumed });

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { WorkerPool } from "../cluster/pool.js";
 import { shuffled } from "../experiment/ids.js";
 import type { Journal } from "../experiment/journal.js";
-import { LossKind, type TrainExample } from "../rpc/gen/promptcot_worker.js";
+import { LossKind, type TrainExample, type TrainHyper } from "../rpc/gen/promptcot_worker.js";
 import type { MetricsSink } from "../telemetry/metrics.js";
 import { Progress } from "../telemetry/progress.js";
 
@@ -56,6 +56,10 @@ export interface SftUpdateOptions {
   /** Where this role's checkpoints live: <dir>/step-N. */
   checkpointDir: string;
   label: string;
+  /** Step batches of ids to use instead of `epochs` seeded shuffles cut into batch_size (e.g. length-grouped). */
+  batches?: string[][];
+  /** TrainHyper fields that vary by global step (1-based): the learning-rate schedule, AdamW's betas. */
+  hyperAt?: (globalStep: number) => Partial<TrainHyper>;
 }
 
 /** Runs (or returns the journaled result of) one SFT update and advances the pool to its checkpoint. */
@@ -63,7 +67,7 @@ export async function sftUpdate(o: SftUpdateOptions): Promise<SftUpdateRecord> {
   const done = o.journal.get<SftUpdateRecord>(o.unit.id);
   if (done) return done;
   if (o.exampleIds.length === 0) throw new Error(`${o.label}: no training examples (unit ${o.unit.id})`);
-  const batches = batchesOf(o);
+  const batches = o.batches ?? batchesOf(o);
   const start = o.pool.checkpointStep;
   const step = start + batches.length;
   const checkpoint = join(o.checkpointDir, `step-${step}`);
@@ -106,7 +110,7 @@ async function runSteps(o: SftUpdateOptions, batches: string[][], start: number,
     const examples = await o.load(ids);
     const res = await o.pool.run(TRAINER, (rpc) => {
       guard();
-      const hyper = { learningRate: h.learning_rate, microBatchSize: h.micro_batch_size, maxTokensPerMicroBatch: h.max_tokens_per_micro_batch ?? 0, maxGradNorm: h.max_grad_norm, weightDecay: h.weight_decay };
+      const hyper = { learningRate: h.learning_rate, microBatchSize: h.micro_batch_size, maxTokensPerMicroBatch: h.max_tokens_per_micro_batch ?? 0, maxGradNorm: h.max_grad_norm, weightDecay: h.weight_decay, ...o.hyperAt?.(start + b + 1) };
       return rpc.trainStep({ stepId: `${o.unit.id}/step-${b}`, loss: LossKind.SFT, examples, hyper }, CALL_DEADLINE_MS);
     });
     const metrics: Record<string, number> = { ...res.metrics, step: start + b + 1 };
