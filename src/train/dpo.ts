@@ -1,7 +1,7 @@
 // DPO for one iteration: reference log-probs (the iteration's starting weights), then optimizer steps,
 // then a checkpoint. The update is one journaled unit: its step metrics and checkpoint path are
 // recorded together after the checkpoint is on disk, so a crash mid-update redoes it from the last
-// checkpoint instead of training twice on the same pairs.
+// checkpoint instead of training twice on the same pairs. GRPO (grpo.ts) uses the same update unit.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { status as GrpcStatus } from "@grpc/grpc-js";
