@@ -9,6 +9,7 @@ import { traceCommand } from "./trace.js";
 import { registerDedup } from "./dedup.js";
 import { registerEval } from "./eval.js";
 import { registerCompare } from "./compare.js";
+import { registerExport } from "./export.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -56,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
   registerDedup(program, (c) => (code = c));
   registerEval(program, (c) => (code = c));
   registerCompare(program, (c) => (code = c));
+  registerExport(program, (c) => (code = c));
   program
     .command("trace")
     .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")

@@ -16,6 +16,7 @@ import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
 import { readSftData, sftRegime } from "../train/sft-regime.js";
+import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
@@ -52,6 +53,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
   const problems = loadProblems(cfg, configDir);
   const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
+  if (cfg.task === "selfplay") totalStepsOf(cfg); // a cosine LR schedule without a length fails here, not at the first update
   const identity = runIdentity(cfg, configDir, problems);
   if (opts.dryRun) return dryRun(cfg, runDir, identity, problems);
   pythonPath(); // fail early, with the fix, when the environment is missing

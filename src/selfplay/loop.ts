@@ -5,6 +5,7 @@ import type { RunContext } from "../experiment/context.js";
 import { evaluateStage, type EvalSummary } from "../eval/heldout.js";
 import { algorithmFor } from "../train/algorithms.js";
 import { syncWeights } from "../train/weight-sync.js";
+import { applyRetention } from "../train/retention.js";
 
 export interface IterationResult {
   iteration: number;
@@ -32,6 +33,7 @@ export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; 
     }
     const due = it === cfg.iterations || (cfg.eval_every > 0 && it % cfg.eval_every === 0);
     const evalNow = due ? await timer.time("evaluate", () => evaluateStage(ctx, it)) : undefined;
+    applyRetention(ctx); // checkpoints.keep_last / keep_best
     iterations.push({ iteration: it, samples: ctx.journal.list("rollout", it).length, pairs: batch.size, steps, eval: evalNow });
   }
   return { before, iterations };

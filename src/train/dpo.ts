@@ -13,6 +13,7 @@ import { LossKind, type TrainExample, type TrainHyper } from "../rpc/gen/promptc
 import type { SampleRecord } from "../selfplay/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
+import { optimizerHyper, totalStepsOf } from "./schedule.js";
 
 const CALL_DEADLINE_MS = 60 * 60 * 1000;
 const TRAINER = 0; // worker index that holds the optimizer
@@ -198,7 +199,7 @@ async function runSteps(
           examples: batch,
           hyper: {
             ...plan.hyper,
-            learningRate: t.learning_rate,
+            ...optimizerHyper(ctx.cfg, globalStep + b + 1, totalStepsOf(ctx.cfg)), // LR schedule, AdamW betas/eps
             microBatchSize: t.micro_batch_size,
             maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
             maxGradNorm: t.max_grad_norm,
