@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +58,16 @@ describe("SFT trajectories file", () => {
     const d2 = file('{"messages":[{"role":"assistant","content":"a"}]}\n');
     expect(() => readSftData(cfgFor("t.jsonl"), d2)).toThrow(/end with the assistant's reply after at least one other turn/);
     expect(() => readSftData(ExperimentSchema.parse({ name: "x", task: "sft" }), d)).toThrow(/task sft needs a JSONL/);
+  });
+});
+
+describe("experiments/sft-cpu.yaml", () => {
+  it("--dry-run shows the SFT plan (filter, batches, schedule), not a rollout", () => {
+    const r = spawnSync("node", ["bin/promptcot.mjs", "run", "experiments/sft-cpu.yaml", "--dry-run"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/filter \(a \\boxed\{\} answer, ≤64 completion tokens\)/);
+    expect(r.stdout).toMatch(/iteration 2: SFT 1 pass\(es\), length_grouped batches of 8 \(lr 0.00002, cosine, warm-up 2\) → checkpoint → sync → eval/);
+    expect(r.stdout.split("# plan")[1]).not.toMatch(/rollout|pairs/);
   });
 });
 

@@ -15,7 +15,7 @@ import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } f
 import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay } from "../selfplay/loop.js";
-import { readSftData, sftRegime } from "../train/sft-regime.js";
+import { readSftData, sftPlanText, sftRegime } from "../train/sft-regime.js";
 import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
@@ -29,6 +29,7 @@ export interface RunOptions {
 }
 
 export function planText(cfg: Experiment, runDir: string): string {
+  if (cfg.task === "sft") return sftPlanText(cfg, runDir);
   const n = cfg.data.train_size;
   const k = cfg.rollout.samples_per_prompt;
   const he = cfg.data.heldout_size * cfg.eval.samples_per_prompt;

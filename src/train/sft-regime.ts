@@ -222,3 +222,20 @@ export async function sftRegime(ctx: RunContext, data: SftData): Promise<{ befor
   }
   return { before, iterations };
 }
+
+/** The dry-run plan of an SFT run (the number of kept trajectories is known only after filtering). */
+export function sftPlanText(cfg: Experiment, runDir: string): string {
+  const t = cfg.train;
+  const he = cfg.data.heldout_size * cfg.eval.samples_per_prompt;
+  const s = t.lr_schedule;
+  return [
+    `run directory: ${runDir}`,
+    `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
+    `data: ${cfg.sft.trajectories_path} → filter (${cfg.sft.domain === "math" ? "a \\boxed{} answer" : "a code block"}, ≤${cfg.sft.max_completion_tokens} completion tokens) → tokenize with the chat template`,
+    `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
+    ...Array.from({ length: cfg.iterations }, (_, i) =>
+      `iteration ${i + 1}: SFT ${t.epochs} pass(es), ${cfg.sft.batching} batches of ${t.batch_size} (lr ${t.learning_rate}, ${s.kind}${s.warmup_steps ? `, warm-up ${s.warmup_steps}` : ""}) → checkpoint → sync` +
+        (i + 1 === cfg.iterations || (cfg.eval_every > 0 && (i + 1) % cfg.eval_every === 0) ? ` → eval (${he} generations)` : ""),
+    ),
+  ].join("\n");
+}
