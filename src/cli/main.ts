@@ -10,6 +10,7 @@ import { registerDedup } from "./dedup.js";
 import { registerEval } from "./eval.js";
 import { registerCompare } from "./compare.js";
 import { registerExport } from "./export.js";
+import { registerDashboard } from "./dashboard.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
   registerEval(program, (c) => (code = c));
   registerCompare(program, (c) => (code = c));
   registerExport(program, (c) => (code = c));
+  registerDashboard(program, (c) => (code = c));
   program
     .command("trace")
     .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")
