@@ -47,12 +47,16 @@ const rank = (order: string[], k: string) => (order.includes(k) ? order.indexOf(
 function kindCharts(kind: string, rows: MetricRow[]): Chart[] {
   const fields = new Set(rows.flatMap((r) => Object.keys(r).filter((k) => typeof r[k] === "number" && !NOT_A_CURVE.has(k))));
   const xLabel = xOf(rows[0]!, 0)[1];
-  const curve = (f: string): [number, number][] =>
-    rows.flatMap((r, i) => (typeof r[f] === "number" && Number.isFinite(r[f]) ? [[xOf(r, i)[0], r[f] as number] as [number, number]] : []));
+  const curve = (f: string, part: MetricRow[]): [number, number][] =>
+    part.flatMap((r, i) => (typeof r[f] === "number" && Number.isFinite(r[f]) ? [[xOf(r, i)[0], r[f] as number] as [number, number]] : []));
+  // Rows naming their update (synthesis trains two models in one run) get a curve per update.
+  const parts = [...new Set(rows.map((r) => (typeof r.update === "string" ? r.update : "")))].map((u) => ({ u, rows: rows.filter((r) => (typeof r.update === "string" ? r.update : "") === u) }));
+  const named = (f: string, u: string) => (parts.length > 1 && u ? `${f} (${u})` : f);
   const mains = [...fields].filter((f) => !(companion(f) && baseOf(f, fields))).sort((a, b) => rank(FIELD_ORDER, a) - rank(FIELD_ORDER, b));
   return mains.map((f) => {
     const extra = [...fields].filter((c) => companion(c) && baseOf(c, fields) === f).sort();
-    return { title: `${kind} · ${f}`, x: xLabel, series: [{ name: f, points: curve(f) }, ...extra.map((c) => ({ name: c, points: curve(c) }))] };
+    const series = parts.flatMap((p) => [f, ...extra].map((c) => ({ name: named(c, p.u), points: curve(c, p.rows) })));
+    return { title: `${kind} · ${f}`, x: xLabel, series: series.filter((s) => s.points.length > 0) };
   });
 }
 
@@ -77,7 +81,7 @@ const KEY_FIELDS = new Set(["avg_at_k", "pass_rate", "reward", "reward_mean", "p
 
 export function renderCharts(rows: readonly MetricRow[], stages: StageAgg[]): string {
   const charts = metricCharts(rows);
-  const isKey = (c: Chart) => KEY_FIELDS.has(c.series[0]!.name) && c.title !== "sync · seconds";
+  const isKey = (c: Chart) => KEY_FIELDS.has(c.title.split(" · ")[1]!) && c.title !== "sync · seconds";
   const key = [...charts.filter(isKey).map((c) => lineChart(c.title, c.series, c.x)), throughputChart(stages), stageTimeChart(stages)].filter(Boolean);
   const rest = charts.filter((c) => !isKey(c)).map((c) => lineChart(c.title, c.series, c.x));
   if (key.length + rest.length === 0) return `<p class="mut">no metrics yet (metrics.jsonl is empty or absent)</p>`;

@@ -43,7 +43,7 @@ a{color:var(--ac)}.pill{display:inline-block;padding:1px 8px;border-radius:10px;
 .chart h3{margin:0 0 4px}.legend{font-size:12px;color:var(--mut)}.legend b{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 10px}
 .completion{border-left:3px solid var(--bd);padding-left:10px;margin:10px 0}
 form.inline{display:flex;gap:10px;align-items:end;flex-wrap:wrap}select,button{font:inherit;padding:4px 8px}
-.err{background:#fbe7e7;color:var(--bad);padding:8px 12px;border-radius:6px}
+td.mono{word-break:break-all}td.nowrap{white-space:nowrap}.err{background:#fbe7e7;color:var(--bad);padding:8px 12px;border-radius:6px}
 `;
 
 /** Polls the page's live JSON endpoint and swaps in the server-rendered fragments when they change. */

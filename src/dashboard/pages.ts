@@ -82,7 +82,7 @@ export function runFragment(f: Found, r: RunReader): string {
       `<td><a href="/samples?${q({ run: f.id, stage: s.stage, it: s.iteration })}">${esc(s.stage)}</a></td><td>${prog}</td>` +
       `<td>${fmtSeconds(Math.max(0, secs))}</td><td>${s.tokens && secs > 0 ? `${(s.tokens / secs).toFixed(1)}` : "–"}</td></tr>`;
   });
-  const events = r.events(12).map((e) => `<tr><td class="mono">${esc(e.at.replace("T", " ").slice(0, 19))}</td><td>${esc(e.kind)}</td><td class="mono mut">${esc(e.data.length > 160 ? `${e.data.slice(0, 160)}…` : e.data)}</td></tr>`);
+  const events = r.events(12).map((e) => `<tr><td class="mono nowrap">${esc(e.at.replace("T", " ").slice(0, 19))}</td><td>${esc(e.kind)}</td><td class="mono mut">${esc(e.data.length > 160 ? `${e.data.slice(0, 160)}…` : e.data)}</td></tr>`);
   return `<p>${status(r)} ${progress(r)}</p>` +
     `<h2>Metrics</h2>${renderCharts(r.metrics(), stages)}${r.badMetricLines ? `<p class="mut">${r.badMetricLines} unreadable metrics.jsonl line(s) skipped</p>` : ""}` +
     `<h2>Stages</h2><div class="card"><table><tr><th>it</th><th>stage (samples)</th><th>units</th><th>wall</th><th>tokens/s</th></tr>${rows.join("") || `<tr><td colspan="5" class="mut">no units yet</td></tr>`}</table></div>` +

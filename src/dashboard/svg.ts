@@ -33,17 +33,21 @@ export function lineChart(title: string, series: Series[], xLabel: string): stri
     return `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e3e6ec"/>` +
       `<text x="${PAD.l - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="10" fill="#667085">${esc(fmtNum(y, 3))}</text>`;
   });
-  const xt = [x0, x1].map((x, i) =>
-    `<text x="${sx(x).toFixed(1)}" y="${H - 8}" text-anchor="${i ? "end" : "start"}" font-size="10" fill="#667085">${esc(fmtNum(x, 2))}</text>`);
+  const xs = [...new Set(all.map((p) => p[0]))].sort((a, b) => a - b);
+  // Label the data's own first and last x (a lone x sits in the middle), never the padded axis ends.
+  const xt = (xs.length === 1 ? [[xs[0]!, "middle"]] : [[xs[0]!, "start"], [xs.at(-1)!, "end"]]).map(([x, anchor]) =>
+    `<text x="${sx(x as number).toFixed(1)}" y="${H - 8}" text-anchor="${anchor}" font-size="10" fill="#667085">${esc(fmtNum(x as number, 2))}</text>`);
   const lines = series.map((s, i) => {
-    const c = seriesColor(i);
+    // Companion bands (ci_lo / ci_hi) are drawn quiet and dashed under the curve they belong to.
+    const band = /ci_(lo|hi)$/.test(s.name) && i > 0;
+    const c = band ? "#98a2b3" : seriesColor(i);
     const d = s.points.map(([x, y], k) => `${k ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join("");
     const dots = s.points.map(([x, y]) =>
-      `<circle class="pt" cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.6" fill="${c}"><title>${esc(`${s.name} @ ${xLabel} ${fmtNum(x)}: ${fmtNum(y, 4)}`)}</title></circle>`);
-    return `<g class="series" data-name="${esc(s.name)}" data-points="${s.points.length}"><path d="${d}" fill="none" stroke="${c}" stroke-width="1.6"/>${dots.join("")}</g>`;
+      `<circle class="pt" cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="${band ? 1.6 : 2.6}" fill="${c}"><title>${esc(`${s.name} @ ${xLabel} ${fmtNum(x)}: ${fmtNum(y, 4)}`)}</title></circle>`);
+    return `<g class="series" data-name="${esc(s.name)}" data-points="${s.points.length}"><path d="${d}" fill="none" stroke="${c}" stroke-width="1.6"${band ? ' stroke-dasharray="4,3"' : ""}/>${dots.join("")}</g>`;
   });
   const legend = series.length > 1 || series[0]!.name !== title
-    ? `<div class="legend">${series.map((s, i) => `<b style="background:${seriesColor(i)}"></b>${esc(s.name)}`).join("")}</div>` : "";
+    ? `<div class="legend">${series.map((s, i) => `<b style="background:${/ci_(lo|hi)$/.test(s.name) && i > 0 ? "#98a2b3" : seriesColor(i)}"></b>${esc(s.name)}`).join("")}</div>` : "";
   return `<div class="chart" data-metric="${esc(title)}"><h3>${esc(title)}</h3>${legend}` +
     `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}" data-points="${all.length}">` +
     `${grid.join("")}${xt.join("")}<text x="${W - PAD.r}" y="${H - 8}" dx="-40" text-anchor="end" font-size="10" fill="#98a2b3">${esc(xLabel)}</text>${lines.join("")}</svg></div>`;
