@@ -11,6 +11,7 @@ import { registerEval } from "./eval.js";
 import { registerCompare } from "./compare.js";
 import { registerExport } from "./export.js";
 import { registerDashboard } from "./dashboard.js";
+import { registerReferences } from "./references.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -60,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   registerCompare(program, (c) => (code = c));
   registerExport(program, (c) => (code = c));
   registerDashboard(program, (c) => (code = c));
+  registerReferences(program, (c) => (code = c));
   program
     .command("trace")
     .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")

@@ -17,7 +17,7 @@ export interface SynthTestsOptions {
   temperature: number;
 }
 
-function readProblems(path: string): CodeProblem[] {
+export function readProblems(path: string): CodeProblem[] {
   return readFileSync(path, "utf8")
     .split("\n")
     .map((line, i) => ({ line, i }))

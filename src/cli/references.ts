@@ -1,0 +1,97 @@
+// `promptcot references`: math references for a JSONL of problems by teacher majority vote, journaled in a
+// run directory so a rerun after a kill resumes (see src/synthesis/references.ts).
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import { WorkerPool } from "../cluster/pool.js";
+import { ConfigError } from "../config/errors.js";
+import { writeJsonl } from "../experiment/artifacts.js";
+import { Journal } from "../experiment/journal.js";
+import { createMathGrader } from "../verify/math/grader.js";
+import { referenceStage } from "../synthesis/references.js";
+import { workerGenerator } from "../synthesis/teacher.js";
+import { readProblems } from "./synth-tests.js";
+
+export interface ReferencesOptions {
+  in: string;
+  out: string;
+  teacher: string;
+  n: number;
+  minAgreement: number;
+  runDir?: string;
+  seed: number;
+  maxTokens: number;
+  temperature: number;
+  workers: number;
+}
+
+/** What the journaled samples depend on; a rerun on anything else would mix two teachers' votes. */
+function identity(o: ReferencesOptions): Record<string, unknown> {
+  const input = createHash("sha256").update(readFileSync(o.in)).digest("hex");
+  return { input, teacher: o.teacher, n: o.n, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature };
+}
+
+function guardIdentity(journal: Journal, runDir: string, want: Record<string, unknown>): void {
+  const had = journal.getMeta("references");
+  if (had === undefined) return journal.setMeta("references", JSON.stringify(want));
+  const old = JSON.parse(had) as Record<string, unknown>;
+  const changed = Object.keys(want).filter((k) => old[k] !== want[k]);
+  if (changed.length > 0) {
+    throw new ConfigError(
+      `${runDir} holds references made with other settings (${changed.map((k) => `${k}: ${String(old[k])} -> ${String(want[k])}`).join(", ")}); ` +
+        "use another --run-dir, or the same settings to resume",
+    );
+  }
+}
+
+export async function referencesCommand(o: ReferencesOptions): Promise<number> {
+  const problems = readProblems(o.in);
+  const runDir = resolve(o.runDir ?? `${o.out}.run`);
+  mkdirSync(runDir, { recursive: true });
+  const journal = new Journal(join(runDir, "journal.sqlite"));
+  const pool = new WorkerPool(o.workers, {
+    modelSource: o.teacher, dtype: "float32", device: "auto", trainableLayers: 0, decodeWidth: 1, seed: o.seed, threads: 0,
+    startupTimeoutS: 600, logDir: join(runDir, "logs"),
+  }, 3, journal);
+  const grader = createMathGrader();
+  try {
+    guardIdentity(journal, runDir, identity(o));
+    await pool.start();
+    const { rows, stats } = await referenceStage(problems, workerGenerator(pool, o.teacher), journal, {
+      samples: o.n, minAgreement: o.minAgreement, seed: o.seed,
+      sampling: { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 },
+    }, grader);
+    writeJsonl(o.out, rows);
+    process.stderr.write(
+      `references: ${stats.problems} problems × ${o.n} teacher samples (${stats.samples_generated} generated now, ${stats.samples_reused} from the journal); ` +
+        `kept ${stats.kept}, dropped ${stats.dropped_low_agreement} below agreement ${o.minAgreement}; journal ${runDir}\n`,
+    );
+    return 0;
+  } finally {
+    await pool.stop();
+    await grader.close();
+    journal.close();
+  }
+}
+
+const num = (v: string) => Number(v);
+
+export function registerReferences(program: Command, setCode: (c: number) => void): void {
+  program
+    .command("references")
+    .description("math references by teacher majority vote (answers grouped by equivalence), journaled and resumable")
+    .requiredOption("--in <file>", "JSONL of problems with a 'prompt' (and optional 'id')")
+    .requiredOption("--out <file>", "JSONL: problems that reached the agreement, with 'answer' and 'answer_agreement'")
+    .requiredOption("--teacher <source>", "teacher model source (a built-in model name or an HF directory)")
+    .option("-n <n>", "teacher samples per problem", num, 8)
+    .option("--min-agreement <share>", "drop problems whose majority holds a smaller share of the samples", num, 0.5)
+    .option("--run-dir <dir>", "journal directory (default: <out>.run); rerun with it to resume")
+    .option("--seed <n>", "seed", num, 0)
+    .option("--max-tokens <n>", "tokens per teacher sample", num, 1024)
+    .option("--temperature <t>", "sampling temperature", num, 0.7)
+    .option("--workers <n>", "teacher worker processes", num, 1)
+    .action(async (o: ReferencesOptions) => {
+      setCode(await referencesCommand(o));
+    });
+}
