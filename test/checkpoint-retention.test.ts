@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { bestOf, checkpointsToDelete, type CheckpointInfo } from "../src/train/retention.js";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExperimentSchema } from "../src/config/schema.js";
+import { Journal } from "../src/experiment/journal.js";
+import { applyRetention, bestOf, checkpointsToDelete, type CheckpointInfo } from "../src/train/retention.js";
 
 const ck = (step: number, metric?: number): CheckpointInfo => ({ iteration: step, step, path: `/r/checkpoints/step-${step}`, metric });
 const steps = (cs: CheckpointInfo[]) => cs.map((c) => c.step);
@@ -40,5 +45,36 @@ describe("checkpoint retention (pure decision)", () => {
         expect(n - del.size).toBe(Math.min(n, keep + (bestOf(cs, "max")!.step > n - keep ? 0 : 1)));
       }
     }
+  });
+});
+
+describe("applyRetention on a run's journal (real Journal, real directories)", () => {
+  it("deletes per policy, with the metric from each iteration's journaled eval; a partial eval never makes a best", () => {
+    const dir = mkdtempSync(join(tmpdir(), "retention-"));
+    const journal = new Journal(join(dir, "journal.sqlite"));
+    const heldout = ["h0", "h1"].map((id) => ({ id, prompt: id, answer: "1", source: "t" }));
+    // iteration: steps, and correct samples out of 2 problems × 2 samples (undefined = no eval; 9 = partial eval)
+    const plan: [number, number | undefined][] = [[1, 3], [2, 9], [3, undefined], [4, 1], [5, 0]];
+    for (const [it, correct] of plan) {
+      const path = join(dir, "checkpoints", `step-${it * 10}`);
+      mkdirSync(path, { recursive: true });
+      journal.record([{ id: `it00${it}/update`, stage: "update", iteration: it, result: { checkpoint: path, global_step: it * 10, steps: [] } }]);
+      if (correct === undefined) continue;
+      const slots = correct === 9 ? [["h0", 0]] : heldout.flatMap((p) => [0, 1].map((s) => [p.id, s]));
+      journal.record(slots.map(([pid, s], i) => ({
+        id: `it00${it}/eval/${pid}/${s}`, stage: "eval", iteration: it,
+        result: { prompt_id: pid, sample: s, seed: 0, text: "", finish_reason: "stop", prompt_opens_think: false, verdict: correct === 9 || i < correct ? "correct" : "incorrect" },
+      })));
+    }
+    const cfg = ExperimentSchema.parse({ name: "x", eval: { samples_per_prompt: 2, temperature: 1, max_tokens: 4 }, checkpoints: { keep_last: 1, keep_best: { metric: "avg_at_k", mode: "max" } } });
+    const logs: string[] = [];
+    const ctx = { cfg, journal, problems: { train: [], heldout }, log: (m: string) => logs.push(m), runDir: dir } as unknown as Parameters<typeof applyRetention>[0];
+    applyRetention(ctx);
+    const left = [10, 20, 30, 40, 50].filter((s) => existsSync(join(dir, "checkpoints", `step-${s}`)));
+    expect(left).toEqual([10, 50]); // the best (3 of 4 correct; the partial eval of it 2 is all-correct but not complete) and the newest
+    expect(journal.events("checkpoint_deleted").map((e) => e.data.step)).toEqual([20, 30, 40]);
+    applyRetention(ctx); // idempotent
+    expect(journal.events("checkpoint_deleted")).toHaveLength(3);
+    journal.close();
   });
 });
