@@ -60,7 +60,10 @@ describe("samples that cannot be counted", () => {
 
   it("counts verdicts and set-aside samples per iteration (metrics.jsonl, report.md)", () => {
     const outcomes = [o("p", 0, "timeout"), o("p", 1, "correct", "length"), o("p", 2, "error", "length"), o("q", 0, "incorrect"), o("q", 1, "no_answer")];
-    expect(gradingCounts(outcomes)).toEqual({ samples: 5, correct: 1, incorrect: 1, no_answer: 1, timeout: 1, error: 1, truncated: 2, excluded: 3 });
+    expect(gradingCounts(outcomes)).toEqual({
+      samples: 5, correct: 1, incorrect: 1, no_answer: 1, timeout: 1, error: 1, truncated: 2, excluded: 3,
+      validity: { invalid: 0, unclosed_think: 0, empty_after_think: 0, cjk: 0, no_boxed: 0, no_code_block: 0 },
+    });
   });
 
   it("a prompt with nothing countable keeps its (empty) group and gives no pairs", () => {

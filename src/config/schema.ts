@@ -87,6 +87,17 @@ export const PairsSchema = z
     max_pairs_per_prompt: positiveInt.optional(),
     /** Extension point: a builtin pair rule ("passrate") or "file.ts#export", a PairBuilder function. */
     builder: z.string().default("passrate"),
+    /** PromptCoT 2.0's completion validity filters (src/selfplay/validity.ts); an invalid completion is never chosen. */
+    validity: z
+      .strictObject({
+        require_think_close: z.boolean().default(true),
+        forbid_cjk: z.boolean().default(true),
+        require_boxed: z.boolean().default(true),
+        require_code_block: z.boolean().default(true),
+        /** "drop": out of the pool and the pass rate (PromptCoT 2.0); "reject": kept as a failed sample, never chosen. */
+        invalid: z.enum(["drop", "reject"]).default("drop"),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -5,6 +5,7 @@ import type { RunContext } from "../experiment/context.js";
 import type { IterationResult } from "../selfplay/loop.js";
 import type { EvalSummary } from "./heldout.js";
 import { gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
+import type { ValidityCounts } from "../selfplay/validity.js";
 import { pairedByProblem } from "./stats.js";
 
 export interface RunFacts {
@@ -40,12 +41,12 @@ export function renderReport(ctx: RunContext, before: EvalSummary, its: Iteratio
   evalRows.push(evalRow("before", before));
   for (const it of its) if (it.eval) evalRows.push(evalRow(`after it ${it.iteration}`, it.eval));
   // samples set aside from pairs and pass rates (see selfplay/pairs.ts countableGroups)
-  const work = [["iteration", "prompts", "samples", "grader timeout", "grader error", "cut at max_tokens", "set aside", "pairs", "train steps"]];
+  const work = [["iteration", "prompts", "samples", "grader timeout", "grader error", "cut at max_tokens", "set aside", "invalid (by reason)", "pairs", "train steps"]];
   for (const it of its) {
     const g = gradingCounts(sampleOutcomes(ctx, it.iteration));
     work.push([
       String(it.iteration), String(ctx.problems.train.length), String(it.samples), String(g.timeout), String(g.error), String(g.truncated),
-      String(g.excluded), String(it.pairs), String(it.steps),
+      String(g.excluded), validityCell(g.validity), String(it.pairs), String(it.steps),
     ]);
   }
   const staged = [...ctx.timer.seconds.values()].reduce((a, b) => a + b, 0);
@@ -75,4 +76,10 @@ export function renderReport(ctx: RunContext, before: EvalSummary, its: Iteratio
 export function writeReport(runDir: string, text: string): void {
   const [title, ...body] = text.split("\n");
   writeFileSync(join(runDir, "report.md"), `${title}\n\n\`\`\`\n${body.join("\n").trim()}\n\`\`\`\n`);
+}
+
+/** "3 (no_boxed 2, cjk 1)": completions failing pairs.validity, never chosen (see selfplay/validity.ts). */
+function validityCell(v: ValidityCounts): string {
+  const by = Object.entries(v).filter(([k, n]) => k !== "invalid" && n > 0).map(([k, n]) => `${k} ${n}`);
+  return by.length ? `${v.invalid} (${by.join(", ")})` : String(v.invalid);
 }

@@ -1,12 +1,16 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { MathVerdictKind } from "../verify/types.js";
+import { countInvalid, emptyValidityCounts, type InvalidReason, type ValidityCounts } from "./validity.js";
 
 // Chosen/rejected pairs the PromptCoT 2.0 way: keep prompts whose pass rate is in (min, max];
 // chosen = passing samples, rejected = failing ones, each de-duplicated by text;
 // n = min(#chosen, #rejected) pairs per prompt, matched in sample order (deterministic).
 // Samples the grader could not judge (timeout, error) and samples cut at max_tokens are set aside before
 // any builder sees the groups (countableGroups): they are neither chosen, nor rejected, nor counted.
+// Invalid completions (validity.ts) are never chosen: with pairs.validity.invalid "drop" (PromptCoT 2.0)
+// they leave the pool and the pass rate; with "reject" they stay as failed samples, so a correct but
+// unboxed answer can teach the format as a rejected one.
 
 export interface GradedSample {
   id: string;
@@ -21,6 +25,8 @@ export interface SampleOutcome {
   text: string;
   verdict: MathVerdictKind;
   finishReason: string;
+  /** Why the completion is not valid (validity.ts); absent or empty when it is. */
+  invalid?: InvalidReason[];
 }
 
 /** Samples set aside per iteration; none of them is chosen, rejected, or counted in a pass rate. */
@@ -42,8 +48,12 @@ const GRADER_FAILURE = new Set<MathVerdictKind>(["timeout", "error"]);
  * max_tokens. A timeout would otherwise push down a right answer sympy was slow on; a truncated sample
  * would be rejected for its length or chosen for a box in unfinished reasoning. Builders see only these.
  */
-export function countableGroups(outcomes: SampleOutcome[]): { groups: PromptGroup[]; excluded: ExcludedCounts } {
+export function countableGroups(
+  outcomes: SampleOutcome[],
+  invalidAs: "drop" | "reject" = "drop",
+): { groups: PromptGroup[]; excluded: ExcludedCounts; validity: ValidityCounts } {
   const excluded: ExcludedCounts = { timeout: 0, error: 0, truncated: 0, excluded: 0 };
+  const validity = emptyValidityCounts();
   const groups = new Map<string, PromptGroup>();
   for (const o of outcomes) {
     const g = groups.get(o.promptId) ?? { promptId: o.promptId, samples: [] };
@@ -57,9 +67,12 @@ export function countableGroups(outcomes: SampleOutcome[]): { groups: PromptGrou
       excluded.excluded++;
       continue;
     }
-    g.samples.push({ id: o.id, text: o.text, passed: o.verdict === "correct" });
+    const invalid = o.invalid ?? [];
+    countInvalid(validity, invalid);
+    if (invalid.length > 0 && invalidAs === "drop") continue;
+    g.samples.push({ id: o.id, text: o.text, passed: o.verdict === "correct" && invalid.length === 0 });
   }
-  return { groups: [...groups.values()], excluded };
+  return { groups: [...groups.values()], excluded, validity };
 }
 
 export interface PromptGroup {

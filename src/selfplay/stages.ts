@@ -4,6 +4,7 @@ import { iterTag, unitId } from "../experiment/ids.js";
 import type { MathVerdict, MathVerdictKind } from "../verify/types.js";
 import type { SampleRecord } from "./generate-stage.js";
 import { countableGroups, pairBuilder, type ExcludedCounts, type Pair, type SampleOutcome } from "./pairs.js";
+import { invalidReasons, type ValidityCounts } from "./validity.js";
 
 export type GradeRecord = MathVerdict & { sample_id: string };
 
@@ -34,7 +35,9 @@ export function sampleOutcomes(ctx: RunContext, iteration: number): SampleOutcom
   return ctx.journal.list<SampleRecord>("rollout", iteration).map((s) => {
     const v = verdicts.get(s.id);
     if (!v) throw new Error(`iteration ${iteration}: rollout sample ${s.id} has no grade; the grade stage must run before pairs`);
-    return { id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason };
+    // the loop's graded tasks are math (code problems in the loop are not wired yet)
+    const invalid = invalidReasons(s.result.text, { task: "math", promptOpensThink: s.result.prompt_opens_think === true }, ctx.cfg.pairs.validity);
+    return { id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason, invalid };
   });
 }
 
@@ -44,12 +47,14 @@ export interface GradingCounts extends ExcludedCounts {
   correct: number;
   incorrect: number;
   no_answer: number;
+  /** Countable samples that failed a validity filter, in all and by reason (pairs.validity). */
+  validity: ValidityCounts;
 }
 
 export function gradingCounts(outcomes: SampleOutcome[]): GradingCounts {
-  const { excluded } = countableGroups(outcomes);
+  const { excluded, validity } = countableGroups(outcomes);
   const count = (k: MathVerdictKind) => outcomes.filter((o) => o.verdict === k).length;
-  return { samples: outcomes.length, correct: count("correct"), incorrect: count("incorrect"), no_answer: count("no_answer"), ...excluded };
+  return { samples: outcomes.length, correct: count("correct"), incorrect: count("incorrect"), no_answer: count("no_answer"), ...excluded, validity };
 }
 
 /** Builds (or reads back) the iteration's pairs: one unit, so a resumed run trains on the same pairs. */
@@ -59,7 +64,7 @@ export async function pairsStage(ctx: RunContext, iteration: number): Promise<Pa
   if (done) return done.pairs;
   const build = await pairBuilder(ctx.cfg.pairs.builder, ctx.configDir);
   const outcomes = sampleOutcomes(ctx, iteration);
-  const pairs = build(countableGroups(outcomes).groups, ctx.cfg.pairs);
+  const pairs = build(countableGroups(outcomes, ctx.cfg.pairs.validity.invalid).groups, ctx.cfg.pairs);
   const counts = gradingCounts(outcomes);
   ctx.journal.record([{ id, stage: "pairs", iteration, result: { pairs, counts } }]);
   ctx.metrics.write({ iteration, kind: "grading", ...counts, pairs: pairs.length });
@@ -68,6 +73,10 @@ export async function pairsStage(ctx: RunContext, iteration: number): Promise<Pa
       `iteration ${iteration}: set aside ${counts.excluded} of ${counts.samples} samples ` +
         `(grader timeout ${counts.timeout}, grader error ${counts.error}, cut at max_tokens ${counts.truncated})`,
     );
+  }
+  if (counts.validity.invalid > 0) {
+    const by = Object.entries(counts.validity).filter(([k, n]) => k !== "invalid" && n > 0).map(([k, n]) => `${k} ${n}`);
+    ctx.log(`iteration ${iteration}: ${counts.validity.invalid} invalid completions (${by.join(", ")}), ${ctx.cfg.pairs.validity.invalid === "drop" ? "dropped" : "never chosen"}`);
   }
   return pairs;
 }
