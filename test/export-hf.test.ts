@@ -15,6 +15,8 @@ const ARGS = [
   "test/fixtures/tiny-selfplay.yaml", "--run-dir", runDir, "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
   "--set", "iterations=2", "--set", "eval_every=0", "--set", "train.batch_size=4", "--set", "train.learning_rate=0.001", "--set", "model.dtype=bfloat16",
   "--set", "train.lr_schedule.warmup_steps=3", "--set", "checkpoints.keep_last=1",
+  // a random model writes no boxed answers: without these, every sample is invalid and no pair is made
+  "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false",
 ];
 let out = "";
 
