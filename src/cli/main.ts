@@ -53,6 +53,9 @@ async function main(argv: string[]): Promise<number> {
     .option("--seed <n>", "seed", (v) => Number(v), 0)
     .option("--max-tokens <n>", "tokens per reply", (v) => Number(v), 256)
     .option("--temperature <t>", "sampling temperature", (v) => Number(v), 0.8)
+    .option("--solutions <n>", "teacher solutions per problem that validate the tests (0: no validation)", (v) => Number(v), 4)
+    .option("--min-agreement <share>", "share of the solutions passing the other tests that must print a test's output", (v) => Number(v), 1)
+    .option("--run-dir <dir>", "journal directory (default: <out>.run); rerun with it to resume")
     .action(async (o) => {
       code = await synthTestsCommand(o);
     });

@@ -1,11 +1,15 @@
-// `promptcot synth-tests`: synthesize stdin/stdout test cases for code problems with a model.
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// `promptcot synth-tests`: synthesize stdin/stdout test cases for code problems with a model, validate them
+// against the model's own solutions in the sandbox, journaled in a run directory (a rerun resumes).
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { WorkerPool } from "../cluster/pool.js";
+import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
-import { synthesizeTestCases, type CodeProblem } from "../synthesis/test-cases.js";
-import { workerGenerate } from "../synthesis/test-case-stage.js";
+import { Journal } from "../experiment/journal.js";
+import { createCodeGrader } from "../verify/code/grader.js";
+import { workerGenerator } from "../synthesis/teacher.js";
+import type { CodeProblem } from "../synthesis/test-cases.js";
+import { journaledTestSynthesis } from "../synthesis/test-case-stage.js";
 
 export interface SynthTestsOptions {
   in: string;
@@ -15,6 +19,10 @@ export interface SynthTestsOptions {
   seed: number;
   maxTokens: number;
   temperature: number;
+  /** Teacher solutions per problem that validate the tests (0: keep every parsed test unchecked). */
+  solutions: number;
+  minAgreement: number;
+  runDir?: string;
 }
 
 export function readProblems(path: string): CodeProblem[] {
@@ -36,22 +44,43 @@ export function readProblems(path: string): CodeProblem[] {
 
 export async function synthTestsCommand(o: SynthTestsOptions): Promise<number> {
   const problems = readProblems(o.in);
+  const runDir = resolve(o.runDir ?? `${o.out}.run`);
+  mkdirSync(runDir, { recursive: true });
+  const journal = new Journal(join(runDir, "journal.sqlite"));
   const pool = new WorkerPool(1, {
     modelSource: o.model, dtype: "float32", device: "auto", trainableLayers: 0, decodeWidth: 1, seed: o.seed, threads: 0,
-    startupTimeoutS: 600, logDir: mkdtempSync(join(tmpdir(), "promptcot-synth-")),
-  }, 3);
+    startupTimeoutS: 600, logDir: join(runDir, "logs"),
+  }, 3, journal);
+  const grader = createCodeGrader({ concurrency: 2 });
   try {
+    guardSettings(journal, runDir, { model: o.model, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature });
     await pool.start();
-    const generate = workerGenerate(pool, { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 });
-    const result = await synthesizeTestCases(problems, o.rounds, generate, { seed: o.seed });
-    writeJsonl(o.out, result.problems);
-    const s = result.stats;
+    const sampling = { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 };
+    const { problems: kept, stats: s } = await journaledTestSynthesis(problems, workerGenerator(pool, o.model), journal, grader, {
+      rounds: o.rounds, solutions: o.solutions, seed: o.seed, sampling, minAgreement: o.minAgreement,
+    });
+    writeJsonl(o.out, kept);
     process.stderr.write(
-      `synth-tests: ${problems.length} problems × ${o.rounds} rounds = ${s.prompts} generations; parsed ${s.parsed}, malformed ${s.malformed}, ` +
-        `duplicates ${s.duplicates}, conflicts ${s.conflicts}; kept ${s.keptProblems} problems (with ≥1 test), dropped ${s.droppedProblems}\n`,
+      `synth-tests: ${problems.length} problems × ${o.rounds} rounds = ${s.generations} generations; parsed ${s.parsed}, malformed ${s.malformed}, ` +
+        `duplicates ${s.duplicates}, conflicts ${s.conflicts}; validated with ${o.solutions} teacher solutions per problem: kept ${s.kept_tests} tests, ` +
+        `dropped ${s.dropped.disagreement} (disagreement), ${s.dropped.no_passing_solution} (no passing solution), ${s.dropped.sandbox_error} (sandbox error); ` +
+        `kept ${s.kept_problems} problems (with ≥1 test), dropped ${s.dropped_problems}; journal ${runDir}\n`,
     );
     return 0;
   } finally {
     await pool.stop();
+    await grader.close();
+    journal.close();
+  }
+}
+
+/** The journaled replies depend on these; a rerun with others would mix two teachers' tests. */
+function guardSettings(journal: Journal, runDir: string, want: Record<string, unknown>): void {
+  const had = journal.getMeta("synth-tests");
+  if (had === undefined) return journal.setMeta("synth-tests", JSON.stringify(want));
+  const old = JSON.parse(had) as Record<string, unknown>;
+  const changed = Object.keys(want).filter((k) => old[k] !== want[k]);
+  if (changed.length > 0) {
+    throw new ConfigError(`${runDir} holds tests made with other settings (${changed.map((k) => `${k}: ${String(old[k])} -> ${String(want[k])}`).join(", ")}); use another --run-dir`);
   }
 }
