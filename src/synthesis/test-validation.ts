@@ -1,5 +1,5 @@
 // Synthesized tests checked before use (PromptCoT 2.0 never checks expected outputs): a test is kept only
-// when the teacher's solutions that pass the OTHER tests produce its expected output in the sandbox. A
+// when the teacher's solutions that pass the OTHER (still standing) tests produce its expected output in the sandbox. A
 // solution that passes the rest is evidence about what the problem means; if such solutions print
 // something else for this input, the expected output is the likelier mistake. Every program runs in the
 // code grader's sandbox, one test per grade call, so the verdict matrix says which solution passed what.
