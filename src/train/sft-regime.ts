@@ -199,6 +199,7 @@ function loader(ctx: RunContext): (ids: string[]) => Promise<TrainExample[]> {
 export async function sftRegime(ctx: RunContext, data: SftData): Promise<{ before: EvalSummary; iterations: IterationResult[] }> {
   const { cfg, timer } = ctx;
   checkData(ctx, data);
+  if (cfg.data.few_shot.length > 0) ctx.log(`note: the held-out eval shows data.few_shot (${cfg.data.few_shot.length} turns) that the trajectories lack; set data.few_shot: [] so eval prompts match training`);
   const lengths = await timer.time("sft data", () => prepareStage(ctx, data));
   const ids = [...lengths.keys()];
   const stepsPerIteration = Math.ceil((ids.length * cfg.train.epochs) / cfg.train.batch_size);
