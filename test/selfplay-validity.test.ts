@@ -1,9 +1,16 @@
 // Completion validity filters (PromptCoT 2.0): reasons per completion, counts per reason, and what the
 // pair rule does with an invalid completion (never chosen; dropped from the pool by default).
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadExperiment } from "../src/config/load.js";
+import type { RunContext } from "../src/experiment/context.js";
+import { unitId } from "../src/experiment/ids.js";
+import { Journal } from "../src/experiment/journal.js";
 import { PairsSchema } from "../src/config/schema.js";
 import { countableGroups, passRatePairs, type SampleOutcome } from "../src/selfplay/pairs.js";
-import { gradingCounts } from "../src/selfplay/stages.js";
+import { gradingCounts, pairsStage } from "../src/selfplay/stages.js";
 import { invalidReasons, type ValidityOptions } from "../src/selfplay/validity.js";
 
 const all: ValidityOptions = { require_think_close: true, forbid_cjk: true, require_boxed: true, require_code_block: true };
@@ -83,5 +90,42 @@ describe("invalid completions in the pair rule", () => {
   it("config defaults: every filter on, invalid completions dropped", () => {
     expect(PairsSchema.parse({}).validity).toEqual({ ...all, invalid: "drop" });
     expect(() => PairsSchema.parse({ validity: { forbid_chinese: true } })).toThrow();
+  });
+});
+
+describe("the pairs stage applies pairs.validity", () => {
+  function context(invalid: "drop" | "reject") {
+    const dir = mkdtempSync(join(tmpdir(), "pcot-validity-"));
+    const journal = new Journal(join(dir, "journal.sqlite"));
+    const cfg = loadExperiment("test/fixtures/tiny-selfplay.yaml", [`pairs.validity.invalid=${invalid}`]).config;
+    const written: Record<string, unknown>[] = [];
+    const logs: string[] = [];
+    // correct-but-unclosed (the prompt opened <think>), correct and valid, two wrong
+    const samples = [
+      ["still thinking \\boxed{5}", "correct"], ["ok</think>\\boxed{5}", "correct"], ["x</think>\\boxed{6}", "incorrect"], ["y</think>\\boxed{7}", "incorrect"],
+    ] as const;
+    journal.record(samples.flatMap(([text, verdict], i) => [
+      { id: unitId(1, "rollout", "t0000", i), stage: "rollout", iteration: 1,
+        result: { prompt_id: "t0000", sample: i, seed: i, text, token_ids: [], prompt_token_ids: [], finish_reason: "stop", prompt_opens_think: true } },
+      { id: unitId(1, "grade", "t0000", i), stage: "grade", iteration: 1, result: { verdict, extracted: null, sample_id: unitId(1, "rollout", "t0000", i) } },
+    ]));
+    const ctx = { cfg, runDir: dir, configDir: "test/fixtures", journal, metrics: { write: (r: Record<string, unknown>) => written.push(r) }, log: (m: string) => logs.push(m) };
+    return { ctx: ctx as unknown as RunContext, written, logs, journal };
+  }
+
+  it("drop: the unclosed correct sample is neither chosen nor counted; metrics carry the reason", async () => {
+    const { ctx, written, logs, journal } = context("drop");
+    const pairs = await pairsStage(ctx, 1); // rate 1/3 over the valid samples
+    expect(pairs.map((p) => p.chosen)).toEqual([unitId(1, "rollout", "t0000", 1)]);
+    expect(written[0]).toMatchObject({ kind: "grading", iteration: 1, validity: { invalid: 1, unclosed_think: 1, no_boxed: 1 } });
+    expect(logs.join("\n")).toMatch(/1 invalid completions \(unclosed_think 1, no_boxed 1\), dropped/);
+    journal.close();
+  });
+
+  it("reject: the unclosed correct sample becomes a rejected one", async () => {
+    const { ctx, journal } = context("reject");
+    const pairs = await pairsStage(ctx, 1); // rate 1/4
+    expect(pairs.map((p) => [p.chosen, p.rejected])).toEqual([[unitId(1, "rollout", "t0000", 1), unitId(1, "rollout", "t0000", 0)]]);
+    journal.close();
   });
 });
