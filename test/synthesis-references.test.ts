@@ -78,6 +78,18 @@ describe("reference vote", () => {
 });
 
 describe("promptcot references (real worker)", () => {
+  it("refuses a bad -n or --min-agreement before starting a teacher (exit 2, names the flag)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "pcot-ref-bad-"));
+    const input = join(dir, "p.jsonl");
+    writeFileSync(input, '{"prompt":"1+1?"}\n');
+    const run = (...extra: string[]) =>
+      spawnSync("node", ["bin/promptcot.mjs", "references", "--in", input, "--out", join(dir, "o.jsonl"), "--teacher", "tiny-random-llama", ...extra], { encoding: "utf8" });
+    const zero = run("-n", "0");
+    expect([zero.status, zero.stderr]).toEqual([2, expect.stringMatching(/-n must be a positive integer \(got 0\)/)]);
+    const share = run("--min-agreement", "1.5");
+    expect([share.status, share.stderr]).toEqual([2, expect.stringMatching(/--min-agreement must be in \[0, 1\] \(got 1.5\)/)]);
+  });
+
   it("SIGKILLed after some samples are journaled, rerun finishes without redoing them", async () => {
     const dir = mkdtempSync(join(tmpdir(), "pcot-ref-cli-"));
     const input = join(dir, "problems.jsonl");

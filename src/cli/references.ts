@@ -9,7 +9,7 @@ import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
 import { createMathGrader } from "../verify/math/grader.js";
-import { referenceStage } from "../synthesis/references.js";
+import { checkReferenceOptions, referenceStage } from "../synthesis/references.js";
 import { workerGenerator } from "../synthesis/teacher.js";
 import { readProblems } from "./synth-tests.js";
 
@@ -46,6 +46,11 @@ function guardIdentity(journal: Journal, runDir: string, want: Record<string, un
 }
 
 export async function referencesCommand(o: ReferencesOptions): Promise<number> {
+  try {
+    checkReferenceOptions({ samples: o.n, minAgreement: o.minAgreement });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const problems = readProblems(o.in);
   const runDir = resolve(o.runDir ?? `${o.out}.run`);
   mkdirSync(runDir, { recursive: true });

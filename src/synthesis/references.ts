@@ -89,7 +89,8 @@ export async function voteAnswers(
   };
 }
 
-function checkOptions(o: ReferenceOptions): void {
+/** Bad -n or --min-agreement, named, before any teacher starts. */
+export function checkReferenceOptions(o: Pick<ReferenceOptions, "samples" | "minAgreement">): void {
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new Error(`references: -n must be a positive integer (got ${o.samples})`);
   if (!(o.minAgreement >= 0 && o.minAgreement <= 1)) throw new Error(`references: --min-agreement must be in [0, 1] (got ${o.minAgreement})`);
 }
@@ -145,7 +146,7 @@ export async function referenceStage(
   o: ReferenceOptions,
   eq?: Equivalence,
 ): Promise<{ rows: (MathProblem & { answer: string; answer_agreement: number })[]; stats: ReferenceStats }> {
-  checkOptions(o);
+  checkReferenceOptions(o);
   const before = journal.count(SAMPLE_STAGE);
   const added = await sampleStage(problems, gen, journal, o);
   const votes = await voteStage(problems, journal, o, gen.name, eq);
