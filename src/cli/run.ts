@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
-import { killAllWorkers } from "../cluster/local-launcher.js";
+import { onInterrupt } from "../cluster/interrupt.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
 import { ConfigError } from "../config/errors.js";
@@ -67,15 +67,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   if (state === "legacy") log("this run predates data and model fingerprints: recorded them now (run.json); its data matched the run's copy where there was one");
   journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid, train: identity.train.sha256, heldout: identity.heldout.sha256, model: identity.model.sha256 });
 
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: stopping workers; run the same command again to resume`);
-    killAllWorkers();
-    journal.event("run_interrupted", { signal: sig });
-    unlock();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const removeInterrupt = onInterrupt(journal, unlock, log);
 
   const latest = latestUpdate(journal);
 
@@ -109,8 +101,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     await grader.close();
     journal.close();
     unlock();
-    process.removeListener("SIGINT", onSignal);
-    process.removeListener("SIGTERM", onSignal);
+    removeInterrupt();
   }
 }
 

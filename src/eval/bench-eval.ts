@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { WorkerPool } from "../cluster/pool.js";
-import { killAllWorkers } from "../cluster/local-launcher.js";
+import { onInterrupt } from "../cluster/interrupt.js";
 import { ConfigError } from "../config/errors.js";
 import { ExperimentSchema, type Experiment } from "../config/schema.js";
 import type { Problem } from "../data/problems.js";
@@ -118,14 +118,7 @@ export async function evalCommand(o: EvalOptions): Promise<number> {
   const unlock = lockRunDir(out);
   const journal = new Journal(join(out, "journal.sqlite"));
   const log = (m: string) => process.stderr.write(`[promptcot eval] ${m}\n`);
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: stopping workers; run the same command again to resume`);
-    killAllWorkers();
-    unlock();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const removeInterrupt = onInterrupt(journal, unlock, log);
   let pool: WorkerPool | undefined;
   let math: FullMathGrader | undefined;
   let code: CodeGraderHandle | undefined;
@@ -164,8 +157,7 @@ export async function evalCommand(o: EvalOptions): Promise<number> {
     await code?.close();
     journal.close();
     unlock();
-    process.removeListener("SIGINT", onSignal);
-    process.removeListener("SIGTERM", onSignal);
+    removeInterrupt();
   }
 }
 

@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
-import { killAllWorkers, type WorkerSpec } from "../cluster/local-launcher.js";
+import type { WorkerSpec } from "../cluster/local-launcher.js";
+import { onInterrupt } from "../cluster/interrupt.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
@@ -37,15 +38,7 @@ export async function synthesisCommand(file: string, cfg: Experiment, opts: Synt
   const log = (m: string) => process.stderr.write(`[promptcot] ${m}\n`);
   log(`${resumed ? "resuming" : "starting"} synthesis run ${runDir}`);
   journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid, task: "synthesis" });
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: stopping workers; run the same command again to resume`);
-    killAllWorkers();
-    journal.event("run_interrupted", { signal: sig });
-    unlock();
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const removeInterrupt = onInterrupt(journal, unlock, log);
   const pools = { rationale: rolePool(cfg, runDir, "rationale", journal), prompt: rolePool(cfg, runDir, "prompt", journal) };
   const ctx: SynthContext = { cfg, runDir, configDir: dirname(resolve(file)), journal, pools, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer: new StageTimer(), log };
   try {
@@ -58,8 +51,7 @@ export async function synthesisCommand(file: string, cfg: Experiment, opts: Synt
     await Promise.all([pools.rationale.stop(), pools.prompt.stop()]);
     journal.close();
     unlock();
-    process.removeListener("SIGINT", onSignal);
-    process.removeListener("SIGTERM", onSignal);
+    removeInterrupt();
   }
 }
 
