@@ -47,7 +47,9 @@ function startDashboard(): Promise<string> {
 describe.skipIf(!existsSync(CHROMIUM))("dashboard in headless Chromium", () => {
   beforeAll(async () => {
     const r = await startRun(["test/fixtures/tiny-selfplay.yaml", "--set", "data.train_size=4", "--set", "data.heldout_size=2",
-      "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]', "--run-dir", runDir]).done;
+      "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
+      // random tokens are never boxed and often CJK: the validity filters would leave no pairs
+      "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false", "--run-dir", runDir]).done;
     expect(r.code, r.out).toBe(0);
     // Model output is untrusted: plant markup in one completion of the (finished) run's journal.
     const db = new Database(join(runDir, "journal.sqlite"));

@@ -14,7 +14,7 @@ const bench: Benchmark = {
   problems: [{ id: "p0", text: "?", kind: "math", answer: "2" }, { id: "p1", text: "?", kind: "math", answer: "3" }],
 };
 // "1/2" and "0.5" are one answer; anything else compares by string.
-const eq = { equivalent: async (a: string, b: string) => ({ verdict: (a === b || [a, b].sort().join() === "0.5,1/2" ? "correct" : "incorrect") as "correct" | "incorrect", extracted: b }) };
+const eq = { equivalent: async (a: string, b: string) => ({ verdict: (a === b || [a, b].sort().join() === "0.5,1/2" ? "correct" : "incorrect") as "correct" | "incorrect", path: "fast" as const }) };
 const rec = (problem_id: string, sample_idx: number, extracted: string | null, correct: boolean) =>
   ({ problem_id, sample_idx, extracted, correct, verdict: correct ? "correct" : "incorrect", finish_reason: "stop", response_tokens: 10 });
 

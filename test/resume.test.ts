@@ -73,7 +73,9 @@ describe("resume", () => {
 
   it("controller SIGKILLed during the update, then re-run: same pairs, same trained weights, same eval", async () => {
     // The stop string ends most samples early: samples cut at max_tokens never enter pairs.
-    const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]'];
+    const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
+      // random tokens are never boxed and often CJK: the validity filters would leave no pairs
+      "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false"];
     const ref = await startRun([EXP, ...withPairs, "--run-dir", join(root, "train-ref")]).done;
     expect(ref.code, ref.out).toBe(0);
     const dir = join(root, "train-killed");
