@@ -21,6 +21,11 @@ describe("worker launch", () => {
     expect(rollout).not.toContain("--init-checkpoint");
   });
 
+  it("makes no trainer in a pool that never trains (eval of a run's checkpoint must not load its optimizer)", () => {
+    const evalWorker = workerArgs("worker-0", { ...spec, trains: false }, 0, "/ckpt/step-3");
+    expect([flag(evalWorker, "--role"), flag(evalWorker, "--init-checkpoint")]).toEqual(["rollout", "/ckpt/step-3"]);
+  });
+
   it("accepts cuda:N devices and rejects anything else with a clear message", () => {
     expect(ModelSchema.parse({ device: "cuda:3" }).device).toBe("cuda:3");
     expect(ModelSchema.parse({}).device).toBe("auto");

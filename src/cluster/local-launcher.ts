@@ -20,6 +20,8 @@ export interface WorkerSpec {
   logDir: string;
   /** Exported to the worker as PROMPTCOT_RUN_DIR, so its processes can be traced to a run. */
   runDir?: string;
+  /** False for pools that never train (eval): no worker is the trainer, so none loads optimizer state. */
+  trains?: boolean;
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
@@ -36,7 +38,7 @@ export function workerIndex(id: string): number {
 export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?: string): string[] {
   const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
     "--dtype", s.dtype, "--device", s.device, "--device-index", String(index),
-    "--role", index === TRAINER_INDEX ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,
+    "--role", index === TRAINER_INDEX && s.trains !== false ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,
     "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
   if (checkpoint) args.push("--init-checkpoint", checkpoint);
   return args;

@@ -128,6 +128,7 @@ export async function evalCommand(o: EvalOptions): Promise<number> {
     pool = new WorkerPool(o.workers, {
       modelSource: model.source, dtype: o.dtype, device: o.device, trainableLayers: 0, decodeWidth: o.decodeWidth,
       seed: o.seed, threads: o.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(out, "logs"), runDir: out,
+      trains: false, // a run's checkpoint carries the trainer's optimizer (for its trainable layers): eval needs none
     }, cfg.workers.max_restarts, journal);
     math = createMathGrader({ timeoutMs: o.graderTimeoutMs });
     const ctx: RunContext = {
