@@ -66,6 +66,15 @@ describe("building groups", () => {
     expect(kept[2]!.samples.map((s) => s.reward)).toEqual([0, 0, 1]);
     expect(kept[2]!.samples[2]!.advantage).toBeCloseTo(2 / 3, 12);
   });
+  it("pairs.validity: an invalid completion leaves its group with drop and counts as wrong with reject", () => {
+    const withInvalid = [o("t0", 0, "correct"), { ...o("t0", 1, "correct"), invalid: ["no_boxed" as const] }, o("t0", 2, "incorrect")];
+    const drop = buildGroups(withInvalid, ["t0"], { ...opts, invalid: "drop" }).kept[0]!;
+    expect(drop.samples.map((s) => [s.id.slice(-3), s.reward])).toEqual([["000", 1], ["002", 0]]);
+    const reject = buildGroups(withInvalid, ["t0"], { ...opts, invalid: "reject" }).kept[0]!;
+    expect(reject.samples.map((s) => s.reward)).toEqual([1, 0, 0]);
+    // Without the option (callers that do not filter) the reasons are ignored.
+    expect(buildGroups(withInvalid, ["t0"], opts).kept[0]!.samples.map((s) => s.reward)).toEqual([1, 1, 0]);
+  });
 });
 
 describe("config", () => {

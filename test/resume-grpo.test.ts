@@ -20,6 +20,8 @@ const ARGS = [
   "--set", "train.algorithm=grpo", "--set", "train.grpo.reward=grpo-reward-by-length.ts#shortIsRight", "--set", 'rollout.stop=["ing"]',
   "--set", "iterations=2", "--set", "eval_every=0", "--set", "workers.count=2", "--set", "train.grpo.prompts_per_iteration=4",
   "--set", "train.batch_size=8", "--set", "train.micro_batch_size=1", "--set", "train.epochs=2", "--set", "train.learning_rate=0.001",
+  // random tokens are never boxed and often CJK: the validity filters would drop every sample
+  "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false",
 ];
 const root = mkdtempSync(join(tmpdir(), "pcot-grpo-kill-"));
 const refDir = join(root, "ref");

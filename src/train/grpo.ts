@@ -83,13 +83,15 @@ export async function rewardFn(name: string, baseDir: string): Promise<RewardFn>
 /**
  * Groups of `promptIds` (in that order) from graded outcomes. Grader timeouts and errors never count; a
  * sample cut at max_tokens leaves its group with overlong_filter (neither trained on nor in the group's
- * statistics), else it counts as wrong. With dynamic sampling, groups whose rewards are all equal
- * (advantage 0: no signal) are dropped; empty groups always are.
+ * statistics), else it counts as wrong. A completion that fails pairs.validity (unclosed think, CJK, no
+ * box) leaves its group with invalid "drop" (as PromptCoT 2.0) and counts as wrong with "reject"; with no
+ * `invalid` option the validity reasons are ignored. With dynamic sampling, groups whose rewards are all
+ * equal (advantage 0: no signal) are dropped; empty groups always are.
  */
 export function buildGroups(
   outcomes: SampleOutcome[],
   promptIds: string[],
-  o: { advantage: AdvantageKind; overlong_filter: boolean; dynamic_sampling: boolean },
+  o: { advantage: AdvantageKind; overlong_filter: boolean; dynamic_sampling: boolean; invalid?: "drop" | "reject" },
   reward: RewardFn = verdictReward,
 ): { kept: GrpoGroup[]; dropped: number } {
   const byPrompt = new Map<string, SampleOutcome[]>(promptIds.map((id) => [id, []]));
@@ -97,8 +99,10 @@ export function buildGroups(
   const kept: GrpoGroup[] = [];
   let dropped = 0;
   for (const [promptId, all] of byPrompt) {
-    const counted = all.filter((s) => s.verdict !== "timeout" && s.verdict !== "error" && !(o.overlong_filter && s.finishReason === "length"));
-    const rewards = counted.map(reward);
+    const isInvalid = (s: SampleOutcome) => o.invalid !== undefined && (s.invalid?.length ?? 0) > 0;
+    const counted = all.filter((s) => s.verdict !== "timeout" && s.verdict !== "error" && !(o.overlong_filter && s.finishReason === "length"))
+      .filter((s) => !(o.invalid === "drop" && isInvalid(s)));
+    const rewards = counted.map((s) => reward(isInvalid(s) ? { ...s, verdict: "incorrect" } : s));
     if (counted.length === 0) continue;
     if (o.dynamic_sampling && rewards.every((r) => r === rewards[0])) {
       dropped++;
@@ -133,7 +137,7 @@ export async function groupsStage(ctx: RunContext, iteration: number): Promise<G
     [used, rounds] = [used + batch.length, rounds + 1];
     await rolloutRound(ctx, iteration, batch, rounds);
     const ids = new Set(batch.map((p) => p.id));
-    const built = buildGroups(sampleOutcomes(ctx, iteration).filter((s) => ids.has(s.promptId)), batch.map((p) => p.id), g, reward);
+    const built = buildGroups(sampleOutcomes(ctx, iteration).filter((s) => ids.has(s.promptId)), batch.map((p) => p.id), { ...g, invalid: ctx.cfg.pairs.validity.invalid }, reward);
     kept.push(...built.kept);
     dropped += built.dropped;
   }
