@@ -6,6 +6,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROMPTCOT_ROOT"
 bash scripts/bootstrap.sh || { echo "bootstrap failed"; echo "0 passed, 1 failed"; exit 1; }
 PY="$(venv_python)"
+# Optional released data (benchmarks, math-verify's suite) for the tests that use it when present; a plain
+# clone has none and those tests skip, naming the variable.
+if [ -z "${PROMPTCOT_SHARED_DATA:-}" ] && [ -d "$PROMPTCOT_ROOT/../shared/data" ]; then
+  export PROMPTCOT_SHARED_DATA="$(cd "$PROMPTCOT_ROOT/../shared/data" && pwd)"
+fi
 OUT="$(mktemp -d)"
 
 CI=true npx vitest run --reporter=default --reporter=json --outputFile.json="$OUT/vitest.json"

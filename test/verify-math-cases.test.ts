@@ -42,7 +42,7 @@ describe("this project's grader cases (test/fixtures/math)", () => {
 
 const suite = sharedDataFile("graders/math_verify_cases.jsonl");
 
-describe.skipIf(!suite)(`math-verify test suite (${suite ? "shared data" : `skipped: no ${SHARED_DATA}/graders/math_verify_cases.jsonl; set PROMPTCOT_SHARED_DATA`})`, () => {
+describe.skipIf(!suite)(`math-verify test suite (${suite ? "shared data" : `skipped: no graders/math_verify_cases.jsonl under ${SHARED_DATA}; set PROMPTCOT_SHARED_DATA`})`, () => {
   it("agrees on at least 99% of the cases, and only disagrees where documented", async () => {
     const rows = readCases(suite!);
     const { misses, paths } = await run(rows);
