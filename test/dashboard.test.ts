@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRun } from "./helpers/run-harness.js";
+import { startRun, VALIDITY_OFF_FOR_RANDOM_MODEL } from "./helpers/run-harness.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOT = resolve("test-artifacts/dashboard.png");
@@ -48,8 +48,7 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in headless Chromium", () => {
   beforeAll(async () => {
     const r = await startRun(["test/fixtures/tiny-selfplay.yaml", "--set", "data.train_size=4", "--set", "data.heldout_size=2",
       "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
-      // random tokens are never boxed and often CJK: the validity filters would leave no pairs
-      "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false", "--run-dir", runDir]).done;
+      ...VALIDITY_OFF_FOR_RANDOM_MODEL, "--run-dir", runDir]).done;
     expect(r.code, r.out).toBe(0);
     // Model output is untrusted: plant markup in one completion of the (finished) run's journal.
     const db = new Database(join(runDir, "journal.sqlite"));

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compareCheckpoints, countUnits, events, processesOfRun, sleep, startRun, units, waitFor, workerLog, workerPids } from "./helpers/run-harness.js";
+import { compareCheckpoints, countUnits, events, processesOfRun, sleep, startRun, units, waitFor, workerLog, workerPids, VALIDITY_OFF_FOR_RANDOM_MODEL, stepLine } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 // A random-weight model is never right, so a length-based reward gives the groups signal. micro_batch_size 1
@@ -20,8 +20,7 @@ const ARGS = [
   "--set", "train.algorithm=grpo", "--set", "train.grpo.reward=grpo-reward-by-length.ts#shortIsRight", "--set", 'rollout.stop=["ing"]',
   "--set", "iterations=2", "--set", "eval_every=0", "--set", "workers.count=2", "--set", "train.grpo.prompts_per_iteration=4",
   "--set", "train.batch_size=8", "--set", "train.micro_batch_size=1", "--set", "train.epochs=2", "--set", "train.learning_rate=0.001",
-  // random tokens are never boxed and often CJK: the validity filters would drop every sample
-  "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false",
+  ...VALIDITY_OFF_FOR_RANDOM_MODEL,
 ];
 const root = mkdtempSync(join(tmpdir(), "pcot-grpo-kill-"));
 const refDir = join(root, "ref");
@@ -31,7 +30,6 @@ beforeAll(async () => {
   expect(r.code, r.out).toBe(0);
 }, 600_000);
 
-const stepLine = (iteration: number, step: number) => `train step it${String(iteration).padStart(3, "0")}/update/step-${step} `;
 
 function rolloutWorkerPid(dir: string): number | undefined {
   return workerPids(dir).find((pid) => readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("worker-1\0"));

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compareCheckpoints, events, sleep, startRun, units, workerLog, workerPids } from "./helpers/run-harness.js";
+import { compareCheckpoints, events, sleep, startRun, units, workerLog, workerPids, VALIDITY_OFF_FOR_RANDOM_MODEL, stepLine } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 // micro_batch_size 1 and 8 pairs per step make a step last long enough (~0.5 s here) to land a kill inside
@@ -16,8 +16,7 @@ const EXP = "test/fixtures/tiny-selfplay.yaml";
 // The stop string ends most samples early: samples cut at max_tokens never enter pairs.
 const ARGS = [
   "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
-  // random tokens are never boxed and often CJK: the validity filters would leave no pairs
-  "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false", "--set", "iterations=2", "--set", "eval_every=0",
+  ...VALIDITY_OFF_FOR_RANDOM_MODEL, "--set", "iterations=2", "--set", "eval_every=0",
   "--set", "train.batch_size=8", "--set", "train.micro_batch_size=1", "--set", "train.epochs=2",
   "--set", "train.learning_rate=0.001",
 ];
@@ -29,7 +28,6 @@ beforeAll(async () => {
   expect(r.code, r.out).toBe(0);
 }, 600_000);
 
-const stepLine = (iteration: number, step: number) => `train step it${String(iteration).padStart(3, "0")}/update/step-${step} `;
 
 /** Kills the trainer while step `step` of `iteration` is running: after step-1's log line, partway into the next. */
 async function killInsideStep(run: ReturnType<typeof startRun>, dir: string, iteration: number, step: number): Promise<void> {

@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { countUnits, events, processesOfRun, startRun, units, waitFor } from "./helpers/run-harness.js";
+import { countUnits, events, processesOfRun, startRun, units, waitFor, VALIDITY_OFF_FOR_RANDOM_MODEL } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 const TOTAL_ROLLOUT = 16 * 4;
@@ -74,8 +74,7 @@ describe("resume", () => {
   it("controller SIGKILLed during the update, then re-run: same pairs, same trained weights, same eval", async () => {
     // The stop string ends most samples early: samples cut at max_tokens never enter pairs.
     const withPairs = ["--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
-      // random tokens are never boxed and often CJK: the validity filters would leave no pairs
-      "--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false"];
+      ...VALIDITY_OFF_FOR_RANDOM_MODEL];
     const ref = await startRun([EXP, ...withPairs, "--run-dir", join(root, "train-ref")]).done;
     expect(ref.code, ref.out).toBe(0);
     const dir = join(root, "train-killed");

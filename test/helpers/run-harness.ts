@@ -110,3 +110,9 @@ export function compareCheckpoints(a: string, b: string): { weights: TensorCompa
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Random-weight models never box an answer and often emit CJK: the validity filters would leave nothing to train on. */
+export const VALIDITY_OFF_FOR_RANDOM_MODEL = ["--set", "pairs.validity.require_boxed=false", "--set", "pairs.validity.forbid_cjk=false"];
+
+/** The worker's log line of a finished TrainStep of the journaled update unit. */
+export const stepLine = (iteration: number, step: number) => `train step it${String(iteration).padStart(3, "0")}/update/step-${step} `;
