@@ -351,6 +351,30 @@ export const SftSchema = z
   })
   .prefault({});
 
+/** Where generation runs (`engine:`; docs/SCALING.md). Owned by the rollout-engine work (issue 11). */
+export const EngineSchema = z
+  .strictObject({
+    /** "worker": the gRPC workers (default); other engines are added by the rollout-engine seam. */
+    type: z.enum(["worker"]).default("worker"),
+  })
+  .prefault({});
+
+/** Where worker processes run and what hardware the plan may use (`cluster:`; docs/SCALING.md). */
+export const ClusterSchema = z
+  .strictObject({
+    /** "local": child processes of the controller (default). */
+    type: z.enum(["local"]).default("local"),
+  })
+  .prefault({});
+
+/** The self-play proposer: synthesize each iteration's problems and learn the policy's frontier (`proposer:`). */
+export const ProposerSchema = z
+  .strictObject({
+    /** Off: self-play trains on data.* problems as before. */
+    enabled: z.boolean().default(false),
+  })
+  .prefault({});
+
 export const ExperimentSchema = z.strictObject({
   /** Building blocks merged in order before this file's own keys (paths relative to this file). */
   include: z.array(z.string()).default([]),
@@ -373,6 +397,9 @@ export const ExperimentSchema = z.strictObject({
   synthesis: SynthesisSchema,
   checkpoints: CheckpointsSchema,
   sft: SftSchema,
+  engine: EngineSchema,
+  cluster: ClusterSchema,
+  proposer: ProposerSchema,
 });
 
 export type Experiment = z.output<typeof ExperimentSchema>;
