@@ -370,8 +370,67 @@ export const ClusterSchema = z
 /** The self-play proposer: synthesize each iteration's problems and learn the policy's frontier (`proposer:`). */
 export const ProposerSchema = z
   .strictObject({
-    /** Off: self-play trains on data.* problems as before. */
+    /** Off: self-play trains on data.* problems as before. On: each iteration's problems are synthesized (docs/SYNTHESIS.md
+     *  "Self-play on synthesized problems"); data.train_path holds the seed problems, data.heldout_path the held-out set. */
     enabled: z.boolean().default(false),
+    /** Seeds the prompt model is warm-started on: JSONL rows {prompt, answer, concepts: [...], rationale}; default data.train_path. */
+    seeds_path: z.string().optional(),
+    /** Also train a twin policy by the same self-play on as many seed problems (no synthesis) and compare on held-out. */
+    twin: z.boolean().default(false),
+    /** The prompt model p(z, x | c): its own workers and checkpoints; keys left out come from `model`. */
+    prompt_model: RoleModelSchema,
+    /** SFT of the prompt model on the seeds (concepts → rationale, problem) before the first iteration. */
+    warm_start: SynthTrainSchema(2e-5, 8, 3),
+    generate: z
+      .strictObject({
+        /** Concept sets drawn per iteration; the prompt model writes samples_per_set problems for each. */
+        sets: positiveInt.default(8),
+        samples_per_set: positiveInt.default(4),
+        /** Concepts per set, drawn uniformly from the seeds' concepts. */
+        concepts_per_set: positiveInt.default(2),
+      })
+      .extend({ sampling: SynthSamplingSchema(1.0, 192) })
+      .prefault({}),
+    /** Near-duplicates (word Jaccard) of any earlier synthesized problem are dropped; held-out problems decontaminate. */
+    dedup: z.strictObject({ threshold: z.number().gt(0).max(1).default(0.8) }).prefault({}),
+    /** Math references by the teacher's majority vote (src/synthesis/references.ts). */
+    teacher: z
+      .strictObject({
+        /** A model (as model.source; default model.source) served by its own worker, or "file.ts#export": a
+         *  function (configDir) => Generator (src/synthesis/teacher.ts), e.g. an endpoint client. */
+        source: z.string().min(1).optional(),
+        samples: positiveInt.default(4),
+        /** Problems whose largest answer class holds a smaller share are dropped (counted). */
+        min_agreement: probability.default(0.5),
+      })
+      .extend({ sampling: SynthSamplingSchema(0.7, 256) })
+      .prefault({}),
+    pairs: z
+      .strictObject({
+        /** The learnable band, as self-play's pairs: pass rate in (min_pass_rate, max_pass_rate]. */
+        min_pass_rate: probability.default(0),
+        max_pass_rate: probability.default(0.5),
+        /** A never-solved problem is rejected only when the teacher's agreement is below this (else it may be hard but sound). */
+        low_agreement: probability.default(0.75),
+        max_pairs_per_set: positiveInt.default(3),
+        /** "band" (src/synthesis/proposer-pairs.ts) or "file.ts#export", a ProposerPairBuilder. */
+        builder: z.string().default("band"),
+      })
+      .prefault({}),
+    /** "dpo": pairs by the band rule. "grpo" (R-Zero's reward min(p, 1 − p) − repetition penalty) is not wired yet. */
+    algorithm: z.enum(["dpo"]).default("dpo"),
+    /** R-Zero's repetition penalty: weight × share of the batch within `similarity` word Jaccard of a problem. */
+    reward: z.strictObject({ repetition_weight: z.number().nonnegative().default(1), similarity: z.number().gt(0).max(1).default(0.5) }).prefault({}),
+    /** The proposer's DPO update (train.* keys not set here come from train). */
+    train: z
+      .strictObject({
+        learning_rate: z.number().positive().default(1e-6),
+        beta: z.number().positive().default(0.1),
+        batch_size: positiveInt.default(8),
+        micro_batch_size: positiveInt.default(4),
+        epochs: positiveInt.default(1),
+      })
+      .prefault({}),
   })
   .prefault({});
 
