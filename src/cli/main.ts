@@ -12,6 +12,7 @@ import { registerCompare } from "./compare.js";
 import { registerExport } from "./export.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerReferences } from "./references.js";
+import { registerPlan } from "./plan.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
 
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
   registerExport(program, (c) => (code = c));
   registerDashboard(program, (c) => (code = c));
   registerReferences(program, (c) => (code = c));
+  registerPlan(program, (c) => (code = c));
   program
     .command("trace")
     .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")

@@ -364,6 +364,41 @@ export const ClusterSchema = z
   .strictObject({
     /** "local": child processes of the controller (default). */
     type: z.enum(["local"]).default("local"),
+    /** Hardware the placement plan may use (src/cluster/planner.ts; `promptcot plan`). 0 GPUs per node = CPU
+     *  processes, for which the plan shows memory per process but checks no fit. */
+    nodes: positiveInt.default(1),
+    gpus_per_node: nonNegInt.default(0),
+    /** Memory of one GPU in GiB (H100 SXM: 80). */
+    gpu_memory_gib: z.number().positive().default(80),
+  })
+  .prefault({});
+
+/** How roles spread over the cluster's GPUs (`parallel:`; src/cluster/planner.ts, docs/SCALING.md "Placement planner"). */
+export const ParallelSchema = z
+  .strictObject({
+    /** "split": rollout engines and trainer ranks on disjoint GPUs; "colocated": every GPU serves both, the idle
+     *  role offloaded to host memory (vLLM sleep mode, FSDP CPU offload), so a GPU holds the larger of the two. */
+    roles: z.enum(["split", "colocated"]).default("split"),
+    /** GPUs per rollout engine (tensor parallel); divides the attention heads and the GPUs of a node. */
+    rollout_tensor_parallel: positiveInt.default(1),
+    /** split: GPUs given to rollout engines, a multiple of rollout_tensor_parallel; 0 = half the GPUs. */
+    rollout_gpus: nonNegInt.default(0),
+    /** Trainer GPUs sharing one copy of weights, gradients and optimizer state (FSDP); trainer GPUs / fsdp =
+     *  data-parallel replicas (HSDP). 0 = all trainer GPUs. */
+    fsdp: nonNegInt.default(0),
+    /** GPUs one sequence's activations are split over (Ulysses-style sequence parallel), inside an FSDP group. */
+    sequence_parallel: positiveInt.default(1),
+    /** Sequences in flight per rollout engine whose KV cache must fit at max context;
+     *  0 = samples_per_prompt × prompts_per_request of rollout (or eval, whichever is larger). */
+    rollout_concurrency: nonNegInt.default(0),
+    /** Prompt budget in tokens: max context = this + the longest completion (rollout/eval max_tokens; sft: max_completion_tokens). */
+    max_prompt_tokens: positiveInt.default(2048),
+    /** Tokens of one micro-batch per trainer rank; 0 = train.max_tokens_per_micro_batch when set, else
+     *  micro_batch_size × sequences per item (DPO 2) × max context. */
+    micro_batch_tokens: nonNegInt.default(0),
+    activation_checkpointing: z.boolean().default(true),
+    /** Share of each GPU's memory the plan may fill (the rest: allocator fragmentation, CUDA graphs). */
+    memory_fraction: z.number().gt(0).max(1).default(0.9),
   })
   .prefault({});
 
@@ -459,6 +494,7 @@ export const ExperimentSchema = z.strictObject({
   engine: EngineSchema,
   cluster: ClusterSchema,
   proposer: ProposerSchema,
+  parallel: ParallelSchema,
 });
 
 export type Experiment = z.output<typeof ExperimentSchema>;

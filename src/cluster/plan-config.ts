@@ -1,0 +1,157 @@
+// From an experiment's config to the planner's input, and the plan as text (`promptcot plan`, `run --dry-run`).
+import type { Experiment } from "../config/schema.js";
+import { paramCounts, resolveModelShape, type ModelShape } from "./model-shape.js";
+import { GIB, planPlacement, smallestFit, type Memory, type Plan, type PlanInput, type SmallestFit, type Workload } from "./planner.js";
+
+export function planInputOf(cfg: Experiment, shape: ModelShape = resolveModelShape(cfg.model.source)): PlanInput {
+  const par = cfg.parallel;
+  return {
+    model: shape,
+    cluster: { nodes: cfg.cluster.nodes, gpusPerNode: cfg.cluster.gpus_per_node, gpuMemoryGib: cfg.cluster.gpu_memory_gib },
+    parallel: {
+      roles: par.roles, tensorParallel: par.rollout_tensor_parallel, rolloutGpus: par.rollout_gpus, fsdp: par.fsdp,
+      sequenceParallel: par.sequence_parallel, activationCheckpointing: par.activation_checkpointing, memoryFraction: par.memory_fraction,
+    },
+    workload: workloadOf(cfg, shape),
+  };
+}
+
+/** What generation and training must hold, from the task's sampling and batch settings. */
+function workloadOf(cfg: Experiment, shape: ModelShape): Workload {
+  const par = cfg.parallel;
+  const gen = generationOf(cfg);
+  const completion = cfg.task === "sft" ? cfg.sft.max_completion_tokens : cfg.task === "synthesis" ? gen.maxTokens : cfg.rollout.max_tokens;
+  const trainContext = par.max_prompt_tokens + completion;
+  // A DPO item is a pair: chosen and rejected go through the model together.
+  const perItem = cfg.task === "selfplay" && cfg.train.algorithm === "dpo" ? 2 : 1;
+  const { micro_batch_size: micro, max_tokens_per_micro_batch: cap } = microBatchOf(cfg);
+  const trainTokens = par.micro_batch_tokens || (cap ? Math.max(cap, perItem * trainContext) : micro * perItem * trainContext);
+  return {
+    dtypeBytes: cfg.model.dtype === "bfloat16" ? 2 : 4,
+    trainableParams: trainableParams(shape, cfg.model.trainable_layers),
+    genContext: par.max_prompt_tokens + gen.maxTokens,
+    genConcurrency: par.rollout_concurrency || gen.concurrency,
+    trainTokens,
+  };
+}
+
+function generationOf(cfg: Experiment): { maxTokens: number; concurrency: number } {
+  const samplings =
+    cfg.task === "synthesis"
+      ? [cfg.synthesis.annotator.sampling, cfg.synthesis.em.sampling, cfg.synthesis.generate.sampling].map((s) => ({ ...s, samples: cfg.synthesis.em.k }))
+      : cfg.task === "sft"
+        ? [{ ...cfg.eval, samples: cfg.eval.samples_per_prompt }]
+        : [cfg.rollout, cfg.eval].map((s) => ({ ...s, samples: s.samples_per_prompt }));
+  return {
+    maxTokens: Math.max(...samplings.map((s) => s.max_tokens)),
+    concurrency: Math.max(...samplings.map((s) => s.samples * s.prompts_per_request)),
+  };
+}
+
+function microBatchOf(cfg: Experiment): { micro_batch_size: number; max_tokens_per_micro_batch: number } {
+  return cfg.task === "synthesis" ? cfg.synthesis.em.train : cfg.train;
+}
+
+/** The worker trains only the last N blocks when model.trainable_layers is N (plus nothing else). */
+function trainableParams(shape: ModelShape, layers: number): number | undefined {
+  if (!layers) return undefined;
+  return paramCounts(shape).perLayer.slice(-layers).reduce((a, b) => a + b, 0);
+}
+
+export interface PlanResult {
+  plan: Plan;
+  /** Only when the plan does not fit. */
+  smallest?: SmallestFit | null;
+}
+
+export function planExperiment(cfg: Experiment): PlanResult {
+  const plan = planPlacement(planInputOf(cfg));
+  return plan.fits ? { plan } : { plan, smallest: smallestFit(plan.input) ?? null };
+}
+
+const gib = (b: number) => (b / GIB).toFixed(1);
+const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : `${(n / 1e6).toFixed(1)}M`);
+
+/** The plan as lines: model, placement by node, a per-GPU memory table, the verdict. */
+export function planLines({ plan, smallest }: PlanResult): string[] {
+  const { model: s, cluster: c, workload: w, parallel: par } = plan.input;
+  const lines = [
+    `model: ${s.name} — ${billions(plan.params.total)} parameters${s.experts ? ` (${billions(plan.params.active)} active)` : ""}, ${s.layers} layers, hidden ${s.hidden}, ` +
+      `${s.heads} heads / ${s.kvHeads} KV heads × ${s.headDim}, vocab ${s.vocab}; shape from ${s.from}`,
+    `workload: ${w.dtypeBytes === 2 ? "bf16" : "fp32"}; generation ${w.genConcurrency} sequences per engine at ${w.genContext} tokens; ` +
+      `training ${w.trainTokens} tokens per micro-batch per rank${par.activationCheckpointing ? ", activation checkpointing" : ""}`,
+  ];
+  if (plan.cpu) return [...lines, ...cpuLines(plan), ...plan.notes.map((n) => `note: ${n}`)];
+  const l = plan.layout;
+  lines.push(
+    `cluster: ${c.nodes} node(s) × ${c.gpusPerNode} GPU(s) of ${c.gpuMemoryGib} GiB (plan may fill ${Math.round(par.memoryFraction * 100)}%); roles ${par.roles}`,
+    `rollout: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s); trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}`,
+    ...placementLines(plan),
+    "",
+    ...memoryTable(plan),
+    "",
+    ...plan.notes.map((n) => `note: ${n}`),
+  );
+  if (plan.fits) return [...lines, "fits: yes"];
+  lines.push("fits: NO", ...plan.reasons.map((r) => `  - ${r}`));
+  if (smallest) lines.push(`smallest cluster that fits: ${describeFit(smallest)}`);
+  else if (smallest === null) lines.push(`no cluster of up to 1024 GPUs of ${c.gpuMemoryGib} GiB fits this layout; shorten the context, the micro-batch or the concurrency, or raise sequence_parallel`);
+  return lines;
+}
+
+export function describeFit(f: SmallestFit): string {
+  const l = f.plan.layout;
+  return `${f.cluster.nodes} node(s) × ${f.cluster.gpusPerNode} GPU(s) (${l.totalGpus} GPUs of ${f.cluster.gpuMemoryGib} GiB): ` +
+    `cluster.nodes=${f.cluster.nodes} cluster.gpus_per_node=${f.cluster.gpusPerNode} parallel.roles=${f.parallel.roles} parallel.rollout_tensor_parallel=${l.tensorParallel}` +
+    (f.parallel.roles === "split" ? ` parallel.rollout_gpus=${l.rolloutGpus}` : "") + ` parallel.fsdp=${l.fsdp}`;
+}
+
+function cpuLines(plan: Plan): string[] {
+  return [
+    "cluster: CPU processes (cluster.gpus_per_node 0): no GPU placement; host memory per worker process:",
+    `  trainer (worker 0): ${gib(plan.trainer.total)} GiB (weights ${gib(plan.trainer.weights)}, grads ${gib(plan.trainer.grads)}, optimizer ${gib(plan.trainer.optimizer)}, activations ${gib(plan.trainer.activations)})`,
+    `  rollout: ${gib(plan.rollout.total)} GiB (weights ${gib(plan.rollout.weights)}, KV cache ${gib(plan.rollout.kvCache)})`,
+  ];
+}
+
+/** Which GPUs of each node host which engine or trainer ranks; long clusters are elided after 8 nodes. */
+function placementLines(plan: Plan): string[] {
+  const { cluster: c, parallel: par } = plan.input;
+  const l = plan.layout;
+  const out: string[] = [];
+  for (let node = 0; node < c.nodes; node++) {
+    if (node === 8 && c.nodes > 9) {
+      out.push(`  … nodes 8-${c.nodes - 2} follow the same pattern`);
+      node = c.nodes - 1;
+    }
+    const parts: string[] = [];
+    const first = node * c.gpusPerNode;
+    const gpus = Array.from({ length: c.gpusPerNode }, (_, i) => first + i);
+    const engineGpus = gpus.filter((g) => g < l.engines * l.tensorParallel);
+    for (const e of [...new Set(engineGpus.map((g) => Math.floor(g / l.tensorParallel)))]) {
+      parts.push(`engine ${e} [GPUs ${range(engineGpus.filter((g) => Math.floor(g / l.tensorParallel) === e).map((g) => g - first))}]`);
+    }
+    const trainerStart = par.roles === "colocated" ? 0 : l.rolloutGpus;
+    const ranks = gpus.filter((g) => g >= trainerStart && g < trainerStart + l.trainerGpus);
+    if (ranks.length) parts.push(`trainer ranks ${range(ranks.map((g) => g - trainerStart))} [GPUs ${range(ranks.map((g) => g - first))}]`);
+    out.push(`  node ${node}: ${parts.join(" · ") || "idle"}`);
+  }
+  return out;
+}
+
+const range = (xs: number[]) => (xs.length === 1 ? `${xs[0]}` : `${xs[0]}-${xs[xs.length - 1]}`);
+
+const ROWS: [keyof Memory, string][] = [
+  ["weights", "weights"], ["grads", "gradients"], ["optimizer", "fp32 master + AdamW"], ["gathered", "FSDP gathered blocks"],
+  ["activations", "activations"], ["logits", "logits (one chunk)"], ["kvCache", "KV cache"], ["reserve", "runtime reserve"], ["total", "total"],
+];
+
+function memoryTable(plan: Plan): string[] {
+  const cols: [string, Memory][] = plan.colocated
+    ? [["rollout phase", plan.rollout], ["training phase", plan.trainer], ["colocated GPU", plan.colocated]]
+    : [["rollout GPU", plan.rollout], ["trainer GPU", plan.trainer]];
+  const width = 22;
+  const head = `${"per GPU (GiB)".padEnd(width)}${cols.map(([n]) => n.padStart(16)).join("")}`;
+  const rows = ROWS.map(([k, label]) => `${label.padEnd(width)}${cols.map(([, m]) => gib(m[k]).padStart(16)).join("")}`);
+  return [head, ...rows, `${"budget".padEnd(width)}${cols.map(() => gib(plan.budgetBytes).padStart(16)).join("")}`];
+}
