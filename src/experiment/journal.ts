@@ -1,7 +1,13 @@
 // The run journal: every unit of work and its result, in one SQLite file (WAL).
 // A unit's result and its done-mark are the same row, written in one transaction, so a unit is
 // either fully recorded or not at all; resume redoes exactly the units without a row.
+// With the shard data plane (the default; docs/DATA_PLANE.md) the bulky fields of sample rows (text, token
+// ids, prompt token ids) live in append-only shard files written and fsynced before the row, which points at
+// them; reads hand back the same record shape, decoding those fields from the shard when they are accessed.
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
+import { detachRows, hydrate, type PayloadRefs } from "./payload.js";
+import { SampleStore } from "./sample-store.js";
 
 export interface UnitRow<T = unknown> {
   id: string;
@@ -10,10 +16,20 @@ export interface UnitRow<T = unknown> {
   result: T;
 }
 
+/** "shards": bulky sample fields in shard files (default); "inline": everything in the row as JSON (the old plane). */
+export type DataPlane = "shards" | "inline";
+
+/** Stages whose rows carry bulky payloads (rollout samples: a completion's text and token ids). */
+export const SHARDED_STAGES: ReadonlySet<string> = new Set(["rollout"]);
+
 export class Journal {
   private readonly db: Database.Database;
+  readonly store: SampleStore;
+  readonly dataPlane: DataPlane;
 
-  constructor(path: string) {
+  constructor(path: string, opts: { dataPlane?: DataPlane } = {}) {
+    this.dataPlane = opts.dataPlane ?? "shards";
+    this.store = new SampleStore(join(dirname(path), "shards"));
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL is durable across process crashes
@@ -33,6 +49,7 @@ export class Journal {
         data TEXT NOT NULL
       );
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS payload_prompts (key TEXT PRIMARY KEY, ref TEXT NOT NULL);
     `);
   }
 
@@ -41,12 +58,47 @@ export class Journal {
     const insert = this.db.prepare(
       "INSERT INTO units (id, stage, iteration, result) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
     );
+    // Shard bytes first (fsynced), then the rows that point at them, in one transaction.
+    const detached = this.detach(rows);
     const tx = this.db.transaction((rs: UnitRow[]) => {
       let added = 0;
       for (const r of rs) added += insert.run(r.id, r.stage, r.iteration, JSON.stringify(r.result)).changes;
+      this.rememberPrompts(detached.prompts);
       return added;
     });
-    return tx(rows);
+    return tx(detached.rows);
+  }
+
+  private detach(rows: UnitRow[]): { rows: UnitRow[]; prompts: Map<string, string> } {
+    const prompts = new Map<string, string>();
+    if (this.dataPlane === "inline") return { rows, prompts };
+    const out = [...rows];
+    const groups = new Map<string, number[]>(); // one shard append per (stage, iteration)
+    rows.forEach((r, i) => {
+      if (!SHARDED_STAGES.has(r.stage) || this.has(r.id)) return;
+      const k = `${r.stage}\0${r.iteration}`;
+      groups.set(k, [...(groups.get(k) ?? []), i]);
+    });
+    for (const idx of groups.values()) {
+      const first = rows[idx[0]!]!;
+      const done = detachRows(this.store, first.stage, first.iteration, idx.map((i) => rows[i]!), (k) => this.promptRef(k), prompts);
+      idx.forEach((i, j) => (out[i] = done[j]!));
+    }
+    return { rows: out, prompts };
+  }
+
+  private promptRef(key: string): string | undefined {
+    return (this.db.prepare("SELECT ref FROM payload_prompts WHERE key = ?").get(key) as { ref: string } | undefined)?.ref;
+  }
+
+  private rememberPrompts(prompts: Map<string, string>): void {
+    const put = this.db.prepare("INSERT INTO payload_prompts (key, ref) VALUES (?, ?) ON CONFLICT(key) DO NOTHING");
+    for (const [k, ref] of prompts) put.run(k, ref);
+  }
+
+  private parse<T>(result: string): T {
+    const r = JSON.parse(result) as T & PayloadRefs;
+    return (r.$shard ? hydrate(this.store, r) : r) as T;
   }
 
   /** Runs `fn` inside one transaction, for writes that must land together with unit rows. */
@@ -60,7 +112,7 @@ export class Journal {
 
   get<T>(id: string): T | undefined {
     const row = this.db.prepare("SELECT result FROM units WHERE id = ?").get(id) as { result: string } | undefined;
-    return row ? (JSON.parse(row.result) as T) : undefined;
+    return row ? this.parse<T>(row.result) : undefined;
   }
 
   /** All units of a stage in an iteration, ordered by id (ids are zero-padded, so this is a stable order). */
@@ -68,7 +120,7 @@ export class Journal {
     const rows = this.db
       .prepare("SELECT id, stage, iteration, result FROM units WHERE stage = ? AND iteration = ? ORDER BY id")
       .all(stage, iteration) as { id: string; stage: string; iteration: number; result: string }[];
-    return rows.map((r) => ({ ...r, result: JSON.parse(r.result) as T }));
+    return rows.map((r) => ({ ...r, result: this.parse<T>(r.result) }));
   }
 
   /** Units of a stage in an iteration, ordered by id, read `batch` rows at a time (stages stream, never load a whole stage). */
@@ -78,16 +130,19 @@ export class Journal {
     );
     for (let after = ""; ; ) {
       const rows = page.all(stage, iteration, after, batch) as { id: string; stage: string; iteration: number; result: string }[];
-      for (const r of rows) yield { ...r, result: JSON.parse(r.result) as T };
+      for (const r of rows) yield { ...r, result: this.parse<T>(r.result) };
       if (rows.length < batch) return;
       after = rows.at(-1)!.id;
     }
   }
 
-  count(stage?: string): number {
-    const row = (stage
-      ? this.db.prepare("SELECT COUNT(*) AS n FROM units WHERE stage = ?").get(stage)
-      : this.db.prepare("SELECT COUNT(*) AS n FROM units").get()) as { n: number };
+  /** Units of a stage (in one iteration, when given), counted by SQLite without reading a row. */
+  count(stage?: string, iteration?: number): number {
+    const row = (stage === undefined
+      ? this.db.prepare("SELECT COUNT(*) AS n FROM units").get()
+      : iteration === undefined
+        ? this.db.prepare("SELECT COUNT(*) AS n FROM units WHERE stage = ?").get(stage)
+        : this.db.prepare("SELECT COUNT(*) AS n FROM units WHERE stage = ? AND iteration = ?").get(stage, iteration)) as { n: number };
     return row.n;
   }
 
@@ -117,6 +172,7 @@ export class Journal {
   }
 
   close(): void {
+    this.store.close();
     this.db.close();
   }
 }
