@@ -63,6 +63,10 @@ describe("samples that cannot be counted", () => {
     expect(gradingCounts(outcomes)).toEqual({
       samples: 5, correct: 1, incorrect: 1, no_answer: 1, timeout: 1, error: 1, truncated: 2, excluded: 3,
       validity: { invalid: 0, unclosed_think: 0, empty_after_think: 0, cjk: 0, no_boxed: 0, no_code_block: 0 },
+      by_kind: {
+        math: { samples: 5, correct: 1, incorrect: 1, no_answer: 1, timeout: 1, error: 1 },
+        code: { samples: 0, AC: 0, WA: 0, TLE: 0, MLE: 0, RE: 0, OLE: 0, no_code: 0, error: 0 },
+      },
     });
   });
 

@@ -20,7 +20,7 @@ import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
-import { createMathGraderByName } from "../verify/registry.js";
+import { createMathGraderByName, createRunCodeGrader } from "../verify/registry.js";
 
 export interface RunOptions {
   set: string[];
@@ -81,8 +81,10 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     journal,
   );
   const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });
+  const hasCode = [...problems.train, ...problems.heldout].some((p) => p.kind === "code");
+  const codeGrader = hasCode ? createRunCodeGrader(cfg.grader.code) : undefined;
   const timer = new StageTimer();
-  const ctx: RunContext = { cfg, runDir, configDir, journal, pool, grader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
+  const ctx: RunContext = { cfg, runDir, configDir, journal, pool, grader, codeGrader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
   try {
     await timer.time("worker startup", async () => {
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
@@ -99,6 +101,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   } finally {
     await pool.stop();
     await grader.close();
+    await codeGrader?.close();
     journal.close();
     unlock();
     removeInterrupt();

@@ -53,6 +53,10 @@ export const DataSchema = z
     system_prompt: z
       .string()
       .default("You are a careful math tutor. Solve the problem, then give the final answer as \\boxed{N}."),
+    /** Replaces system_prompt for code problems (rows with test_cases), which get no few_shot turns (those are math). */
+    code_system_prompt: z
+      .string()
+      .default("You are an expert Python programmer. Write a complete Python 3 program that reads standard input and writes standard output, in one ```python code block."),
     /** Few-shot turns shown before each problem (user/assistant pairs). */
     few_shot: z.array(z.strictObject({ user: z.string(), assistant: z.string() })).default([
       { user: "What is 2 + 3?", assistant: "2 + 3 = 5. The answer is \\boxed{5}." },
@@ -169,6 +173,16 @@ export const GraderSchema = z
   .strictObject({
     math: z.string().default("full"),
     timeout_ms: positiveInt.default(5000),
+    /** Code problems (data rows with test_cases): the bubblewrap sandbox grader (docs/CODE_SANDBOX.md). */
+    code: z
+      .strictObject({
+        /** Sandboxes running at once; 0 = the machine's cores. */
+        concurrency: nonNegInt.default(0),
+        /** Wall-clock limit per test (LiveCodeBench: 6 s). */
+        time_limit_ms: positiveInt.default(6000),
+        memory_mb: positiveInt.default(1024),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -5,13 +5,24 @@ import { resolve } from "node:path";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { rng } from "../experiment/ids.js";
+import type { CodeTest } from "../verify/types.js";
 
+export type ProblemKind = "math" | "code";
+
+/**
+ * A math problem is graded against `answer`; a code problem (kind "code") runs its program on `tests`
+ * (stdin/stdout) in the sandbox and has answer "". A problem without a kind is math, so older run copies read the same.
+ */
 export interface Problem {
   id: string;
   prompt: string;
   answer: string;
   source: string;
+  kind?: ProblemKind;
+  tests?: CodeTest[];
 }
+
+export const problemKind = (p: Pick<Problem, "kind">): ProblemKind => p.kind ?? "math";
 
 type Make = (r: () => number) => { q: string; a: number };
 
@@ -60,7 +71,8 @@ export function arithmeticSplits(seed: number, trainSize: number, heldoutSize: n
 }
 
 /**
- * Reads `{prompt, answer}` rows (PromptCoT field names). Ids are row positions (`t0003` = the fourth
+ * Reads math rows `{prompt, answer}` and code rows `{prompt, test_cases: [{input, output}]}` (PromptCoT field
+ * names; `tests` is accepted for `test_cases`; `kind` may say which). Ids are row positions (`t0003` = the fourth
  * non-blank row): a run's fingerprint of the loaded problems, not the ids, guards against an edited file.
  * Any bad row is a ConfigError naming file:line and the fix, so it stops the run before anything is written.
  */
@@ -68,8 +80,8 @@ export function readProblemsJsonl(path: string, prefix: string, key = "data.trai
   const out: Problem[] = [];
   readText(path, key).split("\n").forEach((line, i) => {
     if (!line.trim()) return;
-    const { prompt, answer, source } = parseRow(line, path, i + 1);
-    out.push({ id: `${prefix}${String(out.length).padStart(4, "0")}`, prompt, answer, source: source ?? "jsonl" });
+    const row = parseRow(line, path, i + 1);
+    out.push({ id: `${prefix}${String(out.length).padStart(4, "0")}`, ...row, source: row.source ?? "jsonl" });
   });
   return out;
 }
@@ -84,9 +96,13 @@ function readText(path: string, key: string): string {
   }
 }
 
-const FIX = `each line must be one JSON object with string fields "prompt" and "answer", e.g. {"prompt": "What is 2 + 3?", "answer": "5"}`;
+const FIX =
+  `each line must be one JSON object: a math problem {"prompt": "What is 2 + 3?", "answer": "5"} or a code problem ` +
+  `{"prompt": "Read a and b, print a + b.", "test_cases": [{"input": "1 2\\n", "output": "3\\n"}]} (optional "kind": "math" | "code")`;
 
-function parseRow(line: string, path: string, lineNo: number): { prompt: string; answer: string; source?: string } {
+type Row = Omit<Problem, "id" | "source"> & { source?: string };
+
+function parseRow(line: string, path: string, lineNo: number): Row {
   const fail = (what: string) => new ConfigError(`${what}; ${FIX}`, path, lineNo);
   let row: unknown;
   try {
@@ -96,13 +112,39 @@ function parseRow(line: string, path: string, lineNo: number): { prompt: string;
   }
   if (typeof row !== "object" || row === null || Array.isArray(row)) throw fail(`row is ${describe(row)}, not a JSON object`);
   const r = row as Record<string, unknown>;
-  for (const k of ["prompt", "answer"]) {
-    if (!(k in r)) throw fail(`row has no '${k}' field`);
-    if (typeof r[k] !== "string") throw fail(`'${k}' is ${describe(r[k])}, not a string${typeof r[k] === "number" ? ` (write it as "${r[k]}")` : ""}`);
-    if (!(r[k] as string).trim()) throw fail(`'${k}' is empty`);
-  }
+  requireString(r, "prompt", fail);
   if (r.source !== undefined && typeof r.source !== "string") throw fail(`'source' is ${describe(r.source)}; when present it must be a string`);
-  return { prompt: r.prompt as string, answer: r.answer as string, source: r.source as string | undefined };
+  if ("test_cases" in r && "tests" in r) throw fail(`row has both 'test_cases' and 'tests'; keep one`);
+  const testsKey = "test_cases" in r ? "test_cases" : "tests" in r ? "tests" : undefined;
+  if (r.kind !== undefined && r.kind !== "math" && r.kind !== "code") throw fail(`'kind' is ${describe(r.kind)}; it must be "math" or "code"`);
+  const kind: ProblemKind = (r.kind as ProblemKind | undefined) ?? (testsKey ? "code" : "math");
+  const base = { prompt: r.prompt as string, source: r.source as string | undefined };
+  if (kind === "math") {
+    if (testsKey) throw fail(`a math row (kind "math") carries '${testsKey}'; drop them, or set "kind": "code"`);
+    requireString(r, "answer", fail);
+    return { ...base, answer: r.answer as string };
+  }
+  if (!testsKey) throw fail(`a code row (kind "code") has no 'test_cases'`);
+  return { ...base, answer: "", kind: "code", tests: parseTests(r[testsKey], testsKey, fail) };
+}
+
+function requireString(r: Record<string, unknown>, k: string, fail: (what: string) => Error): void {
+  if (!(k in r)) throw fail(`row has no '${k}' field`);
+  if (typeof r[k] !== "string") throw fail(`'${k}' is ${describe(r[k])}, not a string${typeof r[k] === "number" ? ` (write it as "${r[k]}")` : ""}`);
+  if (!(r[k] as string).trim()) throw fail(`'${k}' is empty`);
+}
+
+function parseTests(v: unknown, key: string, fail: (what: string) => Error): CodeTest[] {
+  if (!Array.isArray(v)) throw fail(`'${key}' is ${describe(v)}, not an array of {"input", "output"} objects`);
+  if (v.length === 0) throw fail(`'${key}' is empty: a code problem needs at least one test`);
+  return v.map((t: unknown, i) => {
+    if (typeof t !== "object" || t === null || Array.isArray(t)) throw fail(`'${key}[${i}]' is ${describe(t)}, not an {"input", "output"} object`);
+    const o = t as Record<string, unknown>;
+    for (const f of ["input", "output"]) {
+      if (typeof o[f] !== "string") throw fail(`'${key}[${i}].${f}' is ${f in o ? describe(o[f]) : "missing"}; it must be a string (stdin / expected stdout)`);
+    }
+    return { input: o.input as string, output: o.output as string };
+  });
 }
 
 function describe(v: unknown): string {

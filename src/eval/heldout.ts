@@ -2,10 +2,10 @@
 // Every eval draws the same per-sample seeds (pairedSeeds), so before/after differ by the weights only.
 import type { RunContext } from "../experiment/context.js";
 import { generateStage } from "../selfplay/generate-stage.js";
-import type { MathVerdict } from "../verify/types.js";
+import { gradeProblem, type ProblemVerdict } from "../verify/dispatch.js";
 import { bootstrapMeanCI, type Estimate, mean, passAtKEstimate, reportedKs } from "./stats.js";
 
-export interface EvalRecord extends MathVerdict {
+export interface EvalRecord extends ProblemVerdict {
   prompt_id: string;
   sample: number;
   /** The sample's seed: the same at every eval (paired before/after). */
@@ -33,7 +33,6 @@ export interface EvalSummary {
 }
 
 export async function evaluateStage(ctx: RunContext, iteration: number): Promise<EvalSummary> {
-  const answers = new Map(ctx.problems.heldout.map((p) => [p.id, p.answer]));
   await generateStage(ctx, {
     label: iteration === 0 ? "eval (before training)" : `eval after iteration ${iteration}`,
     stage: "eval",
@@ -42,7 +41,7 @@ export async function evaluateStage(ctx: RunContext, iteration: number): Promise
     sampling: ctx.cfg.eval,
     pairedSeeds: true,
     toRows: async (problem, s, id) => {
-      const verdict = await ctx.grader.grade(s.text, answers.get(problem.id)!, { promptOpensThink: s.prompt_opens_think });
+      const verdict = await gradeProblem(ctx, problem, s.text, { promptOpensThink: s.prompt_opens_think });
       const result: EvalRecord = {
         ...verdict,
         prompt_id: problem.id,

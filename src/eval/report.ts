@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { RunContext } from "../experiment/context.js";
 import type { IterationResult } from "../selfplay/loop.js";
 import type { EvalSummary } from "./heldout.js";
-import { gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
+import { gradingCounts, kindCounts, sampleOutcomes } from "../selfplay/stages.js";
 import type { ValidityCounts } from "../selfplay/validity.js";
 import { pairedByProblem } from "./stats.js";
 
@@ -49,6 +49,7 @@ export function renderReport(ctx: RunContext, before: EvalSummary, its: Iteratio
       String(g.excluded), validityCell(g.validity), String(it.pairs), String(it.steps),
     ]);
   }
+  const byKind = kindTable(ctx, its);
   const staged = [...ctx.timer.seconds.values()].reduce((a, b) => a + b, 0);
   const time = [["stage", "wall s", "share"]];
   for (const [stage, s] of ctx.timer.seconds) time.push([stage, s.toFixed(1), pct(s / facts.wallSeconds)]);
@@ -67,6 +68,7 @@ export function renderReport(ctx: RunContext, before: EvalSummary, its: Iteratio
     "",
     table(work),
     "",
+    ...(byKind ? [byKind, ""] : []),
     table(time),
     "",
     `worker peak RSS: ${facts.workerPeakRssMb.map((m) => `${m.toFixed(0)} MiB`).join(", ") || "n/a"}`,
@@ -82,4 +84,16 @@ export function writeReport(runDir: string, text: string): void {
 function validityCell(v: ValidityCounts): string {
   const by = Object.entries(v).filter(([k, n]) => k !== "invalid" && n > 0).map(([k, n]) => `${k} ${n}`);
   return by.length ? `${v.invalid} (${by.join(", ")})` : String(v.invalid);
+}
+
+/** Verdicts per iteration and problem kind (math: the checker's; code: the sandbox's); null for a math-only run. */
+function kindTable(ctx: RunContext, its: IterationResult[]): string | null {
+  const counts = its.map((it) => ({ it: it.iteration, k: kindCounts(sampleOutcomes(ctx, it.iteration)) }));
+  if (!counts.some((c) => c.k.code.samples > 0)) return null;
+  const cell = (o: Record<string, number>) => Object.entries(o).filter(([k, n]) => k !== "samples" && n > 0).map(([k, n]) => `${k} ${n}`).join(", ") || "-";
+  const rows = [["iteration", "kind", "samples", "verdicts"]];
+  for (const { it, k } of counts) {
+    rows.push([String(it), "math", String(k.math.samples), cell(k.math)], [String(it), "code (sandbox)", String(k.code.samples), cell(k.code)]);
+  }
+  return table(rows);
 }

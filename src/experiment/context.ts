@@ -3,7 +3,7 @@ import type { WorkerPool } from "../cluster/pool.js";
 import type { Experiment } from "../config/schema.js";
 import type { Problem } from "../data/problems.js";
 import type { MetricsSink, StageTimer } from "../telemetry/metrics.js";
-import type { MathGrader } from "../verify/types.js";
+import type { CodeGrader, MathGrader } from "../verify/types.js";
 import type { Journal } from "./journal.js";
 
 export interface RunContext {
@@ -14,6 +14,8 @@ export interface RunContext {
   journal: Journal;
   pool: WorkerPool;
   grader: MathGrader;
+  /** The sandbox grader, present when the run's problems include code problems (verify/dispatch.ts). */
+  codeGrader?: CodeGrader;
   metrics: MetricsSink;
   timer: StageTimer;
   problems: { train: Problem[]; heldout: Problem[] };

@@ -139,6 +139,8 @@ function problemDiffs(was: Problem[], now: Problem[]): string[] {
     else if (!b) out.push(`${id}: removed`);
     else {
       const d = (["prompt", "answer"] as const).filter((k) => a[k] !== b[k]).map((k) => `${k} ${quote(a[k])} -> ${quote(b[k])}`);
+      if ((a.kind ?? "math") !== (b.kind ?? "math")) d.push(`kind ${a.kind ?? "math"} -> ${b.kind ?? "math"}`);
+      else if (JSON.stringify(a.tests ?? []) !== JSON.stringify(b.tests ?? [])) d.push(`tests changed (${a.tests?.length ?? 0} -> ${b.tests?.length ?? 0} cases)`);
       if (d.length) out.push(`${id}: ${d.join(", ")}`);
     }
   }

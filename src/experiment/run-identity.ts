@@ -45,10 +45,16 @@ export interface RunIdentity {
 
 const sha256 = (s: string | Buffer) => createHash("sha256").update(s).digest("hex");
 
-/** Hash of the content a run uses: each problem's id, prompt and answer, in order. */
+/**
+ * Hash of the content a run uses: each problem's id, prompt and answer, in order; a code problem's kind and
+ * tests too (its verdicts come from them). Math rows hash as before, so older runs still resume.
+ */
 export function problemsFingerprint(problems: Problem[], from: string): SetFingerprint {
   const h = createHash("sha256");
-  for (const p of problems) h.update(`${JSON.stringify([p.id, p.prompt, p.answer])}\n`);
+  for (const p of problems) {
+    const row = p.kind === "code" ? [p.id, p.prompt, p.answer, "code", p.tests ?? []] : [p.id, p.prompt, p.answer];
+    h.update(`${JSON.stringify(row)}\n`);
+  }
   return { count: problems.length, sha256: h.digest("hex"), from };
 }
 

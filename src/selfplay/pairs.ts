@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { MathVerdictKind } from "../verify/types.js";
+import type { CodeVerdictKind, MathVerdictKind } from "../verify/types.js";
 import { countInvalid, emptyValidityCounts, type InvalidReason, type ValidityCounts } from "./validity.js";
 
 // Chosen/rejected pairs the PromptCoT 2.0 way: keep prompts whose pass rate is in (min, max];
@@ -27,6 +27,9 @@ export interface SampleOutcome {
   finishReason: string;
   /** Why the completion is not valid (validity.ts); absent or empty when it is. */
   invalid?: InvalidReason[];
+  /** The problem's kind (absent: math) and, for code, the sandbox's verdict behind `verdict`. */
+  kind?: "math" | "code";
+  codeVerdict?: CodeVerdictKind;
 }
 
 /** Samples set aside per iteration; none of them is chosen, rejected, or counted in a pass rate. */

@@ -1,18 +1,21 @@
 // The self-play stages between rollout and update: grading and pair building.
 import type { RunContext } from "../experiment/context.js";
 import { iterTag, unitId } from "../experiment/ids.js";
-import type { MathVerdict, MathVerdictKind } from "../verify/types.js";
+import { problemKind, type Problem } from "../data/problems.js";
+import { gradeProblem, type ProblemVerdict } from "../verify/dispatch.js";
+import type { CodeVerdictKind, MathVerdictKind } from "../verify/types.js";
 import type { SampleRecord } from "./generate-stage.js";
 import { countableGroups, pairBuilder, type ExcludedCounts, type Pair, type SampleOutcome } from "./pairs.js";
 import { invalidReasons, type ValidityCounts } from "./validity.js";
 
-export type GradeRecord = MathVerdict & { sample_id: string };
+/** A code problem's record also carries the sandbox verdict (`code`: which test failed, stderr). */
+export type GradeRecord = ProblemVerdict & { sample_id: string };
 
 const GRADE_CONCURRENCY = 8;
 
 /** Grades every rollout sample of the iteration that has no verdict yet. */
 export async function gradeStage(ctx: RunContext, iteration: number): Promise<void> {
-  const answers = new Map(ctx.problems.train.map((p) => [p.id, p.answer]));
+  const problems = new Map(ctx.problems.train.map((p) => [p.id, p]));
   const todo = ctx.journal
     .list<SampleRecord>("rollout", iteration)
     .filter((s) => !ctx.journal.has(unitId(iteration, "grade", s.result.prompt_id, s.result.sample)));
@@ -21,7 +24,7 @@ export async function gradeStage(ctx: RunContext, iteration: number): Promise<vo
     for (let i = next++; i < todo.length; i = next++) {
       const s = todo[i]!;
       const context = { promptOpensThink: s.result.prompt_opens_think === true };
-      const verdict = await ctx.grader.grade(s.result.text, answers.get(s.result.prompt_id)!, context);
+      const verdict = await gradeProblem(ctx, problems.get(s.result.prompt_id)!, s.result.text, context);
       const id = unitId(iteration, "grade", s.result.prompt_id, s.result.sample);
       ctx.journal.record([{ id, stage: "grade", iteration, result: { ...verdict, sample_id: s.id } satisfies GradeRecord }]);
     }
@@ -32,12 +35,16 @@ export async function gradeStage(ctx: RunContext, iteration: number): Promise<vo
 /** Every rollout sample of the iteration with its verdict, in sample order. */
 export function sampleOutcomes(ctx: RunContext, iteration: number): SampleOutcome[] {
   const verdicts = new Map(ctx.journal.list<GradeRecord>("grade", iteration).map((g) => [g.result.sample_id, g.result]));
+  const problems = new Map<string, Problem>((ctx.problems?.train ?? []).map((p) => [p.id, p]));
   return ctx.journal.list<SampleRecord>("rollout", iteration).map((s) => {
     const v = verdicts.get(s.id);
     if (!v) throw new Error(`iteration ${iteration}: rollout sample ${s.id} has no grade; the grade stage must run before pairs`);
-    // the loop's graded tasks are math (code problems in the loop are not wired yet)
-    const invalid = invalidReasons(s.result.text, { task: "math", promptOpensThink: s.result.prompt_opens_think === true }, ctx.cfg.pairs.validity);
-    return { id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason, invalid };
+    const kind = problemKind(problems.get(s.result.prompt_id) ?? {});
+    const invalid = invalidReasons(s.result.text, { task: kind, promptOpensThink: s.result.prompt_opens_think === true }, ctx.cfg.pairs.validity);
+    return {
+      id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason, invalid,
+      kind, ...(v.code ? { codeVerdict: v.code.verdict } : {}),
+    };
   });
 }
 
@@ -49,12 +56,35 @@ export interface GradingCounts extends ExcludedCounts {
   no_answer: number;
   /** Countable samples that failed a validity filter, in all and by reason (pairs.validity). */
   validity: ValidityCounts;
+  /** Samples and verdicts per problem kind: math by the checker's verdict, code by the sandbox's. */
+  by_kind: KindCounts;
+}
+
+export interface KindCounts {
+  math: { samples: number } & Record<MathVerdictKind, number>;
+  code: { samples: number } & Record<CodeVerdictKind, number>;
+}
+
+const MATH_VERDICTS: MathVerdictKind[] = ["correct", "incorrect", "no_answer", "timeout", "error"];
+const CODE_VERDICTS: CodeVerdictKind[] = ["AC", "WA", "TLE", "MLE", "RE", "OLE", "no_code", "error"];
+
+export function kindCounts(outcomes: SampleOutcome[]): KindCounts {
+  const math = outcomes.filter((o) => (o.kind ?? "math") === "math");
+  const code = outcomes.filter((o) => o.kind === "code");
+  const tally = <K extends string>(keys: K[], of: (k: K) => number) => Object.fromEntries(keys.map((k) => [k, of(k)])) as Record<K, number>;
+  return {
+    math: { samples: math.length, ...tally(MATH_VERDICTS, (k) => math.filter((o) => o.verdict === k).length) },
+    code: { samples: code.length, ...tally(CODE_VERDICTS, (k) => code.filter((o) => o.codeVerdict === k).length) },
+  };
 }
 
 export function gradingCounts(outcomes: SampleOutcome[]): GradingCounts {
   const { excluded, validity } = countableGroups(outcomes);
   const count = (k: MathVerdictKind) => outcomes.filter((o) => o.verdict === k).length;
-  return { samples: outcomes.length, correct: count("correct"), incorrect: count("incorrect"), no_answer: count("no_answer"), ...excluded, validity };
+  return {
+    samples: outcomes.length, correct: count("correct"), incorrect: count("incorrect"), no_answer: count("no_answer"), ...excluded, validity,
+    by_kind: kindCounts(outcomes),
+  };
 }
 
 /** Builds (or reads back) the iteration's pairs: one unit, so a resumed run trains on the same pairs. */
@@ -73,6 +103,11 @@ export async function pairsStage(ctx: RunContext, iteration: number): Promise<Pa
       `iteration ${iteration}: set aside ${counts.excluded} of ${counts.samples} samples ` +
         `(grader timeout ${counts.timeout}, grader error ${counts.error}, cut at max_tokens ${counts.truncated})`,
     );
+  }
+  const code = counts.by_kind.code;
+  if (code.samples > 0) {
+    const by = Object.entries(code).filter(([k, n]) => k !== "samples" && n > 0).map(([k, n]) => `${k} ${n}`);
+    ctx.log(`iteration ${iteration}: ${code.samples} code samples judged in the sandbox (${by.join(", ")})`);
   }
   if (counts.validity.invalid > 0) {
     const by = Object.entries(counts.validity).filter(([k, n]) => k !== "invalid" && n > 0).map(([k, n]) => `${k} ${n}`);
