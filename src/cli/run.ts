@@ -39,11 +39,23 @@ export function planText(cfg: Experiment, runDir: string): string {
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1}: rollout ${n} prompts × ${k} samples (≤${cfg.rollout.max_tokens} tokens, T=${cfg.rollout.temperature}) → grade (${cfg.grader.math}) ` +
-        `→ pairs (pass rate in (${cfg.pairs.min_pass_rate}, ${cfg.pairs.max_pass_rate}]) → reference log-probs → ${cfg.train.algorithm.toUpperCase()} ` +
-        `(batch ${cfg.train.batch_size}, lr ${cfg.train.learning_rate}, β ${cfg.train.beta}) → checkpoint → sync` +
+        `→ ${updatePlan(cfg)} → checkpoint → sync` +
         (i + 1 === cfg.iterations || (cfg.eval_every > 0 && (i + 1) % cfg.eval_every === 0) ? ` → eval (${he} generations)` : ""),
     ),
   ].join("\n");
+}
+
+/** The update's part of an iteration's plan line, in the chosen algorithm's own terms. */
+export function updatePlan(cfg: Experiment): string {
+  const t = cfg.train;
+  if (t.algorithm === "grpo") {
+    const g = t.grpo;
+    return `groups (${g.advantage} advantages${g.dynamic_sampling ? ", dynamic sampling" : ""}${g.overlong_filter ? ", overlong filter" : ""}) ` +
+      `→ behaviour log-probs (T=${cfg.rollout.temperature}) → GRPO (batch ${t.batch_size} samples, lr ${t.learning_rate}, ` +
+      `clip [${+(1 - g.clip_low).toFixed(6)}, ${+(1 + g.clip_high).toFixed(6)}], ${g.loss_aggregation}-level${g.kl_coef > 0 ? `, KL ${g.kl_estimator} × ${g.kl_coef}` : ""})`;
+  }
+  return `pairs (pass rate in (${cfg.pairs.min_pass_rate}, ${cfg.pairs.max_pass_rate}]) → reference log-probs → DPO ` +
+    `(batch ${t.batch_size}, lr ${t.learning_rate}, β ${t.beta})`;
 }
 
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
