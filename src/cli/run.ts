@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
+import { launcherFor } from "../cluster/launcher.js";
 import { onInterrupt } from "../cluster/interrupt.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
@@ -91,6 +92,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     },
     restartPolicyOf(cfg.workers),
     journal,
+    launcherFor(cfg.cluster, join(runDir, "ray")),
   );
   const grader = await createMathGraderByName(cfg.grader.math, { timeoutMs: cfg.grader.timeout_ms });
   const hasCode = [...problems.train, ...problems.heldout].some((p) => p.kind === "code");

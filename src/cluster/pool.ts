@@ -6,7 +6,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { Journal } from "../experiment/journal.js";
 import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import type { WorkerRpc } from "../rpc/worker-client.js";
-import { LocalWorker, WorkerDiedError, type WorkerSpec } from "./local-launcher.js";
+import { localLauncher, type PoolWorker, type WorkerLauncher } from "./launcher.js";
+import { WorkerDiedError, type WorkerSpec } from "./local-launcher.js";
 
 export interface RestartPolicy {
   /** Restarts allowed across the pool within any `windowS` seconds (a long run may lose a few workers a day). */
@@ -65,7 +66,7 @@ const TRANSIENT = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED,
 const EXIT_GRACE_MS = 1_000;
 
 export class WorkerPool {
-  readonly workers: LocalWorker[];
+  readonly workers: PoolWorker[];
   /** The checkpoint every worker should be serving; undefined = the base model. */
   checkpoint: string | undefined;
   /** Global optimizer step of `checkpoint` (0 = base model); sync never goes backwards. */
@@ -73,9 +74,16 @@ export class WorkerPool {
   private readonly budget: RestartBudget;
   private readonly policy: Required<Omit<RestartPolicy, "now">>;
 
-  /** `restarts`: a RestartPolicy, or a plain count allowed per DEFAULT_RESTART_WINDOW_S. */
-  constructor(count: number, spec: WorkerSpec, restarts: number | RestartPolicy, private readonly journal?: Journal) {
-    this.workers = Array.from({ length: count }, (_, i) => new LocalWorker(`worker-${i}`, spec));
+  /** `restarts`: a RestartPolicy, or a plain count allowed per DEFAULT_RESTART_WINDOW_S. `launcher`: where
+   *  workers run (local processes by default; launcherFor(cfg.cluster) for the experiment's choice). */
+  constructor(
+    count: number,
+    spec: WorkerSpec,
+    restarts: number | RestartPolicy,
+    private readonly journal?: Journal,
+    private readonly launcher: WorkerLauncher = localLauncher,
+  ) {
+    this.workers = Array.from({ length: count }, (_, i) => launcher.create(`worker-${i}`, spec));
     const p = typeof restarts === "number" ? { maxRestarts: restarts, windowS: DEFAULT_RESTART_WINDOW_S } : restarts;
     this.policy = { retries: 3, retryDelayMs: 500, healthTimeoutMs: 5_000, ...p };
     this.budget = new RestartBudget(p.maxRestarts, p.windowS, p.now);
@@ -102,6 +110,7 @@ export class WorkerPool {
 
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
+    await this.launcher.close();
   }
 
   /**
@@ -130,7 +139,7 @@ export class WorkerPool {
     }
   }
 
-  private async diagnose(err: unknown, w: LocalWorker, retries: number): Promise<Verdict> {
+  private async diagnose(err: unknown, w: PoolWorker, retries: number): Promise<Verdict> {
     if (err instanceof WorkerDiedError) return "restart";
     const code = (err as { code?: number }).code;
     if (code === undefined) return w.alive ? "fatal" : "restart"; // not an RPC error: the caller's own
@@ -141,7 +150,7 @@ export class WorkerPool {
   }
 
   /** A worker that answers Health (even BUSY) is alive and reachable; DRAINING ones are on their way out. */
-  private async healthy(w: LocalWorker): Promise<boolean> {
+  private async healthy(w: PoolWorker): Promise<boolean> {
     try {
       const h = await w.rpc!.health(this.policy.healthTimeoutMs);
       return h.status !== HealthResponse_Status.DRAINING;
@@ -150,12 +159,12 @@ export class WorkerPool {
     }
   }
 
-  private async restartFor(w: LocalWorker, why: string, opts: RunOptions): Promise<void> {
+  private async restartFor(w: PoolWorker, why: string, opts: RunOptions): Promise<void> {
     await this.restart(w, why);
     if (opts.onRestart === "abandon") throw new WorkerRestartedError(w.id, why);
   }
 
-  private async restart(w: LocalWorker, why: string): Promise<void> {
+  private async restart(w: PoolWorker, why: string): Promise<void> {
     if (!this.budget.take()) {
       const { maxRestarts, windowS } = this.policy;
       throw new WorkerDiedError(

@@ -376,8 +376,28 @@ export const EngineSchema = z
 /** Where worker processes run and what hardware the plan may use (`cluster:`; docs/SCALING.md). */
 export const ClusterSchema = z
   .strictObject({
-    /** "local": child processes of the controller (default). */
-    type: z.enum(["local"]).default("local"),
+    /** "local": child processes of the controller (default); "ray": actors of a Ray cluster (the `ray` block). */
+    type: z.enum(["local", "ray"]).default("local"),
+    /** Ray's dashboard (Job Submission API), e.g. http://head:8265; only for type ray. */
+    address: z.string().url("use the dashboard's http://HOST:PORT (default port 8265)").default("http://127.0.0.1:8265"),
+    /** Ray backend settings (docs/SCALING.md "Ray backend"). */
+    ray: z
+      .strictObject({
+        /** Resources of one worker's bundle in the placement group (its actor reserves them). */
+        cpus_per_worker: z.number().positive().default(1),
+        gpus_per_worker: z.number().nonnegative().default(0),
+        placement_strategy: z.enum(["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]).default("PACK"),
+        /** A directory every node and the controller see at the same path (registrations, restart requests,
+         *  worker logs); default: `<run dir>/ray`. Checkpoints already need such a filesystem. */
+        shared_dir: z.string().optional(),
+        /** The Python that runs the launcher on the cluster; default: this controller's virtualenv python. */
+        python: z.string().optional(),
+        /** Passed to Ray as the job's runtime_env (merged over the PYTHONPATH the launcher needs). */
+        runtime_env: z.record(z.string(), z.json()).default({}),
+        /** The address workers advertise is the node's IP; they listen on this host. */
+        worker_host: z.string().default("0.0.0.0"),
+      })
+      .prefault({}),
     /** Hardware the placement plan may use (src/cluster/planner.ts; `promptcot plan`). 0 GPUs per node = CPU
      *  processes, for which the plan shows memory per process but checks no fit. */
     nodes: positiveInt.default(1),

@@ -1,0 +1,262 @@
+"""Ray launcher: `python -m promptcot_worker.ray_launcher --spec DIR/spec.json`, submitted by the controller
+as a Ray job (src/cluster/ray-launcher.ts).
+
+It reserves one placement-group bundle per worker, starts one actor per bundle, and each actor runs the
+ordinary worker server (`promptcot_worker.server`) as its child process. The controller and the launcher
+talk through files in one directory that both see at the same path (the spec's `dir`, a shared
+filesystem, as checkpoints already need):
+
+  workers/<id>.json            written here: {generation, state, address, pid, actor_pid, node_ip, ...}
+  requests/<id>.<gen>.json     written by the controller: (re)start worker <id> as generation <gen>
+                               from {"checkpoint": ...}
+  requests/<id>.kill           kill that worker's server process now (tests, operators)
+  requests/stop                stop everything and exit
+  controller.alive             touched by the controller every few seconds; when it is older than the
+                               spec's controller_timeout_s the launcher stops everything (controller killed)
+  logs/<id>.log                each worker server's stderr
+
+States: starting -> running -> exited (the server process ended) | lost (its actor or node is gone)
+| failed (it could not start). Every file is written to a temp name and renamed, so readers never see half.
+
+The actor runs the server as a child process, not in-process: the server's main owns process-wide state
+(signal handlers, which only the main thread may install, stdout reserved for the READY line, os._exit on
+Shutdown), an actor method runs in a worker thread, and a child can be killed and restarted from another
+checkpoint without giving up the actor's bundle. The server watches its parent, so it dies with the actor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+log = logging.getLogger("promptcot_worker.ray_launcher")
+READY_PREFIX = "PROMPTCOT_READY "
+POLL_S = 0.25
+HEALTH_EVERY_S = 1.0
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def node_ip() -> str:
+    try:
+        return ray.util.get_node_ip_address()
+    except Exception:  # outside Ray (tests of the actor class): this host
+        return socket.gethostbyname(socket.gethostname())
+
+
+class WorkerServer:
+    """One worker server process. The actor class below wraps it; tests can use it without Ray."""
+
+    def __init__(self, worker_id: str, argv: list[str], log_path: str) -> None:
+        self.worker_id = worker_id
+        self.argv = argv
+        self.log_path = log_path
+        self.proc: subprocess.Popen[str] | None = None
+        self.lock = threading.Lock()
+
+    def start(self, checkpoint: str | None, timeout_s: float) -> dict[str, Any]:
+        with self.lock:
+            self._kill()
+            args = [sys.executable, *self.argv] + (["--init-checkpoint", checkpoint] if checkpoint else [])
+            with open(self.log_path, "a") as err:
+                self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+            port = self._await_ready(self.proc, timeout_s)
+            return {"port": port, "pid": self.proc.pid, "actor_pid": os.getpid(), "node_ip": node_ip()}
+
+    def _await_ready(self, proc: subprocess.Popen[str], timeout_s: float) -> int:
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                if line.startswith(READY_PREFIX):
+                    return int(json.loads(line[len(READY_PREFIX):])["port"])
+        finally:
+            timer.cancel()
+        code = proc.wait()
+        raise RuntimeError(f"worker {self.worker_id} exited with {code} before it was ready "
+                           f"(timeout {timeout_s}s); see {self.log_path}")
+
+    def poll(self) -> int | None:
+        """None while the server runs; its exit code once it has ended."""
+        proc = self.proc
+        return None if proc is None else proc.poll()
+
+    def kill(self) -> None:
+        with self.lock:
+            self._kill()
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# Threads, so poll() answers while start() waits for a model to load.
+WorkerActor = ray.remote(max_restarts=0, max_concurrency=4)(WorkerServer)
+
+
+class Launcher:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.dir = Path(spec["dir"])
+        for sub in ("workers", "requests", "logs"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.workers = {w["id"]: w for w in spec["workers"]}
+        self.actors: dict[str, Any] = {}
+        self.generation: dict[str, int] = {}
+        self.state: dict[str, str] = {}
+        self.pending: dict[Any, tuple[str, int]] = {}
+        self.pg = None
+
+    def place(self) -> None:
+        bundle: dict[str, float] = {"CPU": self.spec["cpus_per_worker"]}
+        if self.spec["gpus_per_worker"] > 0:
+            bundle["GPU"] = self.spec["gpus_per_worker"]
+        self.pg = placement_group([dict(bundle) for _ in self.workers], strategy=self.spec["placement_strategy"])
+        ready, _ = ray.wait([self.pg.ready()], timeout=self.spec["placement_timeout_s"])
+        if not ready:
+            raise RuntimeError(
+                f"the placement group ({len(self.workers)} bundles of {bundle}, {self.spec['placement_strategy']}) "
+                f"was not placed within {self.spec['placement_timeout_s']}s; the cluster has "
+                f"{ray.cluster_resources()}. Lower workers.count or cluster.ray.cpus_per_worker/gpus_per_worker, or add nodes.")
+
+    def _actor(self, wid: str) -> Any:
+        w = self.workers[wid]
+        strategy = PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=w["bundle"])
+        return WorkerActor.options(num_cpus=self.spec["cpus_per_worker"], num_gpus=self.spec["gpus_per_worker"],
+                                   scheduling_strategy=strategy, name=None).remote(
+            wid, w["argv"], str(self.dir / "logs" / f"{wid}.log"))
+
+    def start(self, wid: str, generation: int, checkpoint: str | None) -> None:
+        if wid not in self.actors or self.state.get(wid) == "lost":
+            self.actors[wid] = self._actor(wid)
+        self.generation[wid] = generation
+        self._publish(wid, "starting")
+        ref = self.actors[wid].start.remote(checkpoint, self.spec["startup_timeout_s"])
+        self.pending[ref] = (wid, generation)
+
+    def _publish(self, wid: str, state: str, **extra: Any) -> None:
+        self.state[wid] = state
+        write_json(self.dir / "workers" / f"{wid}.json",
+                   {"id": wid, "generation": self.generation[wid], "state": state, "time": time.time(), **extra})
+
+    def collect_started(self) -> None:
+        if not self.pending:
+            return
+        done, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+        for ref in done:
+            wid, gen = self.pending.pop(ref)
+            if gen != self.generation[wid]:
+                continue  # superseded by a newer request
+            try:
+                info = ray.get(ref)
+            except Exception as err:  # noqa: BLE001 - reported to the controller, which decides
+                lost = isinstance(err, ray.exceptions.RayActorError)
+                self._publish(wid, "lost" if lost else "failed", error=str(err)[-2000:])
+                continue
+            host = info["node_ip"]
+            self._publish(wid, "running", address=f"{host}:{info['port']}", **info)
+
+    def check_health(self) -> None:
+        polls = {wid: a.poll.remote() for wid, a in self.actors.items() if self.state.get(wid) == "running"}
+        for wid, ref in polls.items():
+            try:
+                code = ray.get(ref, timeout=10)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as err:
+                self._publish(wid, "lost", error=str(err)[-2000:])
+                continue
+            if code is not None and self.state.get(wid) == "running":
+                self._publish(wid, "exited", exit_code=code)
+
+    def handle_requests(self) -> bool:
+        """Acts on the controller's request files; False once asked to stop."""
+        for req in sorted((self.dir / "requests").iterdir()):
+            if req.name == "stop":
+                return False
+            if req.name.startswith("."):
+                continue
+            wid, _, rest = req.name.partition(".")
+            if rest == "kill" and wid in self.actors:
+                self.actors[wid].kill.remote()
+            elif rest.endswith(".json") and wid in self.workers:
+                gen = int(rest[: -len(".json")])
+                if gen > self.generation.get(wid, -1):
+                    self.start(wid, gen, json.loads(req.read_text()).get("checkpoint"))
+            req.unlink(missing_ok=True)
+        return True
+
+    def controller_alive(self) -> bool:
+        """The controller refreshes controller.alive every few seconds; a killed controller leaves no workers."""
+        try:
+            age = time.time() - (self.dir / "controller.alive").stat().st_mtime
+        except FileNotFoundError:
+            age = 0.0
+        if age > self.spec["controller_timeout_s"]:
+            log.warning("controller heartbeat is %.0fs old: stopping the workers", age)
+            return False
+        return True
+
+    def serve(self) -> None:
+        for wid in self.workers:
+            self.start(wid, 0, self.spec.get("checkpoint"))
+        write_json(self.dir / "launcher.json", {"state": "serving", "pid": os.getpid()})
+        last_health = 0.0
+        while self.handle_requests() and self.controller_alive():
+            self.collect_started()
+            if time.monotonic() - last_health >= HEALTH_EVERY_S:
+                self.check_health()
+                last_health = time.monotonic()
+            time.sleep(POLL_S)
+
+    def close(self) -> None:
+        for a in self.actors.values():
+            try:
+                ray.kill(a)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if self.pg is not None:
+            remove_placement_group(self.pg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="promptcot_worker.ray_launcher", description=__doc__)
+    ap.add_argument("--spec", required=True, help="spec.json written by the controller")
+    args = ap.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s launcher %(levelname)s: %(message)s")
+    spec = json.loads(Path(args.spec).read_text())
+    # `ray job stop` sends SIGTERM: leave through `finally`, so actors and the bundles are released.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    ray.init()
+    launcher = Launcher(spec)
+    try:
+        launcher.place()
+        launcher.serve()
+    except Exception as err:
+        write_json(launcher.dir / "launcher.json", {"state": "failed", "error": str(err)[-4000:]})
+        raise
+    finally:
+        launcher.close()
+    write_json(launcher.dir / "launcher.json", {"state": "stopped"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
