@@ -119,7 +119,11 @@ describe("fit and the smallest cluster", () => {
     expect(planPlacement(input({ cluster: { nodes: 1, gpusPerNode: 7, gpuMemoryGib: 80 }, parallel: { ...input().parallel, roles: "colocated" } })).fits).toBe(true);
     const six = planPlacement(input({ cluster: { nodes: 1, gpusPerNode: 6, gpuMemoryGib: 80 }, parallel: { ...input().parallel, roles: "colocated" } }));
     expect(six.fits).toBe(false);
-    expect(six.reasons[0]).toMatch(/a colocated GPU needs 80\.9 GiB \(optimizer/);
+    // 16 B × 30.53e9 = 455 GiB of training state; 6 × 72 GiB = 432 GiB; one rank: 75.8 + 2.3 + 2 + 0.8 = 80.9 GiB
+    expect(six.reasons).toEqual([
+      "the training state alone (weights, gradients, fp32 master, AdamW) is 455.0 GiB; all 6 GPU(s) together hold 432.0 GiB",
+      expect.stringMatching(/^a colocated GPU needs 80\.9 GiB \(optimizer 56\.9 GiB, weights 9\.5 GiB\); 72\.0 GiB usable of 80 GiB$/),
+    ]);
     const fit = smallestFit(six.input)!;
     expect(fit.plan.layout.totalGpus).toBe(7);
     expect(fit.cluster).toEqual({ nodes: 7, gpusPerNode: 1, gpuMemoryGib: 80 });

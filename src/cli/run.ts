@@ -6,6 +6,7 @@ import { launcherFor } from "../cluster/launcher.js";
 import { onInterrupt } from "../cluster/interrupt.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
+import { dryRunElsewhere, missingInputs, placementSection } from "./dry-run-plan.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { loadProblems } from "../data/problems.js";
@@ -64,6 +65,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts);
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
   const configDir = dirname(resolve(file));
+  const missing = opts.dryRun ? missingInputs(cfg, configDir) : [];
+  if (missing.length) return dryRunElsewhere(cfg, planText(cfg, runDir), missing); // a cluster recipe, dry-run here
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
   const problems = loadProblems(cfg, configDir);
   const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
@@ -131,13 +134,14 @@ function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems
     if (!(e instanceof ConfigError)) throw e;
     [verdict, code] = [`would refuse to resume: ${e.message}`, 2];
   }
+  const placement = placementSection(cfg);
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# data and model fingerprints (recorded in run.json; a resume on others is refused)\n` +
       `${identityLines(identity).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n` +
-      `run directory status: ${verdict}\n`,
+      `run directory status: ${verdict}\n${placement.text}`,
   );
   if (code) process.stderr.write(`error: ${runDir}: ${verdict}\n`);
-  return code;
+  return code || placement.code;
 }
 
 /** VmHWM: the kernel's record of the process's peak resident set. */

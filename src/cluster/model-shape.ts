@@ -79,6 +79,9 @@ const TINY = { vocab: 49152, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDi
 export const MODEL_PRESETS: Record<string, Preset> = {
   "qwen3-30b-a3b": QWEN3_30B_A3B,
   "qwen3-4b": QWEN3_4B,
+  // The paper's self-play policies: the same shapes, native context 262,144 (their config.json).
+  "qwen3-30b-a3b-thinking-2507": { ...QWEN3_30B_A3B, name: "Qwen3-30B-A3B-Thinking-2507", maxPositions: 262144 },
+  "qwen3-4b-thinking-2507": { ...QWEN3_4B, name: "Qwen3-4B-Thinking-2507", maxPositions: 262144 },
   "qwen2.5-7b": QWEN25_7B,
   "qwen2.5-7b-instruct": { ...QWEN25_7B, name: "Qwen2.5-7B-Instruct", maxPositions: 32768 },
   "smollm2-135m-instruct": SMOLLM2_135M,

@@ -32,6 +32,7 @@ function workloadOf(cfg: Experiment, shape: ModelShape): Workload {
     genContext: par.max_prompt_tokens + gen.maxTokens,
     genConcurrency: par.rollout_concurrency || gen.concurrency,
     trainTokens,
+    generation: cfg.task === "sft" ? "eval" : "rollout",
   };
 }
 
@@ -75,20 +76,21 @@ const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : `${(n /
 /** The plan as lines: model, placement by node, a per-GPU memory table, the verdict. */
 export function planLines({ plan, smallest }: PlanResult): string[] {
   const { model: s, cluster: c, workload: w, parallel: par } = plan.input;
+  const gen = w.generation ?? "rollout";
   const lines = [
     `model: ${s.name} — ${billions(plan.params.total)} parameters${s.experts ? ` (${billions(plan.params.active)} active)` : ""}, ${s.layers} layers, hidden ${s.hidden}, ` +
       `${s.heads} heads / ${s.kvHeads} KV heads × ${s.headDim}, vocab ${s.vocab}; shape from ${s.from}`,
     `workload: ${w.dtypeBytes === 2 ? "bf16" : "fp32"}; generation ${w.genConcurrency} sequences per engine at ${w.genContext} tokens; ` +
       `training ${w.trainTokens} tokens per micro-batch per rank${par.activationCheckpointing ? ", activation checkpointing" : ""}`,
   ];
-  if (plan.cpu) return [...lines, ...cpuLines(plan), ...plan.notes.map((n) => `note: ${n}`)];
+  if (plan.cpu) return [...lines, ...cpuLines(plan, gen), ...plan.notes.map((n) => `note: ${n}`)];
   const l = plan.layout;
   lines.push(
     `cluster: ${c.nodes} node(s) × ${c.gpusPerNode} GPU(s) of ${c.gpuMemoryGib} GiB (plan may fill ${Math.round(par.memoryFraction * 100)}%); roles ${par.roles}`,
-    `rollout: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s); trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}`,
+    `${gen}: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s); trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}`,
     ...placementLines(plan),
     "",
-    ...memoryTable(plan),
+    ...memoryTable(plan, gen),
     "",
     ...plan.notes.map((n) => `note: ${n}`),
   );
@@ -106,11 +108,11 @@ export function describeFit(f: SmallestFit): string {
     (f.parallel.roles === "split" ? ` parallel.rollout_gpus=${l.rolloutGpus}` : "") + ` parallel.fsdp=${l.fsdp}`;
 }
 
-function cpuLines(plan: Plan): string[] {
+function cpuLines(plan: Plan, gen: string): string[] {
   return [
     "cluster: CPU processes (cluster.gpus_per_node 0): no GPU placement; host memory per worker process:",
     `  trainer (worker 0): ${gib(plan.trainer.total)} GiB (weights ${gib(plan.trainer.weights)}, grads ${gib(plan.trainer.grads)}, optimizer ${gib(plan.trainer.optimizer)}, activations ${gib(plan.trainer.activations)})`,
-    `  rollout: ${gib(plan.rollout.total)} GiB (weights ${gib(plan.rollout.weights)}, KV cache ${gib(plan.rollout.kvCache)})`,
+    `  ${gen}: ${gib(plan.rollout.total)} GiB (weights ${gib(plan.rollout.weights)}, KV cache ${gib(plan.rollout.kvCache)})`,
   ];
 }
 
@@ -128,7 +130,9 @@ function placementLines(plan: Plan): string[] {
     const first = node * c.gpusPerNode;
     const gpus = Array.from({ length: c.gpusPerNode }, (_, i) => first + i);
     const engineGpus = gpus.filter((g) => g < l.engines * l.tensorParallel);
-    for (const e of [...new Set(engineGpus.map((g) => Math.floor(g / l.tensorParallel)))]) {
+    const engines = [...new Set(engineGpus.map((g) => Math.floor(g / l.tensorParallel)))];
+    if (engines.length > 2) parts.push(`engines ${range(engines)} (TP ${l.tensorParallel} each) [GPUs ${range(engineGpus.map((g) => g - first))}]`);
+    else for (const e of engines) {
       parts.push(`engine ${e} [GPUs ${range(engineGpus.filter((g) => Math.floor(g / l.tensorParallel) === e).map((g) => g - first))}]`);
     }
     const trainerStart = par.roles === "colocated" ? 0 : l.rolloutGpus;
@@ -146,10 +150,10 @@ const ROWS: [keyof Memory, string][] = [
   ["activations", "activations"], ["logits", "logits (one chunk)"], ["kvCache", "KV cache"], ["reserve", "runtime reserve"], ["total", "total"],
 ];
 
-function memoryTable(plan: Plan): string[] {
+function memoryTable(plan: Plan, gen: string): string[] {
   const cols: [string, Memory][] = plan.colocated
-    ? [["rollout phase", plan.rollout], ["training phase", plan.trainer], ["colocated GPU", plan.colocated]]
-    : [["rollout GPU", plan.rollout], ["trainer GPU", plan.trainer]];
+    ? [[`${gen} phase`, plan.rollout], ["training phase", plan.trainer], ["colocated GPU", plan.colocated]]
+    : [[`${gen} GPU`, plan.rollout], ["trainer GPU", plan.trainer]];
   const width = 22;
   const head = `${"per GPU (GiB)".padEnd(width)}${cols.map(([n]) => n.padStart(16)).join("")}`;
   const rows = ROWS.map(([k, label]) => `${label.padEnd(width)}${cols.map(([, m]) => gib(m[k]).padStart(16)).join("")}`);

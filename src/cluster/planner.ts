@@ -43,6 +43,8 @@ export interface Workload {
   genConcurrency: number;
   /** Tokens of one micro-batch per trainer rank, before sequence parallel splits it. */
   trainTokens: number;
+  /** What the engines generate, for the plan's words: self-play rollouts, or only evals (sft). */
+  generation?: "rollout" | "eval";
 }
 
 export interface PlanInput {
@@ -178,7 +180,7 @@ export function planPlacement(input: PlanInput): Plan {
   const trainer = trainerMemory(s, params, w, fsdp, Math.min(par.sequenceParallel, fsdp), par.activationCheckpointing);
   const colocated = par.roles === "colocated" && !cpu ? larger(rollout, trainer) : undefined;
   const budgetBytes = c.gpuMemoryGib * GIB * par.memoryFraction;
-  const reasons = cpu ? [] : [...layout.problems, ...memoryReasons(rollout, trainer, colocated, budgetBytes, c)];
+  const reasons = cpu ? [] : [...clusterBounds(input, params, budgetBytes), ...layout.problems, ...memoryReasons(rollout, trainer, colocated, budgetBytes, input)];
   return { input, params, layout, rollout, trainer, colocated, budgetBytes, cpu, fits: reasons.length === 0, reasons, notes: notesOf(input, params) };
 }
 
@@ -191,11 +193,25 @@ function larger(a: Memory, b: Memory): Memory {
   return a.total >= b.total ? a : b;
 }
 
-function memoryReasons(rollout: Memory, trainer: Memory, colocated: Memory | undefined, budget: number, c: ClusterSpec): string[] {
+/** Whatever the layout: the training state must fit all GPUs together, the weights one node's GPUs. */
+function clusterBounds({ cluster: c, workload: w }: PlanInput, p: ParamCounts, budget: number): string[] {
+  const out: string[] = [];
+  const trainable = w.trainableParams ?? p.total;
+  const state = w.dtypeBytes * p.total + (w.dtypeBytes + (w.dtypeBytes === 2 ? 4 : 0) + 8) * trainable;
+  const total = c.nodes * c.gpusPerNode;
+  if (state > total * budget) {
+    out.push(`the training state alone (weights, gradients, fp32 master, AdamW) is ${gib(state)}; all ${total} GPU(s) together hold ${gib(total * budget)}`);
+  }
+  const weights = w.dtypeBytes * p.total;
+  if (weights > c.gpusPerNode * budget) out.push(`the weights alone are ${gib(weights)}; a rollout engine within one node holds at most ${gib(c.gpusPerNode * budget)}`);
+  return out;
+}
+
+function memoryReasons(rollout: Memory, trainer: Memory, colocated: Memory | undefined, budget: number, { cluster: c, workload: w }: PlanInput): string[] {
   const of = `${gib(budget)} usable of ${c.gpuMemoryGib} GiB`;
   if (colocated) return colocated.total > budget ? [`a colocated GPU needs ${gib(colocated.total)} (${biggest(colocated)}); ${of}`] : [];
   const out: string[] = [];
-  if (rollout.total > budget) out.push(`a rollout engine GPU needs ${gib(rollout.total)} (${biggest(rollout)}); ${of}`);
+  if (rollout.total > budget) out.push(`a${w.generation === "eval" ? "n eval" : " rollout"} engine GPU needs ${gib(rollout.total)} (${biggest(rollout)}); ${of}`);
   if (trainer.total > budget) out.push(`a trainer rank needs ${gib(trainer.total)} (${biggest(trainer)}); ${of}`);
   return out;
 }

@@ -1,0 +1,53 @@
+// What `run --dry-run` adds for the cluster: the placement plan, and a dry run of a recipe written for
+// another machine (its model directory and data files live there, not here).
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import { planExperiment, planLines } from "../cluster/plan-config.js";
+import { ConfigError } from "../config/errors.js";
+import type { Experiment } from "../config/schema.js";
+import { resolvedYaml } from "../experiment/run-dir.js";
+import { PLAN_DOES_NOT_FIT } from "./plan.js";
+
+/** The placement section and its exit code: 3 when the plan does not fit; a shape it cannot tell is shown, not fatal. */
+export function placementSection(cfg: Experiment): { text: string; code: number } {
+  try {
+    const result = planExperiment(cfg);
+    return { text: `# placement (promptcot plan)\n${planLines(result).join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return { text: `# placement: not planned (${e.message})\n`, code: 0 };
+  }
+}
+
+/** Files and directories the config names that are not on this machine (resolved as the run resolves them). */
+export function missingInputs(cfg: Experiment, configDir: string): string[] {
+  const out: string[] = [];
+  const src = cfg.model.source;
+  const model = resolve(src.replace(/^~(?=$|\/)/, homedir()));
+  // A bare name is the worker's to know (a built-in); only a path can be missing.
+  if (/^[.~]|[/\\]/.test(src) && !existsSync(model)) out.push(`model.source: ${model}`);
+  const file = (key: string, p: string | undefined) => {
+    if (p && !existsSync(resolve(configDir, p))) out.push(`${key}: ${resolve(configDir, p)}`);
+  };
+  if (cfg.data.kind === "jsonl") {
+    file("data.train_path", cfg.data.train_path);
+    file("data.heldout_path", cfg.data.heldout_path);
+  }
+  if (cfg.task === "sft") file("sft.trajectories_path", cfg.sft.trajectories_path);
+  return out;
+}
+
+/**
+ * A recipe for a cluster dry-runs anywhere: the config is validated and the plan printed; what is missing
+ * here is listed (a real run refuses until it exists), and no data or model fingerprint can be taken.
+ */
+export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]): number {
+  const placement = placementSection(cfg);
+  process.stdout.write(
+    `# resolved config\n${resolvedYaml(cfg)}\n# not on this machine (a run here refuses until they exist; no fingerprints taken)\n` +
+      `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}`,
+  );
+  process.stderr.write(`warning: dry run without ${missing.length} input(s) that are not on this machine: ${missing.map((m) => m.split(":")[0]).join(", ")}\n`);
+  return placement.code;
+}

@@ -1,0 +1,64 @@
+// The paper's recipes (experiments/qwen3-30b-a3b-selfplay.yaml, qwen3-4b-selfplay.yaml, qwen2.5-7b-sft.yaml)
+// validate, dry-run and plan on a machine without their model or data, and `plan` refuses a cluster that
+// cannot hold them, naming the reason and the smallest cluster that can.
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+
+const RECIPES = ["experiments/qwen3-30b-a3b-selfplay.yaml", "experiments/qwen3-4b-selfplay.yaml", "experiments/qwen2.5-7b-sft.yaml"];
+const cli = (...args: string[]) => spawnSync("node", ["bin/promptcot.mjs", ...args], { encoding: "utf8", timeout: 120_000 });
+const ONE_GPU = ["--set", "cluster.nodes=1", "--set", "cluster.gpus_per_node=1"];
+
+describe("paper recipes", () => {
+  it.each(RECIPES)("%s dry-runs (exit 0): resolved config, what is not on this machine, the plan and a fitting placement", (file) => {
+    const r = cli("run", file, "--dry-run");
+    expect(r.stderr).toMatch(/dry run without \d input\(s\) that are not on this machine: model.source/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("# not on this machine");
+    expect(r.stdout).toContain("# placement (promptcot plan)");
+    expect(r.stdout).toMatch(/\nfits: yes\n/);
+  }, 120_000);
+
+  it.each(RECIPES)("%s plans on its cluster (exit 0, every GPU within budget)", (file) => {
+    const r = cli("plan", file, "--json");
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.fits).toBe(true);
+    expect(plan.cpu).toBe(false);
+    for (const m of [plan.memory.rollout, plan.memory.trainer]) expect(m.total).toBeLessThanOrEqual(plan.memory.budget);
+  }, 120_000);
+
+  it("the 30B recipe's paper settings reach the planner: 8 × 2 prompts in flight at 2,048 + 81,920 tokens, DPO pairs of that length", () => {
+    const plan = JSON.parse(cli("plan", RECIPES[0]!, "--json").stdout);
+    expect(plan.model.name).toBe("Qwen3-30B-A3B-Thinking-2507");
+    expect(plan.workload).toMatchObject({ genContext: 83_968, genConcurrency: 16, trainTokens: 2 * 83_968, dtypeBytes: 2 });
+    expect(plan.layout).toMatchObject({ totalGpus: 32, engines: 4, tensorParallel: 4, trainerGpus: 16, fsdp: 16, sequenceParallel: 4 });
+  }, 120_000);
+
+  it("plan refuses one GPU for the 30B recipe (exit 3) with the reason and the smallest cluster that fits", () => {
+    const r = cli("plan", RECIPES[0]!, ...ONE_GPU);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain("fits: NO");
+    expect(r.stdout).toMatch(/the training state alone \(weights, gradients, fp32 master, AdamW\) is 455\.0 GiB; all 1 GPU\(s\) together hold 72\.0 GiB/);
+    expect(r.stdout).toMatch(/smallest cluster that fits: \d+ node\(s\) × \d+ GPU\(s\) \(\d+ GPUs of 80 GiB\): cluster\.nodes=\d+ cluster\.gpus_per_node=\d+/);
+    expect(r.stderr).toMatch(/^error: the plan does not fit: the training state alone/);
+    const fit = JSON.parse(cli("plan", RECIPES[0]!, ...ONE_GPU, "--json").stdout).smallest;
+    expect(fit.layout.totalGpus).toBeGreaterThanOrEqual(7); // 16 bytes × 30.5B over 72 GiB GPUs, at the least
+    const again = cli("plan", RECIPES[0]!, "--set", `cluster.nodes=${fit.cluster.nodes}`, "--set", `cluster.gpus_per_node=${fit.cluster.gpusPerNode}`,
+      "--set", `parallel.roles=${fit.layout.trainerGpus === fit.layout.totalGpus ? "colocated" : "split"}`,
+      "--set", `parallel.rollout_tensor_parallel=${fit.layout.tensorParallel}`, "--set", `parallel.rollout_gpus=${fit.layout.trainerGpus === fit.layout.totalGpus ? 0 : fit.layout.rolloutGpus}`,
+      "--set", `parallel.fsdp=${fit.layout.fsdp}`);
+    expect(again.status, again.stdout).toBe(0); // the suggested cluster, set as suggested, fits
+  }, 180_000);
+
+  it("run --dry-run of a plan that does not fit exits 3 too", () => {
+    const r = cli("run", RECIPES[0]!, "--dry-run", ...ONE_GPU);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain("fits: NO");
+  }, 120_000);
+
+  it("a CPU experiment's dry-run still exits 0 and shows memory per worker process", () => {
+    const r = cli("run", "experiments/quickstart.yaml", "--dry-run", "--run-dir", "/tmp/pcot-recipes-quickstart-never-created");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/CPU processes \(cluster.gpus_per_node 0\): no GPU placement/);
+  }, 120_000);
+});
