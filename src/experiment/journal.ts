@@ -22,13 +22,21 @@ export type DataPlane = "shards" | "inline";
 /** Stages whose rows carry bulky payloads (rollout samples: a completion's text and token ids). */
 export const SHARDED_STAGES: ReadonlySet<string> = new Set(["rollout"]);
 
+/** PROMPTCOT_DATA_PLANE=inline writes the old way (for comparisons); reads handle both planes either way. */
+function dataPlaneFromEnv(): DataPlane {
+  const v = process.env.PROMPTCOT_DATA_PLANE;
+  if (v === undefined || v === "" || v === "shards") return "shards";
+  if (v === "inline") return "inline";
+  throw new Error(`PROMPTCOT_DATA_PLANE='${v}' is not a data plane; use 'shards' (default) or 'inline'`);
+}
+
 export class Journal {
   private readonly db: Database.Database;
   readonly store: SampleStore;
   readonly dataPlane: DataPlane;
 
   constructor(path: string, opts: { dataPlane?: DataPlane } = {}) {
-    this.dataPlane = opts.dataPlane ?? "shards";
+    this.dataPlane = opts.dataPlane ?? dataPlaneFromEnv();
     this.store = new SampleStore(join(dirname(path), "shards"));
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");

@@ -79,3 +79,9 @@ export function hydrate<T>(store: SampleStore, r: T & PayloadRefs): T {
   if ($prompt) Object.defineProperty(out, PROMPT_FIELD, { enumerable: true, configurable: true, get: () => store.section($prompt, PROMPT_FIELD) });
   return out as T;
 }
+
+/** A row's stored JSON with shard-held fields read back in (for readers of the SQLite file: tests, dashboard). */
+export function inlineJson(store: SampleStore, json: string): string {
+  const r = JSON.parse(json) as PayloadRefs;
+  return r.$shard ? JSON.stringify(hydrate(store, r)) : json;
+}

@@ -34,7 +34,7 @@ export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; 
     const due = it === cfg.iterations || (cfg.eval_every > 0 && it % cfg.eval_every === 0);
     const evalNow = due ? await timer.time("evaluate", () => evaluateStage(ctx, it)) : undefined;
     applyRetention(ctx); // checkpoints.keep_last / keep_best
-    iterations.push({ iteration: it, samples: ctx.journal.list("rollout", it).length, pairs: batch.size, steps, eval: evalNow });
+    iterations.push({ iteration: it, samples: ctx.journal.count("rollout", it), pairs: batch.size, steps, eval: evalNow });
   }
   return { before, iterations };
 }

@@ -73,7 +73,8 @@ export function countableGroups(
     const invalid = o.invalid ?? [];
     countInvalid(validity, invalid);
     if (invalid.length > 0 && invalidAs === "drop") continue;
-    g.samples.push({ id: o.id, text: o.text, passed: o.verdict === "correct" && invalid.length === 0 });
+    // text stays a read-through (it may live in a shard): a stage's texts are never all in memory at once
+    g.samples.push(Object.defineProperty({ id: o.id, passed: o.verdict === "correct" && invalid.length === 0 }, "text", { enumerable: true, get: () => o.text }) as GradedSample);
   }
   return { groups: [...groups.values()], excluded, validity };
 }

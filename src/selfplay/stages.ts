@@ -4,6 +4,7 @@ import { iterTag, unitId } from "../experiment/ids.js";
 import { problemKind, type Problem } from "../data/problems.js";
 import { gradeProblem, type ProblemVerdict } from "../verify/dispatch.js";
 import type { CodeVerdictKind, MathVerdictKind } from "../verify/types.js";
+import type { UnitRow } from "../experiment/journal.js";
 import type { SampleRecord } from "./generate-stage.js";
 import { countableGroups, pairBuilder, type ExcludedCounts, type Pair, type SampleOutcome } from "./pairs.js";
 import { invalidReasons, type ValidityCounts } from "./validity.js";
@@ -16,13 +17,10 @@ const GRADE_CONCURRENCY = 8;
 /** Grades every rollout sample of the iteration that has no verdict yet. */
 export async function gradeStage(ctx: RunContext, iteration: number): Promise<void> {
   const problems = new Map(ctx.problems.train.map((p) => [p.id, p]));
-  const todo = ctx.journal
-    .list<SampleRecord>("rollout", iteration)
-    .filter((s) => !ctx.journal.has(unitId(iteration, "grade", s.result.prompt_id, s.result.sample)));
-  let next = 0;
+  const todo = ungraded(ctx, iteration); // lanes pull from one stream: memory does not grow with the stage
   const lane = async () => {
-    for (let i = next++; i < todo.length; i = next++) {
-      const s = todo[i]!;
+    for (let n = todo.next(); !n.done; n = todo.next()) {
+      const s = n.value;
       const context = { promptOpensThink: s.result.prompt_opens_think === true };
       const verdict = await gradeProblem(ctx, problems.get(s.result.prompt_id)!, s.result.text, context);
       const id = unitId(iteration, "grade", s.result.prompt_id, s.result.sample);
@@ -34,18 +32,29 @@ export async function gradeStage(ctx: RunContext, iteration: number): Promise<vo
 
 /** Every rollout sample of the iteration with its verdict, in sample order. */
 export function sampleOutcomes(ctx: RunContext, iteration: number): SampleOutcome[] {
-  const verdicts = new Map(ctx.journal.list<GradeRecord>("grade", iteration).map((g) => [g.result.sample_id, g.result]));
   const problems = new Map<string, Problem>((ctx.problems?.train ?? []).map((p) => [p.id, p]));
-  return ctx.journal.list<SampleRecord>("rollout", iteration).map((s) => {
-    const v = verdicts.get(s.id);
+  return [...ctx.journal.iterate<SampleRecord>("rollout", iteration)].map((s) => {
+    const v = ctx.journal.get<GradeRecord>(unitId(iteration, "grade", s.result.prompt_id, s.result.sample));
     if (!v) throw new Error(`iteration ${iteration}: rollout sample ${s.id} has no grade; the grade stage must run before pairs`);
     const kind = problemKind(problems.get(s.result.prompt_id) ?? {});
     const invalid = invalidReasons(s.result.text, { task: kind, promptOpensThink: s.result.prompt_opens_think === true }, ctx.cfg.pairs.validity);
-    return {
-      id: s.id, promptId: s.result.prompt_id, text: s.result.text, verdict: v.verdict, finishReason: s.result.finish_reason, invalid,
+    return lazyText({
+      id: s.id, promptId: s.result.prompt_id, verdict: v.verdict, finishReason: s.result.finish_reason, invalid,
       kind, ...(v.code ? { codeVerdict: v.code.verdict } : {}),
-    };
+    }, s.result);
   });
+}
+
+/** Rollout samples of the iteration without a verdict, streamed in id order (bounded pages). */
+function* ungraded(ctx: RunContext, iteration: number): Generator<UnitRow<SampleRecord>> {
+  for (const s of ctx.journal.iterate<SampleRecord>("rollout", iteration)) {
+    if (!ctx.journal.has(unitId(iteration, "grade", s.result.prompt_id, s.result.sample))) yield s;
+  }
+}
+
+/** The outcome's text is read from the sample when used (pair dedup), so outcomes of a whole stage stay small. */
+function lazyText(o: Omit<SampleOutcome, "text">, sample: SampleRecord): SampleOutcome {
+  return Object.defineProperty(o, "text", { enumerable: true, get: () => sample.text }) as SampleOutcome;
 }
 
 /** Verdict counts of an iteration's rollout and the samples set aside, for metrics.jsonl and report.md. */

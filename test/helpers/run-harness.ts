@@ -4,6 +4,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { pythonPath } from "../../src/cluster/python-env.js";
+import { inlineJson } from "../../src/experiment/payload.js";
+import { SampleStore } from "../../src/experiment/sample-store.js";
 
 export function startRun(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; out: string }> } {
   const child = spawn("node", ["bin/promptcot.mjs", "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
@@ -35,7 +37,13 @@ export function units(runDir: string, stage?: string): Map<string, string> {
     const rows = (stage
       ? db.prepare("SELECT id, result FROM units WHERE stage = ? ORDER BY id").all(stage)
       : db.prepare("SELECT id, result FROM units ORDER BY id").all()) as { id: string; result: string }[];
-    return new Map(rows.map((r) => [r.id, r.result]));
+    // rows of sharded stages point at shard records (file names differ between runs): compare contents
+    const store = new SampleStore(join(runDir, "shards"));
+    try {
+      return new Map(rows.map((r) => [r.id, inlineJson(store, r.result)]));
+    } finally {
+      store.close();
+    }
   } finally {
     db.close();
   }
