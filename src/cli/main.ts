@@ -69,8 +69,8 @@ async function main(argv: string[]): Promise<number> {
   registerPlan(program, (c) => (code = c));
   program
     .command("trace")
-    .description("print a synthesized problem's history (concepts, rationale, weights, seeds, filters, dedup) from its run's journal")
-    .argument("<id>", "problem id (content hash) or a prefix of at least 4 hex digits")
+    .description("print a problem's history from its run's journal: synthesis (concepts, rationale, weights, seeds, filters, dedup), math reference votes, synthesized tests and their validation")
+    .argument("<id>", "problem id: a content hash or a prefix of at least 4 hex digits, or a row id (e.g. p00003) of a references / synth-tests run")
     .option("--run-dir <dir>", "the run that wrote it (default: search runs/*/*)")
     .action((id: string, o: { runDir?: string }) => {
       code = traceCommand(id, o);

@@ -1,6 +1,8 @@
 // `promptcot trace ID`: a synthesized problem's whole history from its run's journal — the concepts it was
 // written for, the rationale, the prompt model's weights and how they were trained, the sampling seed,
-// the filters it passed or failed, and the dedup outcome. ID is the content hash or a prefix of it.
+// the filters it passed or failed, and the dedup outcome — and, where a references / synth-tests run journaled
+// them, its math reference and its tests (synthesis/trace-labels.ts). ID is the content hash or a prefix of
+// it, or any other id those runs used (a row id such as p00003), matched exactly.
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Journal } from "../experiment/journal.js";
@@ -9,6 +11,7 @@ import type { SftUpdateRecord } from "../train/sft.js";
 import { updateStage } from "../synthesis/em.js";
 import { GENERATE_STAGE, SCREEN_STAGE, type ScreenRecord } from "../synthesis/generate.js";
 import type { GenerationRecord } from "../synthesis/provenance.js";
+import { labelledIds, renderLabels } from "../synthesis/trace-labels.js";
 
 export interface TraceOptions {
   runDir?: string;
@@ -16,24 +19,26 @@ export interface TraceOptions {
 }
 
 export function traceCommand(id: string, o: TraceOptions, out: (s: string) => void = (s) => process.stdout.write(s)): number {
-  const prefix = id.trim().toLowerCase();
-  if (!/^[0-9a-f]{4,16}$/.test(prefix)) {
-    process.stderr.write(`trace: '${id}' is not a problem id (4 to 16 hex digits, as in the "id" field of problems.jsonl)\n`);
+  const raw = id.trim();
+  if (!raw || /\s/.test(raw)) {
+    process.stderr.write(`trace: '${id}' is not a problem id (a content hash or a prefix of 4 to 16 hex digits, or a row id as in the "id" field)\n`);
     return 2;
   }
+  const prefix = /^[0-9a-f]{4,16}$/i.test(raw) ? raw.toLowerCase() : undefined;
+  const match = (pid: string) => pid === raw || (prefix !== undefined && pid.toLowerCase().startsWith(prefix));
   const dirs = o.runDir ? [resolve(o.runDir)] : runDirs(resolve(o.root ?? "runs"));
   if (o.runDir && !existsSync(join(dirs[0]!, "journal.sqlite"))) {
     process.stderr.write(`trace: no journal in ${dirs[0]} (pass the run directory that wrote the problem)\n`);
     return 2;
   }
-  const found = dirs.flatMap((d) => traceIn(d, prefix));
+  const found = dirs.flatMap((d) => traceIn(d, match));
   const ids = new Set(found.map((f) => `${f.dir}\0${f.id}`));
   if (ids.size === 0) {
-    process.stderr.write(`trace: no synthesized problem with id ${prefix}… in ${o.runDir ? dirs[0] : `${dirs.length} run(s) under ${o.root ?? "runs"}`}\n`);
+    process.stderr.write(`trace: no problem with id ${raw}${prefix ? "…" : ""} (synthesized, with a reference or with tests) in ${o.runDir ? dirs[0] : `${dirs.length} run(s) under ${o.root ?? "runs"}`}\n`);
     return 1;
   }
   if (ids.size > 1) {
-    process.stderr.write(`trace: ${prefix} is ambiguous; it matches:\n${[...ids].map((k) => `  ${k.split("\0")[1]} in ${k.split("\0")[0]}`).join("\n")}\n`);
+    process.stderr.write(`trace: ${raw} is ambiguous; it matches:\n${[...ids].map((k) => `  ${k.split("\0")[1]} in ${k.split("\0")[0]}`).join("\n")}\n`);
     return 2;
   }
   out(found[0]!.text);
@@ -52,14 +57,19 @@ function runDirs(root: string): string[] {
   });
 }
 
-function traceIn(dir: string, prefix: string): { dir: string; id: string; text: string }[] {
+function traceIn(dir: string, match: (id: string) => boolean): { dir: string; id: string; text: string }[] {
   const journal = new Journal(join(dir, "journal.sqlite"));
   try {
     const gens = new Map<string, { unit: string; g: GenerationRecord }[]>();
     for (const row of journal.iterate<GenerationRecord>(GENERATE_STAGE, 0)) {
-      if (row.result.id?.startsWith(prefix)) gens.set(row.result.id, [...(gens.get(row.result.id) ?? []), { unit: row.id, g: row.result }]);
+      if (row.result.id && match(row.result.id)) gens.set(row.result.id, [...(gens.get(row.result.id) ?? []), { unit: row.id, g: row.result }]);
     }
-    return [...gens].map(([id, units]) => ({ dir, id, text: render(journal, dir, id, units) }));
+    const found = new Map([...gens].map(([id, units]) => [id, render(journal, dir, id, units)]));
+    for (const id of labelledIds(journal, match)) {
+      const labels = renderLabels(journal, id).join("\n");
+      found.set(id, `${found.get(id) ?? `problem ${id}\nrun: ${dir}\n`}${labels.slice(1)}\n`);
+    }
+    return [...found].map(([id, text]) => ({ dir, id, text }));
   } finally {
     journal.close();
   }

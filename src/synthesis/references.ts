@@ -43,6 +43,8 @@ export interface VoteRecord {
   classes: { answer: string; count: number }[];
   kept: boolean;
   teacher: string;
+  /** The threshold `kept` was decided with (absent in journals written before it was recorded). */
+  min_agreement?: number;
 }
 
 export interface ReferenceStats {
@@ -127,7 +129,7 @@ async function voteStage(problems: readonly MathProblem[], journal: Journal, o: 
         if (!s) throw new Error(`references: problem ${p.id} sample ${i} is missing after generation (teacher ${teacher} did not return it)`);
         return s.answer;
       });
-      v = { problem_id: p.id, ...(await voteAnswers(answers, o.minAgreement, eq)), samples: o.samples, teacher };
+      v = { problem_id: p.id, ...(await voteAnswers(answers, o.minAgreement, eq)), samples: o.samples, teacher, min_agreement: o.minAgreement };
       journal.record([{ id: voteUnit(p.id), stage: VOTE_STAGE, iteration: 0, result: v }]);
     }
     votes.set(p.id, v);
