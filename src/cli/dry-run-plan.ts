@@ -15,7 +15,8 @@ export function placementSection(cfg: Experiment): { text: string; code: number 
     const result = planExperiment(cfg);
     return { text: `# placement (promptcot plan)\n${planLines(result).join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
+    // A model whose shape the planner cannot tell is the worker's to load or refuse; other errors stand.
+    if (!(e instanceof ConfigError) || e.keyPath !== "model.source") throw e;
     return { text: `# placement: not planned (${e.message})\n`, code: 0 };
   }
 }

@@ -1,10 +1,12 @@
 // From an experiment's config to the planner's input, and the plan as text (`promptcot plan`, `run --dry-run`).
+import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { paramCounts, resolveModelShape, type ModelShape } from "./model-shape.js";
 import { GIB, planPlacement, smallestFit, type Memory, type Plan, type PlanInput, type SmallestFit, type Workload } from "./planner.js";
 
 export function planInputOf(cfg: Experiment, shape: ModelShape = resolveModelShape(cfg.model.source)): PlanInput {
   const par = cfg.parallel;
+  checkEngineTensorParallel(cfg);
   return {
     model: shape,
     cluster: { nodes: cfg.cluster.nodes, gpusPerNode: cfg.cluster.gpus_per_node, gpuMemoryGib: cfg.cluster.gpu_memory_gib },
@@ -14,6 +16,18 @@ export function planInputOf(cfg: Experiment, shape: ModelShape = resolveModelSha
     },
     workload: workloadOf(cfg, shape),
   };
+}
+
+/** A vLLM engine's own tensor_parallel_size is what the plan's TP groups describe: the two must agree. */
+function checkEngineTensorParallel(cfg: Experiment): void {
+  const engine = cfg.engine as { type?: string; vllm?: { tensor_parallel_size?: number } };
+  const tp = engine.type === "vllm" ? engine.vllm?.tensor_parallel_size : undefined;
+  if (tp !== undefined && tp !== cfg.parallel.rollout_tensor_parallel) {
+    throw new ConfigError(
+      `engine.vllm.tensor_parallel_size is ${tp} but parallel.rollout_tensor_parallel is ${cfg.parallel.rollout_tensor_parallel}; set both to the GPUs one engine spans`,
+      undefined, undefined, "parallel.rollout_tensor_parallel",
+    );
+  }
 }
 
 /** What generation and training must hold, from the task's sampling and batch settings. */
