@@ -30,6 +30,7 @@ describe("parameter counts", () => {
     ["qwen3-30b-a3b", 30.5e9, 29.9e9],
     ["qwen3-4b", 4.0e9, 3.6e9],
     ["qwen2.5-7b", 7.61e9, 6.53e9],
+    ["qwen2.5-32b", 32.5e9, 31.0e9],
     ["smollm2-135m-instruct", 135e6, undefined],
   ])("%s matches its published size within 1%%", (name, total, nonEmbedding) => {
     const p = paramCounts(preset(name));

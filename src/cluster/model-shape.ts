@@ -51,10 +51,13 @@ const dense = (s: Omit<Preset, "experts" | "expertsPerToken" | "moeIntermediate"
 //   Qwen/Qwen2.5-7B(-Instruct) hidden_size 3584, num_hidden_layers 28, num_attention_heads 28,
 //                        num_key_value_heads 4, intermediate_size 18944, vocab_size 152064,
 //                        tie_word_embeddings false, max_position_embeddings 131072 (base) / 32768 (Instruct)
+//   Qwen/Qwen2.5-32B     hidden_size 5120, num_hidden_layers 64, num_attention_heads 40, num_key_value_heads 8,
+//                        intermediate_size 27648, vocab_size 152064, tie_word_embeddings false, max_position_embeddings 131072
+//                        (the prompt-synthesis models of experiments/synthesis-paper.yaml)
 //   SmolLM2-135M-Instruct hidden_size 576, num_hidden_layers 30, num_attention_heads 9, num_key_value_heads 3,
 //                        intermediate_size 1536, vocab_size 49152, tie_word_embeddings true, max_position_embeddings 8192
 // Their parameter counts from these shapes (paramCounts) match the published 30.5B (3.3B active), 4.0B,
-// 7.61B and 135M; test/planner.test.ts checks that.
+// 7.61B, 32.5B and 135M; test/planner.test.ts checks that.
 const QWEN3_30B_A3B: Preset = {
   name: "Qwen3-30B-A3B", vocab: 151936, hidden: 2048, layers: 48, heads: 32, kvHeads: 4, headDim: 128, intermediate: 6144,
   experts: 128, expertsPerToken: 8, moeIntermediate: 768, moeLayers: 48, sharedExpertIntermediate: 0,
@@ -66,6 +69,10 @@ const QWEN3_4B = dense({
 });
 const QWEN25_7B = dense({
   name: "Qwen2.5-7B", vocab: 152064, hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944,
+  tiedEmbeddings: false, qkvBias: true, qkNorm: false, maxPositions: 131072,
+});
+const QWEN25_32B = dense({
+  name: "Qwen2.5-32B", vocab: 152064, hidden: 5120, layers: 64, heads: 40, kvHeads: 8, headDim: 128, intermediate: 27648,
   tiedEmbeddings: false, qkvBias: true, qkNorm: false, maxPositions: 131072,
 });
 const SMOLLM2_135M = dense({
@@ -84,6 +91,7 @@ export const MODEL_PRESETS: Record<string, Preset> = {
   "qwen3-4b-thinking-2507": { ...QWEN3_4B, name: "Qwen3-4B-Thinking-2507", maxPositions: 262144 },
   "qwen2.5-7b": QWEN25_7B,
   "qwen2.5-7b-instruct": { ...QWEN25_7B, name: "Qwen2.5-7B-Instruct", maxPositions: 32768 },
+  "qwen2.5-32b": QWEN25_32B,
   "smollm2-135m-instruct": SMOLLM2_135M,
   "tiny-random-llama": dense({ ...TINY, name: "tiny-random-llama", qkvBias: false, qkNorm: false }),
   "tiny-random-qwen2": dense({ ...TINY, name: "tiny-random-qwen2", qkvBias: true, qkNorm: false }),
