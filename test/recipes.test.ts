@@ -56,6 +56,12 @@ describe("paper recipes", () => {
     expect(r.stdout).toContain("fits: NO");
   }, 120_000);
 
+  it("a dry-run without the inputs still makes the run's config checks (a cosine schedule without its length: exit 2)", () => {
+    const r = cli("run", RECIPES[1]!, "--dry-run", "--set", "train.lr_schedule.kind=cosine");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("a cosine schedule needs its length");
+  }, 120_000);
+
   it("a CPU experiment's dry-run still exits 0 and shows memory per worker process", () => {
     const r = cli("run", "experiments/quickstart.yaml", "--dry-run", "--run-dir", "/tmp/pcot-recipes-quickstart-never-created");
     expect(r.status, r.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { planExperiment, planLines } from "../cluster/plan-config.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
+import { totalStepsOf } from "../train/schedule.js";
 import { PLAN_DOES_NOT_FIT } from "./plan.js";
 
 /** The placement section and its exit code: 3 when the plan does not fit; a shape it cannot tell is shown, not fatal. */
@@ -44,6 +45,7 @@ export function missingInputs(cfg: Experiment, configDir: string): string[] {
  * here is listed (a real run refuses until it exists), and no data or model fingerprint can be taken.
  */
 export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]): number {
+  if (cfg.task === "selfplay") totalStepsOf(cfg); // the config checks a run makes before it reads data
   const placement = placementSection(cfg);
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# not on this machine (a run here refuses until they exist; no fingerprints taken)\n` +
