@@ -16,10 +16,12 @@ import { Journal } from "../experiment/journal.js";
 import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
 import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
-import { selfPlay } from "../selfplay/loop.js";
+import { selfPlay, type IterationResult } from "../selfplay/loop.js";
+import type { EvalSummary } from "../eval/heldout.js";
 import { readSftData, sftPlanText, sftRegime } from "../train/sft-regime.js";
 import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
+import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
 import { createMathGraderByName, createRunCodeGrader } from "../verify/registry.js";
@@ -37,6 +39,7 @@ export function planText(cfg: Experiment, runDir: string): string {
   const he = cfg.data.heldout_size * cfg.eval.samples_per_prompt;
   return [
     `run directory: ${runDir}`,
+    ...(cfg.proposer.enabled ? proposerPlanLines(cfg) : []),
     `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
@@ -107,10 +110,11 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
       await pool.start(latest?.checkpoint, latest?.global_step ?? 0);
     });
-    const { before, iterations } = sftData ? await sftRegime(ctx, sftData) : await selfPlay(ctx);
+    const { before, iterations, report: extra }: { before: EvalSummary; iterations: IterationResult[]; report?: string } =
+      sftData ? await sftRegime(ctx, sftData) : cfg.proposer.enabled ? await proposerRegime(ctx) : await selfPlay(ctx);
     for (const it of iterations) exportIteration(ctx, it.iteration);
     const rss = pool.workers.map((w) => peakRssMb(w.pid));
-    const report = renderReport(ctx, before, iterations, { wallSeconds: (performance.now() - t0) / 1000, workerPeakRssMb: rss, resumed });
+    const report = renderReport(ctx, before, iterations, { wallSeconds: (performance.now() - t0) / 1000, workerPeakRssMb: rss, resumed }) + (extra ? `\n\n${extra}` : "");
     writeReport(runDir, report);
     journal.event("run_finished", {});
     process.stdout.write(`\n${report}\n\nreport: ${join(runDir, "report.md")}\n`);

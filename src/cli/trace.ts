@@ -11,6 +11,7 @@ import type { SftUpdateRecord } from "../train/sft.js";
 import { updateStage } from "../synthesis/em.js";
 import { GENERATE_STAGE, SCREEN_STAGE, type ScreenRecord } from "../synthesis/generate.js";
 import type { GenerationRecord } from "../synthesis/provenance.js";
+import { passRateLines, proposerGenerations, proposerScreen } from "../synthesis/proposer-trace.js";
 import { labelledIds, renderLabels } from "../synthesis/trace-labels.js";
 
 export interface TraceOptions {
@@ -64,6 +65,7 @@ function traceIn(dir: string, match: (id: string) => boolean): { dir: string; id
     for (const row of journal.iterate<GenerationRecord>(GENERATE_STAGE, 0)) {
       if (row.result.id && match(row.result.id)) gens.set(row.result.id, [...(gens.get(row.result.id) ?? []), { unit: row.id, g: row.result }]);
     }
+    for (const u of proposerGenerations(journal, match)) gens.set(u.g.id!, [...(gens.get(u.g.id!) ?? []), u]);
     const found = new Map([...gens].map(([id, units]) => [id, render(journal, dir, id, units)]));
     for (const id of labelledIds(journal, match)) {
       const labels = renderLabels(journal, id).join("\n");
@@ -76,7 +78,7 @@ function traceIn(dir: string, match: (id: string) => boolean): { dir: string; id
 }
 
 function render(journal: Journal, dir: string, id: string, units: { unit: string; g: GenerationRecord }[]): string {
-  const screens = units.map((u) => journal.get<ScreenRecord>(unitId(0, SCREEN_STAGE, u.unit.split("/").slice(-2).join("-"))));
+  const screens = units.map((u) => journal.get<ScreenRecord>(unitId(0, SCREEN_STAGE, u.unit.split("/").slice(-2).join("-"))) ?? proposerScreen(journal, u.unit));
   const kept = screens.some((s) => s?.kept);
   const first = units[0]!.g;
   const lines = [
@@ -108,6 +110,7 @@ function render(journal: Journal, dir: string, id: string, units: { unit: string
     const loss = u.steps.map((s) => s.loss ?? NaN);
     lines.push(`  ${iteration === 0 ? "warm start" : `EM ${iteration} M-step`}: ${u.steps.length} SFT steps on ${u.examples} examples, loss ${loss[0]?.toFixed(3)} → ${loss.at(-1)?.toFixed(3)}, checkpoint ${u.checkpoint} (step ${u.global_step})`);
   }
+  lines.push(...passRateLines(journal, id));
   return `${lines.join("\n")}\n`;
 }
 

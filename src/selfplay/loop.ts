@@ -1,6 +1,8 @@
 // One self-play run: evaluate the base model, then per iteration ask the update algorithm (train.algorithm:
 // DPO pairs or GRPO groups; src/train/algorithms.ts) to roll out, grade and build its batch, update (the
-// update saves a checkpoint), sync the generation workers to the new weights, evaluate.
+// update saves a checkpoint), sync the generation workers to the new weights, evaluate. Each iteration's
+// problems come from a ProblemSource: the fixed train set, or (proposer.enabled) problems synthesized for it.
+import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { evaluateStage, type EvalSummary } from "../eval/heldout.js";
 import { algorithmFor } from "../train/algorithms.js";
@@ -17,15 +19,20 @@ export interface IterationResult {
   eval?: EvalSummary;
 }
 
-export async function selfPlay(ctx: RunContext): Promise<{ before: EvalSummary; iterations: IterationResult[] }> {
+/** The train problems of iteration `it` (journaled by the source, so a resumed run gets the same ones). */
+export type ProblemSource = (ctx: RunContext, it: number) => Promise<Problem[]>;
+export const fixedProblems: ProblemSource = async (ctx) => ctx.problems.train;
+
+export async function selfPlay(ctx: RunContext, source: ProblemSource = fixedProblems): Promise<{ before: EvalSummary; iterations: IterationResult[] }> {
   const { cfg, timer } = ctx;
   const algorithm = algorithmFor(cfg.train.algorithm);
   const before = await timer.time("evaluate", () => evaluateStage(ctx, 0));
   const iterations: IterationResult[] = [];
   let globalStep = 0;
   for (let it = 1; it <= cfg.iterations; it++) {
-    const batch = await algorithm.buildBatch(ctx, it);
-    const update = await timer.time("train", () => algorithm.update(ctx, it, batch, globalStep));
+    const itx: RunContext = { ...ctx, problems: { ...ctx.problems, train: await source(ctx, it) } };
+    const batch = await algorithm.buildBatch(itx, it);
+    const update = await timer.time("train", () => algorithm.update(itx, it, batch, globalStep));
     const steps = update ? update.global_step - globalStep : 0;
     if (update) {
       globalStep = update.global_step;

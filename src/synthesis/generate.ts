@@ -104,7 +104,7 @@ export async function screenStage(ctx: SynthContext): Promise<void> {
     const filters = runFilters(g.problem!);
     const rec: ScreenRecord = { id: g.id!, generation_unit: row.id, filters, kept: false };
     if (filters.failed.length === 0) {
-      rec.dedup = outcome(dedup.check(g.problem!, { index, line: index + 1, id: row.id }));
+      rec.dedup = dedupOutcome(dedup.check(g.problem!, { index, line: index + 1, id: row.id }));
       index++;
       rec.kept = rec.dedup.kept;
     }
@@ -116,7 +116,7 @@ export async function screenStage(ctx: SynthContext): Promise<void> {
 }
 
 /** Every filter that applies before answers exist; all are run, so provenance names each one that failed. */
-function runFilters(problem: string): FilterOutcome {
+export function runFilters(problem: string): FilterOutcome {
   const out: FilterOutcome = { passed: [], failed: [] };
   for (const [name, f] of [["proof", proofFilter], ["ill_posed", illPosedFilter]] as const) {
     const r = f(problem);
@@ -126,7 +126,7 @@ function runFilters(problem: string): FilterOutcome {
   return out;
 }
 
-function outcome(v: Verdict): DedupOutcome {
+export function dedupOutcome(v: Verdict): DedupOutcome {
   if (v.keep) return { kept: true };
   if (v.reason === "contaminated") {
     const { reason: _r, keep: _k, ...detail } = v;

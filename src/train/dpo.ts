@@ -115,11 +115,14 @@ export interface UpdatePlan {
   loss: LossKind;
   hyper: Partial<TrainHyper>;
   batches: TrainExample[][];
+  /** Another role's update (the proposer): its own journal unit and checkpoint directory; default the policy's. */
+  unit?: { id: string; stage: string };
+  checkpointDir?: string;
 }
 
 /** Runs an update's steps and saves a checkpoint as one journaled unit (see the file comment). */
 export async function updateUnit(ctx: RunContext, iteration: number, plan: UpdatePlan, globalStep: number): Promise<UpdateRecord> {
-  const id = `${iterTag(iteration)}/update`;
+  const id = plan.unit?.id ?? `${iterTag(iteration)}/update`;
   const done = ctx.journal.get<UpdateRecord>(id);
   if (done) return done;
   const { batches } = plan;
@@ -130,13 +133,13 @@ export async function updateUnit(ctx: RunContext, iteration: number, plan: Updat
   // continuing, or replaying on top, would train on the wrong weights.
   const start = { checkpoint: ctx.pool.checkpoint, step: ctx.pool.checkpointStep };
   const step = globalStep + batches.length;
-  const checkpoint = join(ctx.runDir, "checkpoints", `step-${step}`);
+  const checkpoint = join(plan.checkpointDir ?? join(ctx.runDir, "checkpoints"), `step-${step}`);
   for (;;) {
     try {
       const steps = await runSteps(ctx, iteration, plan, globalStep, id);
       await saveUpdate(ctx, checkpoint);
       const record: UpdateRecord = { steps, checkpoint, global_step: step };
-      ctx.journal.record([{ id, stage: "update", iteration, result: record }]);
+      ctx.journal.record([{ id, stage: plan.unit?.stage ?? "update", iteration, result: record }]);
       ctx.pool.advance(checkpoint, step, TRAINER);
       return record;
     } catch (err) {
@@ -217,7 +220,7 @@ async function runSteps(
     }
     const metrics: Record<string, number> = { ...res.metrics, step: globalStep + b + 1 };
     steps.push(metrics);
-    ctx.metrics.write({ iteration, kind: "train", ...metrics });
+    ctx.metrics.write({ iteration, kind: "train", ...(plan.unit ? { update: plan.unit.id } : {}), ...metrics });
     progress.tick(1, `loss ${(metrics.loss ?? NaN).toFixed(4)}`);
   }
   progress.finish();
