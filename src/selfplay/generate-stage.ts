@@ -6,7 +6,8 @@ import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import type { UnitRow } from "../experiment/journal.js";
-import type { GenerateResponse } from "../rpc/gen/promptcot_worker.js";
+import type { RolloutEngine } from "../rollout/engine.js";
+import { workerEngine } from "../rollout/worker-engine.js";
 import { Progress } from "../telemetry/progress.js";
 import { expectedWeightsVersion, withCurrentWeights } from "../train/weight-sync.js";
 
@@ -60,7 +61,13 @@ export async function generateStage(ctx: RunContext, o: GenerateStageOptions): P
   let next = 0;
   const workerLoop = async (w: number) => {
     for (let c = next++; c < chunks.length; c = next++) {
-      await ctx.pool.run(w, (rpc) => withCurrentWeights(ctx, w, rpc, () => runChunk(ctx, o, chunks[c]!, byId, rpc.generate.bind(rpc), progress)));
+      await ctx.pool.run(w, (rpc) => withCurrentWeights(ctx, w, rpc, () => {
+        // A worker that missed a weight sync refuses rather than sampling from the wrong policy.
+        const engine = workerEngine(rpc.generate.bind(rpc), {
+          name: `worker-${w}`, timeoutMs: ctx.cfg.workers.generate_timeout_s * 1000, expectedWeightsVersion: expectedWeightsVersion(ctx.pool),
+        });
+        return runChunk(ctx, o, chunks[c]!, byId, engine, progress);
+      }));
     }
   };
   await Promise.all(Array.from({ length: ctx.pool.size }, (_, w) => workerLoop(w)));
@@ -72,34 +79,24 @@ async function runChunk(
   o: GenerateStageOptions,
   chunk: Problem[],
   byId: Map<string, Problem>,
-  generate: (req: object, timeoutMs: number) => AsyncGenerator<GenerateResponse>,
+  engine: RolloutEngine,
   progress: Progress,
 ): Promise<void> {
-  const s = o.sampling;
-  // Recomputed on every (re)try. The worker numbers its answers by position in sample_seeds, so
+  // Recomputed on every (re)try. The engine numbers its answers by position in the seeds, so
   // `wanted` maps a position back to the sample's own index and seed.
   const wanted = new Map(chunk.map((p) => [p.id, missingSamples(ctx, o, p)]));
   const todo = chunk.filter((p) => wanted.get(p.id)!.length > 0);
   if (todo.length === 0) return;
   const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
-  const req = {
-    prompts: todo.map((p) => ({
-      id: p.id, messages: problemMessages(p, ctx.cfg.data), sampleSeeds: wanted.get(p.id)!.map((i) => seeds.get(p.id)![i]!),
-    })),
-    sampling: {
-      temperature: s.temperature, topP: s.top_p, topK: s.top_k, minP: s.min_p, repetitionPenalty: s.repetition_penalty,
-      maxTokens: s.max_tokens, stop: s.stop,
-    },
-    chatTemplateKwargsJson: JSON.stringify(ctx.cfg.model.chat_template_kwargs),
-    returnLogprobs: false,
-    // A worker that missed a weight sync refuses rather than sampling from the wrong policy.
-    expectedWeightsVersion: expectedWeightsVersion(ctx.pool),
-  };
-  for await (const r of generate(req, ctx.cfg.workers.generate_timeout_s * 1000)) {
+  const prompts = todo.map((p) => ({
+    id: p.id, messages: problemMessages(p, ctx.cfg.data), seeds: wanted.get(p.id)!.map((i) => seeds.get(p.id)![i]!),
+  }));
+  const opts = { chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
+  for await (const r of engine.generate(prompts, o.sampling, opts)) {
     const problem = byId.get(r.promptId);
-    if (!problem) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);
-    const index = wanted.get(problem.id)?.[r.sampleIndex];
-    if (index === undefined) throw new Error(`worker answered sample position ${r.sampleIndex} of prompt '${r.promptId}', which was not requested`);
+    if (!problem) throw new Error(`${engine.name} answered for unknown prompt '${r.promptId}'`);
+    const index = wanted.get(problem.id)?.[r.position];
+    if (index === undefined) throw new Error(`${engine.name} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
     const id = unitId(o.iteration, o.stage, problem.id, index);
     if (ctx.journal.has(id)) continue;
     const sample: SampleRecord = {
@@ -107,8 +104,8 @@ async function runChunk(
       sample: index,
       seed: seeds.get(problem.id)![index]!,
       text: r.text,
-      token_ids: r.tokenIds,
-      prompt_token_ids: r.promptTokenIds,
+      token_ids: r.tokenIds ?? [],
+      prompt_token_ids: r.promptTokenIds ?? [],
       finish_reason: r.finishReason,
       prompt_opens_think: r.promptOpensThink,
     };

@@ -1,0 +1,114 @@
+"""GGUF export (weight sync to llama.cpp) and the vLLM engine's request building; neither needs vLLM."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from promptcot_worker import gguf_export, vllm_engine
+
+
+def test_vllm_is_imported_lazily_with_a_clear_error():
+    assert "vllm" not in sys.modules
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    with pytest.raises(RuntimeError, match="needs the vllm package on a GPU machine"):
+        vllm_engine.VllmEngine("m", {})
+
+
+def test_vllm_sampling_params_per_sample():
+    s = {"temperature": 1.2, "top_p": 0.95, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0, "max_tokens": 81920, "stop": []}
+    kw = vllm_engine.sampling_kwargs(s, seed=7, logprobs=True)
+    assert kw == {"n": 1, "seed": 7, "temperature": 1.2, "top_p": 0.95, "top_k": -1, "min_p": 0.0,
+                  "repetition_penalty": 1.0, "max_tokens": 81920, "stop": [], "logprobs": 0}
+    assert vllm_engine.sampling_kwargs({**s, "top_k": 20}, seed=1)["top_k"] == 20
+    assert "logprobs" not in vllm_engine.sampling_kwargs(s, seed=1)
+    jobs = vllm_engine.expand([{"id": "a", "messages": [], "seeds": [3, 4]}, {"id": "b", "messages": [], "seeds": [5]}])
+    assert [(j[0], j[1], j[3]) for j in jobs] == [("a", 0, 3), ("a", 1, 4), ("b", 0, 5)]
+    with pytest.raises(ValueError, match="no seeds"):
+        vllm_engine.expand([{"id": "c", "messages": [], "seeds": []}])
+    kw = vllm_engine.engine_kwargs("Qwen/Qwen3-4B", {"tensor_parallel_size": 2, "max_model_len": 81920})
+    assert kw["tensor_parallel_size"] == 2 and kw["max_model_len"] == 81920
+    assert kw["worker_extension_cls"] == "promptcot_worker.vllm_engine.PromptcotWorkerExtension"
+
+
+def test_rotary_reorder_interleaves_each_heads_halves():
+    n_heads, head_dim = 2, 4  # per head: rows [x0 x1 | y0 y1] -> [x0 y0 x1 y1]
+    w = np.arange(n_heads * head_dim, dtype=np.float32).reshape(-1, 1)
+    out = gguf_export.rotary_to_interleaved(w, n_heads).ravel().tolist()
+    assert out == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def test_quickstart_gguf_name_matches_models():
+    from promptcot_worker import models
+
+    assert gguf_export.SMOLLM2_GGUF == models.SMOLLM2_GGUF
+
+
+def _tiny_checkpoint(tmp_path, **override):
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1, "intermediate_size": 16,
+           "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": True, **override}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    g = torch.Generator().manual_seed(0)
+    t = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    save_file({
+        "model.embed_tokens.weight": t(10, 8), "model.norm.weight": t(8),
+        "model.layers.0.input_layernorm.weight": t(8), "model.layers.0.post_attention_layernorm.weight": t(8),
+        "model.layers.0.self_attn.q_proj.weight": t(8, 8), "model.layers.0.self_attn.k_proj.weight": t(4, 8),
+        "model.layers.0.self_attn.v_proj.weight": t(4, 8), "model.layers.0.self_attn.o_proj.weight": t(8, 8),
+        "model.layers.0.mlp.gate_proj.weight": t(16, 8), "model.layers.0.mlp.up_proj.weight": t(16, 8),
+        "model.layers.0.mlp.down_proj.weight": t(8, 16),
+    }, str(tmp_path / "model.safetensors"))
+    return tmp_path
+
+
+def _base_gguf(path):
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    for k, v in {"embedding_length": 8, "block_count": 1, "feed_forward_length": 16, "attention.head_count": 2,
+                 "attention.head_count_kv": 1}.items():
+        w.add_uint32(f"llama.{k}", v)
+    w.add_string("tokenizer.ggml.model", "gpt2")
+    w.add_array("tokenizer.ggml.tokens", [f"t{i}" for i in range(10)])
+    w.add_string("tokenizer.chat_template", "{{ messages }}")
+    w.add_tensor("token_embd.weight", np.zeros((10, 8), dtype=np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    return path
+
+
+def test_export_keeps_the_base_tokenizer_and_writes_the_checkpoints_tensors(tmp_path):
+    import gguf
+    import torch
+    from safetensors.torch import load_file
+
+    (tmp_path / "ckpt").mkdir()
+    ckpt = _tiny_checkpoint(tmp_path / "ckpt")
+    base = _base_gguf(tmp_path / "base.gguf")
+    info = gguf_export.export(ckpt, base, tmp_path / "out.gguf", "f32")
+    assert info["bytes"] > 0
+    r = gguf.GGUFReader(str(tmp_path / "out.gguf"))
+    assert r.get_field("tokenizer.ggml.tokens").contents()[:2] == ["t0", "t1"]
+    assert r.get_field("tokenizer.chat_template").contents() == "{{ messages }}"
+    names = {t.name: t for t in r.tensors}
+    assert "output.weight" not in names and "blk.0.attn_q.weight" in names and "blk.0.ffn_down.weight" in names
+    src = load_file(str(ckpt / "model.safetensors"))
+    np.testing.assert_array_equal(np.asarray(names["blk.0.ffn_up.weight"].data), src["model.layers.0.mlp.up_proj.weight"].numpy())
+    k = gguf_export.rotary_to_interleaved(src["model.layers.0.self_attn.k_proj.weight"].numpy(), 1)
+    np.testing.assert_array_equal(np.asarray(names["blk.0.attn_k.weight"].data), k)
+    assert torch.is_tensor(src["model.norm.weight"])
+
+
+def test_export_refuses_a_checkpoint_of_another_shape(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    ckpt = _tiny_checkpoint(tmp_path / "ckpt", num_hidden_layers=2)
+    base = _base_gguf(tmp_path / "base.gguf")
+    with pytest.raises(gguf_export.ExportError, match="num_hidden_layers=2 but base GGUF llama.block_count=1"):
+        gguf_export.export(ckpt, base, tmp_path / "out.gguf")
+    assert not (tmp_path / "out.gguf").exists()

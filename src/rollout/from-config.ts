@@ -1,0 +1,56 @@
+// Builds the configured engine (`engine:`). The worker engine is not built here: it is one per pool worker
+// (generate-stage.ts wraps each worker's Generate), so "worker" asks the caller to use the pool.
+import { join } from "node:path";
+import type { Experiment } from "../config/schema.js";
+import type { RolloutEngine } from "./engine.js";
+import { LlamaCppEngine, LlamaServer, quickstartGguf, resolveLlamaServer } from "./llama-cpp.js";
+import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
+
+type EngineConfig = Experiment["engine"];
+
+function apiKey(e: EngineConfig): string | undefined {
+  if (!e.api_key_env) return undefined;
+  const key = process.env[e.api_key_env];
+  if (!key) throw new Error(`engine.api_key_env: environment variable ${e.api_key_env} is not set`);
+  return key;
+}
+
+function clientOptions(e: EngineConfig): Omit<OpenAIEngineOptions, "baseUrl" | "flavor"> {
+  const key = apiKey(e);
+  return {
+    model: e.model ?? "default", api: e.api, maxConcurrency: e.max_concurrency, timeoutS: e.timeout_s, retries: e.retries,
+    promptOpensThink: e.prompt_opens_think, ...(key ? { apiKey: key } : {}),
+  };
+}
+
+/** The `vllm serve` command for a model and the config's vllm block (what a GPU node runs; see docs/SCALING.md). */
+export function vllmServeCommand(model: string, e: EngineConfig, port = 8000): string[] {
+  const v = e.vllm;
+  const cmd = ["vllm", "serve", model, "--port", String(port), "--tensor-parallel-size", String(v.tensor_parallel_size),
+    "--gpu-memory-utilization", String(v.gpu_memory_utilization), "--dtype", v.dtype];
+  if (v.max_model_len) cmd.push("--max-model-len", String(v.max_model_len));
+  if (v.enforce_eager) cmd.push("--enforce-eager");
+  return cmd;
+}
+
+/** An engine for engine.type openai | vllm | llama_cpp; a llama_cpp engine is started (and must be closed). */
+export async function engineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void): Promise<RolloutEngine & { close?: () => Promise<void> }> {
+  const e = cfg.engine;
+  if (e.type === "openai") return new OpenAIEngine({ ...clientOptions(e), baseUrl: e.base_url!, flavor: "openai" });
+  if (e.type === "vllm") {
+    if (!e.base_url) {
+      throw new Error(`engine.type vllm: set engine.base_url to a running 'vllm serve' (GPU machines; e.g. ${vllmServeCommand(cfg.model.source, e).join(" ")})`);
+    }
+    return new OpenAIEngine({ ...clientOptions(e), baseUrl: e.base_url, flavor: "vllm" });
+  }
+  if (e.type === "llama_cpp") {
+    const l = e.llama_cpp;
+    const binary = await resolveLlamaServer(l.binary, l.auto_build, log);
+    const gguf = l.gguf ?? (await quickstartGguf());
+    const server = new LlamaServer({ binary, gguf, parallel: l.parallel, ctxSize: l.ctx_size, threads: l.threads, startupTimeoutS: l.startup_timeout_s, logDir: join(workDir, "logs") });
+    const engine = new LlamaCppEngine(server, { ...clientOptions(e), maxConcurrency: Math.max(e.max_concurrency, l.parallel) }, join(workDir, "gguf"), l.sync_type);
+    await engine.start();
+    return engine;
+  }
+  throw new Error("engine.type worker: generation goes through the worker pool (generate-stage.ts), not a standalone engine");
+}
