@@ -48,6 +48,11 @@ describe("self-play on mixed math + code problems (tiny random model)", () => {
     expect(grading.by_kind.math.samples).toBe(8);
     const codeVerdicts = Object.entries(grading.by_kind.code).filter(([k]) => k !== "samples").reduce((a, [, n]) => a + n, 0);
     expect(codeVerdicts).toBe(8);
+    const exported = readFileSync(join(dir, "artifacts", "it001", "samples.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const codeLine = exported.find((l) => l.id === "t0001")!;
+    expect(codeLine.test_cases).toEqual([{ input: "1 2\n", output: "3\n" }, { input: "10 -4\n", output: "6\n" }]);
+    expect(codeLine.test_results).toHaveLength(4);
+    expect(exported.find((l) => l.id === "t0000")!.test_cases).toBeUndefined();
     const report = readFileSync(join(dir, "report.md"), "utf8");
     expect(report).toMatch(/1\s+code \(sandbox\)\s+8\s+/);
     expect(report).toMatch(/1\s+math\s+8\s+/);

@@ -46,6 +46,7 @@ function* promptGroups(ctx: RunContext, iteration: number, problems: Map<string,
       completions: group.map((s) => s.result.text),
       extracted: verdicts.map((v) => v?.extracted ?? null),
       verdicts: verdicts.map((v) => v?.verdict ?? null),
+      ...codeFields(problems.get(pid), verdicts),
     };
   };
   for (const s of ctx.journal.iterate<SampleRecord>("rollout", iteration)) {
@@ -80,4 +81,14 @@ export function writeJsonlStream(path: string, rows: Iterable<unknown>): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
+}
+
+/** A code problem's line also carries PromptCoT's `test_cases` and `test_results` (pass / fail / timeout per completion). */
+function codeFields(p: Problem | undefined, verdicts: (GradeRecord | undefined)[]): Record<string, unknown> {
+  if (p?.kind !== "code") return {};
+  const result = (v: GradeRecord | undefined) => {
+    const c = v?.code?.verdict;
+    return c === undefined ? null : c === "AC" ? "pass" : c === "TLE" ? "timeout" : c === "error" ? "error" : "fail";
+  };
+  return { test_cases: p.tests, test_results: verdicts.map(result), sandbox_verdicts: verdicts.map((v) => v?.code?.verdict ?? null) };
 }
