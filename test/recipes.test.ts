@@ -50,6 +50,12 @@ describe("paper recipes", () => {
     expect(again.status, again.stdout).toBe(0); // the suggested cluster, set as suggested, fits
   }, 180_000);
 
+  it("a vLLM engine whose tensor_parallel_size disagrees with the plan's TP groups is a config error (exit 2)", () => {
+    const r = cli("plan", RECIPES[0]!, "--set", "engine.vllm.tensor_parallel_size=2");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("engine.vllm.tensor_parallel_size is 2 but parallel.rollout_tensor_parallel is 4");
+  }, 120_000);
+
   it("run --dry-run of a plan that does not fit exits 3 too", () => {
     const r = cli("run", RECIPES[0]!, "--dry-run", ...ONE_GPU);
     expect(r.status).toBe(3);
