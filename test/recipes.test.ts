@@ -68,6 +68,13 @@ describe("paper recipes", () => {
     expect(r.stderr).toContain("a cosine schedule needs its length");
   }, 120_000);
 
+  it("a config whose model is here still has its data checked by the dry-run (a missing file: exit 2)", () => {
+    const r = cli("run", "experiments/quickstart.yaml", "--dry-run", "--set", "data.kind=jsonl", "--set", "data.train_path=no-such.jsonl",
+      "--set", "data.heldout_path=no-such.jsonl");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no-such\.jsonl/);
+  }, 120_000);
+
   it("a CPU experiment's dry-run still exits 0 and shows memory per worker process", () => {
     const r = cli("run", "experiments/quickstart.yaml", "--dry-run", "--run-dir", "/tmp/pcot-recipes-quickstart-never-created");
     expect(r.status, r.stderr).toBe(0);

@@ -22,13 +22,17 @@ export function placementSection(cfg: Experiment): { text: string; code: number 
   }
 }
 
-/** Files and directories the config names that are not on this machine (resolved as the run resolves them). */
+/**
+ * For a config written for another machine — its model directory is not here — the files it names that are
+ * not here either (resolved as the run resolves them). Empty for a config whose model is here (or a built-in
+ * name): its dry-run reads and checks its data as the run would, and a missing file is an error.
+ */
 export function missingInputs(cfg: Experiment, configDir: string): string[] {
-  const out: string[] = [];
   const src = cfg.model.source;
   const model = resolve(src.replace(/^~(?=$|\/)/, homedir()));
   // A bare name is the worker's to know (a built-in); only a path can be missing.
-  if (/^[.~]|[/\\]/.test(src) && !existsSync(model)) out.push(`model.source: ${model}`);
+  if (!/^[.~]|[/\\]/.test(src) || existsSync(model)) return [];
+  const out = [`model.source: ${model}`];
   const file = (key: string, p: string | undefined) => {
     if (p && !existsSync(resolve(configDir, p))) out.push(`${key}: ${resolve(configDir, p)}`);
   };
