@@ -10,6 +10,8 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inlineJson } from "../src/experiment/payload.js";
+import { SampleStore } from "../src/experiment/sample-store.js";
 import { startRun, VALIDITY_OFF_FOR_RANDOM_MODEL } from "./helpers/run-harness.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -50,9 +52,13 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in headless Chromium", () => {
       "--set", "pairs.builder=pairs-by-length.ts#shortVsLong", "--set", 'rollout.stop=["ing"]',
       ...VALIDITY_OFF_FOR_RANDOM_MODEL, "--run-dir", runDir]).done;
     expect(r.code, r.out).toBe(0);
-    // Model output is untrusted: plant markup in one completion of the (finished) run's journal.
+    // Model output is untrusted: plant markup in one completion of the (finished) run. Its text lives in a
+    // shard (docs/DATA_PLANE.md): append a record with the markup and point the row at it.
+    const store = new SampleStore(join(runDir, "shards"));
+    const [ref] = store.put("rollout", 1, [{ key: "it001/rollout/t0000/000", kind: "sample", sections: { text: HOSTILE, token_ids: [1] } }]);
+    store.close();
     const db = new Database(join(runDir, "journal.sqlite"));
-    db.prepare("UPDATE units SET result = json_set(result, '$.text', ?) WHERE id = 'it001/rollout/t0000/000'").run(HOSTILE);
+    db.prepare("UPDATE units SET result = json_set(result, '$.$shard', json(?)) WHERE id = 'it001/rollout/t0000/000'").run(JSON.stringify(ref));
     db.close();
     journalHash = sha(join(runDir, "journal.sqlite"));
     url = await startDashboard();
@@ -94,7 +100,9 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in headless Chromium", () => {
   it("shows a sample's prompt, text and verdict; markup in a completion is text, not code", async () => {
     await page.goto(`${url}samples?run=${encodeURIComponent(runId)}&stage=rollout&it=1`);
     const db = new Database(join(runDir, "journal.sqlite"), { readonly: true });
-    const sample = JSON.parse((db.prepare("SELECT result FROM units WHERE id = 'it001/rollout/t0001/002'").get() as { result: string }).result) as { text: string };
+    const shards = new SampleStore(join(runDir, "shards"));
+    const sample = JSON.parse(inlineJson(shards, (db.prepare("SELECT result FROM units WHERE id = 'it001/rollout/t0001/002'").get() as { result: string }).result)) as { text: string };
+    shards.close();
     const grade = JSON.parse((db.prepare("SELECT result FROM units WHERE id = 'it001/grade/t0001/002'").get() as { result: string }).result) as { verdict: string };
     db.close();
     const real = page.locator('[data-sample="it001/rollout/t0001/002"]');

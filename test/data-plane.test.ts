@@ -34,7 +34,7 @@ describe("shard data plane", () => {
     const raw = new Database(join(dir, "journal.sqlite"), { readonly: true })
       .prepare("SELECT result FROM units WHERE stage = 'rollout'").all() as { result: string }[];
     for (const r of raw) expect(Object.keys(JSON.parse(r.result)).sort()).toEqual(
-      ["$fields", "$prompt", "$shard", "finish_reason", "prompt_id", "prompt_opens_think", "sample", "seed"]);
+      ["$fields", "$prompt", "$shard", "$token_count", "finish_reason", "prompt_id", "prompt_opens_think", "sample", "seed"]);
     // prompts are stored once per distinct prompt, not per sample
     const records = shardFiles(join(dir, "shards"), "rollout", 1).flatMap((f) => [...scanShard(f)]);
     expect(records.filter((r) => r.meta.kind === "prompt").length).toBe(4);

@@ -68,7 +68,7 @@ export class RunReader {
     let rows: { r: number; stage: string; iteration: number; done_at: string; toks: number | null }[];
     try {
       const page = this.journal.prepare(
-        "SELECT rowid AS r, stage, iteration, done_at, json_array_length(result, '$.token_ids') AS toks FROM units WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        "SELECT rowid AS r, stage, iteration, done_at, COALESCE(json_array_length(result, '$.token_ids'), json_extract(result, '$.$token_count')) AS toks FROM units WHERE rowid > ? ORDER BY rowid LIMIT ?",
       );
       do {
         rows = page.all(this.cursor, BATCH) as typeof rows;

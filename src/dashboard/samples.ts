@@ -2,11 +2,13 @@
 // by prompt with their verdicts (rollout verdicts live in the grade stage), pair roles and, for code, the
 // first failing test; synthesis generations show their provenance (as `promptcot trace` reads it).
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import type { GenerationRecord } from "../synthesis/provenance.js";
 import { GENERATE_STAGE, SCREEN_STAGE, type ScreenRecord } from "../synthesis/generate.js";
 import { unitId } from "../experiment/ids.js";
+import { inlineJson } from "../experiment/payload.js";
+import { SampleStore } from "../experiment/sample-store.js";
 import { esc, fmtNum, page, pill, q } from "./html.js";
 import type { RunReader } from "./run-reader.js";
 import type { Found } from "./runs.js";
@@ -53,8 +55,15 @@ function problems(dir: string): Map<string, Problem> {
   return out;
 }
 
-const units = (db: Database.Database, sql: string, ...args: unknown[]): Unit[] =>
-  (db.prepare(sql).all(...args) as { id: string; result: string }[]).map((r) => ({ id: r.id, result: JSON.parse(r.result) as Record<string, unknown> }));
+/** Rows with shard-held fields (rollout text and token ids, docs/DATA_PLANE.md) read back in. */
+function units(db: Database.Database, sql: string, ...args: unknown[]): Unit[] {
+  const store = new SampleStore(join(dirname(db.name), "shards"));
+  try {
+    return (db.prepare(sql).all(...args) as { id: string; result: string }[]).map((r) => ({ id: r.id, result: JSON.parse(inlineJson(store, r.result)) as Record<string, unknown> }));
+  } finally {
+    store.close();
+  }
+}
 
 export function samplesPage(f: Found, r: RunReader, stage: string, iteration: number, pageNo: number): string {
   const db = r.journal;

@@ -12,6 +12,8 @@ export interface PayloadRefs {
   $prompt?: ShardRef;
   /** Which of the sample's own fields are in its record (text, token_ids). */
   $fields?: string[];
+  /** len(token_ids), for SQL readers (the dashboard's token throughput) that cannot open the shard. */
+  $token_count?: number;
 }
 
 interface Row {
@@ -55,6 +57,7 @@ export function detachRows(
     for (const [k, v] of Object.entries(res)) if (!(k in sections) && !(prompt && k === PROMPT_FIELD)) rest[k] = v;
     rest.$shard = refs[sampleItem]!;
     rest.$fields = Object.keys(sections);
+    if (Array.isArray(sections.token_ids)) rest.$token_count = sections.token_ids.length;
     if (prompt) {
       if (prompt.item !== undefined) newPrompts.set(prompt.key, JSON.stringify(refs[prompt.item]));
       rest.$prompt = JSON.parse(prompt.ref && prompt.ref !== "pending" ? prompt.ref : newPrompts.get(prompt.key)!) as ShardRef;
@@ -71,7 +74,7 @@ function promptKey(stage: string, iteration: number, promptId: unknown, ids: num
 
 /** The row's result with its bulky fields back, decoded from the shard when read. */
 export function hydrate<T>(store: SampleStore, r: T & PayloadRefs): T {
-  const { $shard, $prompt, $fields, ...rest } = r;
+  const { $shard, $prompt, $fields, $token_count: _, ...rest } = r;
   const out = rest as Record<string, unknown>;
   for (const f of $fields ?? []) {
     Object.defineProperty(out, f, { enumerable: true, configurable: true, get: () => store.section($shard!, f) });
