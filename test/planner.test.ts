@@ -123,7 +123,7 @@ describe("fit and the smallest cluster", () => {
     // 16 B × 30.53e9 = 455 GiB of training state; 6 × 72 GiB = 432 GiB; one rank: 75.8 + 2.3 + 2 + 0.8 = 80.9 GiB
     expect(six.reasons).toEqual([
       "the training state alone (weights, gradients, fp32 master, AdamW) is 455.0 GiB; all 6 GPU(s) together hold 432.0 GiB",
-      expect.stringMatching(/^a colocated GPU needs 80\.9 GiB \(optimizer 56\.9 GiB, weights 9\.5 GiB\); 72\.0 GiB usable of 80 GiB$/),
+      expect.stringMatching(/^a colocated GPU needs 80\.9 GiB \(fp32 master \+ AdamW 56\.9 GiB, weights 9\.5 GiB\); 72\.0 GiB usable of 80 GiB$/),
     ]);
     const fit = smallestFit(six.input)!;
     expect(fit.plan.layout.totalGpus).toBe(7);

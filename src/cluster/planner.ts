@@ -216,10 +216,16 @@ function memoryReasons(rollout: Memory, trainer: Memory, colocated: Memory | und
   return out;
 }
 
+const PART_NAMES: Record<Exclude<keyof Memory, "total">, string> = {
+  weights: "weights", grads: "gradients", optimizer: "fp32 master + AdamW", gathered: "FSDP gathered units",
+  activations: "activations", logits: "logits", kvCache: "KV cache", reserve: "reserve",
+};
+
+/** The two largest parts, which say what to change. */
 function biggest(m: Memory): string {
   const { total: _t, ...parts } = m;
-  const top = Object.entries(parts).sort((a, b) => b[1] - a[1]).slice(0, 2);
-  return top.map(([k, v]) => `${k} ${gib(v)}`).join(", ");
+  const top = (Object.entries(parts) as [keyof typeof PART_NAMES, number][]).sort((a, b) => b[1] - a[1]).slice(0, 2);
+  return top.map(([k, v]) => `${PART_NAMES[k]} ${gib(v)}`).join(", ");
 }
 
 function notesOf({ model: s, workload: w }: PlanInput, p: ParamCounts): string[] {
