@@ -104,6 +104,7 @@ export function planLines({ plan, smallest }: PlanResult): string[] {
     `${gen}: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s); trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}`,
     ...placementLines(plan),
     "",
+    ...(l.problems.length ? ["(memory of the layout as configured, which this cluster cannot build: see below)"] : []),
     ...memoryTable(plan, gen),
     "",
     ...plan.notes.map((n) => `note: ${n}`),
