@@ -1,5 +1,5 @@
 // The Ray backend against a real local Ray head (ray[default] from the venv): the Jobs REST client, and the
-// quickstart (small) running on Ray actors, with an actor killed mid-rollout. One head for the whole file,
+// quickstart (small) running on Ray actors, with an actor and then the controller killed mid-run. One head for the whole file,
 // CPU-only, in its own temp dir and process group; it is killed by that group on every exit path (not with
 // `ray stop`, which would stop every Ray process on the machine).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -136,32 +136,49 @@ describe("Ray Jobs REST client", () => {
 });
 
 describe("quickstart on the Ray backend", () => {
-  it("runs end to end on two actors; an actor killed mid-rollout is restarted and the run completes", async () => {
+  it("an actor killed mid-run is restarted; a killed controller's workers stop; the rerun resumes on Ray and completes", async () => {
     const dir = join(root, "quickstart");
-    const run = startRun(["experiments/quickstart.yaml", "--run-dir", dir, "--set", "iterations=1", "--set", "data.train_size=8",
-      "--set", "data.heldout_size=4", "--set", "rollout.max_tokens=24", "--set", "eval.max_tokens=24", "--set", "workers.count=2",
-      "--set", "workers.threads=1", "--set", "cluster.type=ray", "--set", `cluster.address=${head!.address}`]);
-    const registration = (id: string) => {
-      const jobs = readdirSync(join(dir, "ray")).filter((d) => d.startsWith("promptcot-"));
-      return jobs.length === 1 ? (JSON.parse(readFileSync(join(dir, "ray", jobs[0]!, "workers", `${id}.json`), "utf8")) as Record<string, unknown>) : undefined;
+    const args = ["experiments/quickstart.yaml", "--run-dir", dir, "--set", "iterations=1", "--set", "data.train_size=4",
+      "--set", "data.heldout_size=2", "--set", "eval.samples_per_prompt=2", "--set", "rollout.max_tokens=16", "--set", "eval.max_tokens=16", "--set", "workers.count=2",
+      "--set", "workers.threads=1", "--set", "rollout.prompts_per_request=1", "--set", "eval.prompts_per_request=1", "--set", "cluster.type=ray", "--set", `cluster.address=${head!.address}`,
+      "--set", "cluster.ray.controller_timeout_s=8"];
+    const jobDirs = () => readdirSync(join(dir, "ray")).filter((d) => d.startsWith("promptcot-")).sort();
+    const registration = (job: string, id: string): Record<string, unknown> | undefined => {
+      try {
+        return JSON.parse(readFileSync(join(dir, "ray", job, "workers", `${id}.json`), "utf8")) as Record<string, unknown>;
+      } catch {
+        return undefined; // not yet published
+      }
     };
-    const safeRegistration = (id: string) => { try { return registration(id); } catch { return undefined; } };
-    await waitFor(() => countUnits(dir, "rollout") >= 2 && safeRegistration("worker-1")?.state === "running", 600_000, "rollout on Ray");
-    const before = safeRegistration("worker-1")!;
+    const first = startRun(args);
+    // Killed once the workers serve (the first held-out samples are in): the rollout that follows needs
+    // worker-1 again (one prompt per request spreads every stage over both workers), so its loss is always
+    // noticed, however fast this machine is.
+    await waitFor(() => countUnits(dir, "eval") >= 1 && registration(jobDirs()[0]!, "worker-1")?.state === "running", 600_000, "workers serving on Ray");
+    const job1 = jobDirs()[0]!;
+    const before = registration(job1, "worker-1")!;
     process.kill(before.actor_pid as number, "SIGKILL"); // the actor, not just its server: a lost actor
-    const r = await run.done;
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toContain("[ray] submitted job promptcot-");
-    const after = registration("worker-1")!;
-    expect(after.generation).toBe(1);
-    expect(after.state).toBe("running"); // its last state before the job stopped
-    expect(after.actor_pid).not.toBe(before.actor_pid);
+    await waitFor(() => registration(job1, "worker-1")?.generation === 1 && registration(job1, "worker-1")?.state === "running", 300_000, "the restarted actor");
+    const restarted = registration(job1, "worker-1")!;
+    expect(restarted.actor_pid).not.toBe(before.actor_pid);
+    expect(first.child.exitCode).toBeNull(); // the run was still going
+    first.child.kill("SIGKILL"); // the controller: no chance to stop its Ray job
+    await first.done;
+    const client = new RayJobsClient(head!.address);
+    const jobStatus = async (id: string) => (await client.status(id)).status;
+    await waitForAsync(async () => (await jobStatus(job1)) === "FAILED", 120_000, "the orphaned launcher job to stop itself");
+    expect(await client.logs(job1)).toContain("the controller fell silent");
+    await waitFor(() => processesOfRun(dir).length === 0, 30_000, "the orphaned actors and workers to exit");
+
+    const second = await startRun(args).done;
+    expect(second.code, second.out).toBe(0);
+    expect(second.out).toContain("resuming run");
     expect(events(dir, "worker_restart")).toBeGreaterThanOrEqual(1);
-    expect(units(dir, "rollout").size).toBe(8 * 4);
+    expect(units(dir, "rollout").size).toBe(4 * 4);
     expect(readFileSync(join(dir, "report.md"), "utf8")).toContain("after it 1");
-    const jobs = await new RayJobsClient(head!.address).list();
-    const mine = jobs.filter((j) => j.metadata?.run_dir === dir);
-    expect(mine.map((j) => j.status)).toEqual(["SUCCEEDED"]);
+    const jobs = jobDirs();
+    expect(jobs).toHaveLength(2);
+    expect(await jobStatus(jobs[1]!)).toBe("SUCCEEDED");
     await waitFor(() => processesOfRun(dir).length === 0, 30_000, "the run's launcher, actors and workers to exit");
   }, 900_000);
 });

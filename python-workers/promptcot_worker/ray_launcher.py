@@ -214,17 +214,21 @@ class Launcher:
             return False
         return True
 
-    def serve(self) -> None:
+    def serve(self) -> bool:
+        """Serves until asked to stop (True) or until the controller falls silent (False)."""
         for wid in self.workers:
             self.start(wid, 0, self.spec.get("checkpoint"))
         write_json(self.dir / "launcher.json", {"state": "serving", "pid": os.getpid()})
         last_health = 0.0
-        while self.handle_requests() and self.controller_alive():
+        while self.handle_requests():
+            if not self.controller_alive():
+                return False
             self.collect_started()
             if time.monotonic() - last_health >= HEALTH_EVERY_S:
                 self.check_health()
                 last_health = time.monotonic()
             time.sleep(POLL_S)
+        return True
 
     def close(self) -> None:
         for a in self.actors.values():
@@ -248,12 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     launcher = Launcher(spec)
     try:
         launcher.place()
-        launcher.serve()
+        asked = launcher.serve()
     except Exception as err:
         write_json(launcher.dir / "launcher.json", {"state": "failed", "error": str(err)[-4000:]})
         raise
     finally:
         launcher.close()
+    if not asked:
+        msg = f"the controller fell silent (controller.alive older than {spec['controller_timeout_s']}s): workers stopped"
+        write_json(launcher.dir / "launcher.json", {"state": "failed", "error": msg})
+        log.error("%s", msg)
+        return 3  # the job ends FAILED: nobody asked it to stop
     write_json(launcher.dir / "launcher.json", {"state": "stopped"})
     return 0
 

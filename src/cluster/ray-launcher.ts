@@ -32,8 +32,6 @@ interface Registration {
 
 const POLL_MS = 200;
 const STATUS_EVERY_MS = 2_000;
-/** The launcher stops its workers when the controller's heartbeat file is older than this (controller killed). */
-const CONTROLLER_TIMEOUT_S = 30;
 const live = new Set<RayJob>();
 
 /** The server's arguments inside an actor: reachable from other nodes, and GPU 0 of the GPUs Ray gave it. */
@@ -183,7 +181,7 @@ export class RayLauncher implements WorkerLauncher {
       placement_strategy: s.placement_strategy,
       startup_timeout_s: spec.startupTimeoutS,
       placement_timeout_s: spec.startupTimeoutS,
-      controller_timeout_s: CONTROLLER_TIMEOUT_S,
+      controller_timeout_s: s.controller_timeout_s,
       workers: this.workers.map((w, bundle) => ({ id: w.id, bundle, argv: rayWorkerArgs(w.id, w.spec, s.worker_host) })),
     };
   }

@@ -444,6 +444,8 @@ export const ClusterSchema = z
         runtime_env: z.record(z.string(), z.json()).default({}),
         /** The address workers advertise is the node's IP; they listen on this host. */
         worker_host: z.string().default("0.0.0.0"),
+        /** The launcher stops its workers when the controller has not been heard from for this long (killed). */
+        controller_timeout_s: z.number().positive().default(30),
       })
       .prefault({}),
     /** Hardware the placement plan may use (src/cluster/planner.ts; `promptcot plan`). 0 GPUs per node = CPU
