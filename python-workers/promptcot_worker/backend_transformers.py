@@ -335,14 +335,17 @@ class TransformersBackend:
         self.model.zero_grad(set_to_none=True)
         stats = self._accumulate(kind, examples, hyper, masters)
         limit = hyper.max_grad_norm if hyper.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(masters.masters, limit)
+        grad_norm = self._clip_grads(masters.masters, limit)
         optimizer.step()
         masters.push()
         optimizer.zero_grad(set_to_none=True)
         self.weights_version += 1
-        metrics = _finish_metrics(stats, float(grad_norm), len(examples), hyper, time.perf_counter() - started)
+        metrics = _finish_metrics(stats, grad_norm, len(examples), hyper, time.perf_counter() - started)
         self.last_step = (step_id, metrics)
         return dict(metrics)
+
+    def _clip_grads(self, params: list[torch.Tensor], limit: float) -> float:
+        return float(torch.nn.utils.clip_grad_norm_(params, limit))
 
     def _accumulate(
         self, kind: LossKind, examples: list[Example], hyper: Hyper, masters: MasterWeights

@@ -57,21 +57,26 @@ def save(
     path: Path,
     model: PreTrainedModel,
     tokenizer: Any,
-    optimizer: torch.optim.Optimizer | None,
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None,
     meta: dict[str, Any],
     masters: dict[str, torch.Tensor] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> int:
-    """Write a checkpoint directory at ``path`` (which must not exist); returns its size in bytes."""
+    """Write a checkpoint directory at ``path`` (which must not exist); returns its size in bytes.
+
+    ``optimizer`` may be a ready state dict and ``state_dict`` the model's full weights: a sharded trainer's
+    rank 0 passes what it gathered, since its own parameters are shards."""
     if path.exists():
         raise FileExistsError(f"checkpoint path already exists: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), state_dict=state_dict)
         tokenizer.save_pretrained(str(tmp))
         if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+            state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+            torch.save(state, tmp / OPTIMIZER_FILE)
         if masters:
             torch.save({k: v.detach().cpu() for k, v in masters.items()}, tmp / MASTER_FILE)
         torch.save(rng_state(), tmp / RNG_FILE)

@@ -39,7 +39,7 @@ from .gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
 from .models import load_source  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
-from . import text_ops  # noqa: E402
+from . import sharded, text_ops  # noqa: E402
 
 PROTO_VERSION = "promptcot.worker.v1"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -118,7 +118,7 @@ class Worker(pb_grpc.WorkerServicer):
         dtype = getattr(torch, self.args.dtype)
         loaded = load_source(self.args.model, self.args.seed, dtype)
         device = resolve_device(self.args.device, self.args.device_index)
-        backend = TransformersBackend(
+        backend = sharded.backend_for_rank(self.args, loaded, device, dtype) or TransformersBackend(
             loaded, device, self.args.model, self.args.trainable_layers, self.args.decode_width,
             gradient_checkpointing=self.args.gradient_checkpointing,
         )

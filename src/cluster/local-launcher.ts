@@ -7,6 +7,7 @@ import { execa, type ResultPromise } from "execa";
 import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { WorkerRpc, PROTO_VERSION } from "../rpc/worker-client.js";
 import { pythonEnv, pythonPath, REPO_ROOT } from "./python-env.js";
+import { RankPeers } from "./rank-group.js";
 
 export interface WorkerSpec {
   modelSource: string;
@@ -22,6 +23,8 @@ export interface WorkerSpec {
   runDir?: string;
   /** False for pools that never train (eval): no worker is the trainer, so none loads optimizer state. */
   trains?: boolean;
+  /** workers.trainer_ranks: the trainer is this many FSDP rank processes (rank-group.ts); default 1. */
+  trainerRanks?: number;
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
@@ -34,14 +37,20 @@ export function workerIndex(id: string): number {
   return m ? Number(m[1]) : TRAINER_INDEX;
 }
 
-/** The worker's command line: its index spreads workers over GPUs; only the trainer loads optimizer state. */
-export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?: string): string[] {
+/** The worker's command line: its index spreads workers over GPUs (trainer rank r on device r, rollout
+ *  worker i after the trainer's ranks); only the trainer loads optimizer state. */
+export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?: string, rank = 0): string[] {
+  const device = index === TRAINER_INDEX ? rank : index + trainerRanksOf(s) - 1;
   const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
-    "--dtype", s.dtype, "--device", s.device, "--device-index", String(index),
+    "--dtype", s.dtype, "--device", s.device, "--device-index", String(device),
     "--role", index === TRAINER_INDEX && s.trains !== false ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,
     "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
   if (checkpoint) args.push("--init-checkpoint", checkpoint);
   return args;
+}
+
+function trainerRanksOf(s: WorkerSpec): number {
+  return s.trains === false ? 1 : Math.max(1, s.trainerRanks ?? 1);
 }
 const live = new Set<LocalWorker>();
 
@@ -62,20 +71,41 @@ export class LocalWorker {
   private exited = false;
   private stderrTail: string[] = [];
   private log: WriteStream | undefined;
+  /** torch.distributed's RANK/WORLD_SIZE/MASTER_* for a rank of a sharded trainer. */
+  rankEnv: Record<string, string> = {};
+  /** Ranks 1..N-1 when this worker is rank 0 of a sharded trainer: started, stopped and killed with it. */
+  private readonly peers: RankPeers | undefined;
 
-  constructor(readonly id: string, readonly spec: WorkerSpec, readonly index = workerIndex(id)) {}
+  constructor(readonly id: string, readonly spec: WorkerSpec, readonly index = workerIndex(id), readonly rank = 0) {
+    const ranks = trainerRanksOf(spec);
+    if (index === TRAINER_INDEX && rank === 0 && ranks > 1) this.peers = new RankPeers(this, ranks);
+  }
 
   get alive(): boolean {
-    return this.proc !== undefined && !this.exited;
+    return this.proc !== undefined && !this.exited && (this.peers?.alive ?? true);
   }
 
   /** Starts the process (from `checkpoint` when given) and resolves once it answered Info. */
   async start(checkpoint?: string): Promise<void> {
+    if (!this.peers) return this.startProcess(checkpoint);
+    await this.peers.pickPort();
+    this.rankEnv = this.peers.env(0);
+    // All ranks at once: each announces READY only after every rank joined the process group.
+    const started = await Promise.allSettled([this.startProcess(checkpoint), this.peers.start(checkpoint)]);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      this.kill();
+      throw failed.reason;
+    }
+    this.rpc = this.peers.rpc(this.rpc!);
+  }
+
+  private async startProcess(checkpoint?: string): Promise<void> {
     mkdirSync(this.spec.logDir, { recursive: true });
     this.log = createWriteStream(join(this.spec.logDir, `${this.id}.log`), { flags: "a" });
     const s = this.spec;
-    const args = workerArgs(this.id, s, this.index, checkpoint);
-    const env = pythonEnv(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {});
+    const args = workerArgs(this.id, s, this.index, checkpoint, this.rank);
+    const env = pythonEnv({ ...(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {}), ...this.rankEnv });
     this.exited = false;
     this.proc = execa(pythonPath(), args, { cwd: REPO_ROOT, env, reject: false, stdin: "ignore", cleanup: true, buffer: false });
     live.add(this);
@@ -106,7 +136,8 @@ export class LocalWorker {
   }
 
   tail(): string {
-    return this.stderrTail.filter((l) => l.trim()).slice(-15).join("\n");
+    const own = this.stderrTail.filter((l) => l.trim()).slice(-15).join("\n");
+    return this.peers ? `${own}\n${this.peers.tail()}` : own;
   }
 
   private awaitReady(): Promise<number> {
@@ -135,6 +166,10 @@ export class LocalWorker {
 
   /** Asks politely, then kills. Safe to call twice. */
   async stop(graceMs = 3_000): Promise<void> {
+    await Promise.all([this.stopProcess(graceMs), this.peers?.stop()]);
+  }
+
+  private async stopProcess(graceMs: number): Promise<void> {
     const proc = this.proc;
     if (!proc || this.exited) return;
     try {
@@ -151,7 +186,17 @@ export class LocalWorker {
 
   /** Resolves true if the process has exited or exits within `ms` (an RPC error may beat the exit event). */
   async exitedWithin(ms: number): Promise<boolean> {
+    if (this.peers && !this.peers.alive) return true;
     if (!this.proc || this.exited) return true;
+    if (this.peers) {
+      const [own, peers] = await Promise.all([this.exitedWithin0(ms), this.peers.anyExitedWithin(ms)]);
+      return own || peers;
+    }
+    return this.exitedWithin0(ms);
+  }
+
+  private exitedWithin0(ms: number): Promise<boolean> {
+    if (!this.proc || this.exited) return Promise.resolve(true);
     const proc = this.proc;
     return Promise.race([proc.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
   }
@@ -159,11 +204,12 @@ export class LocalWorker {
   /** Kills immediately (used by tests and on controller exit). */
   kill(): void {
     this.proc?.kill("SIGKILL");
+    this.peers?.kill();
   }
 
   async restart(checkpoint?: string): Promise<void> {
     this.kill();
-    await this.proc;
+    await Promise.all([this.proc, ...(this.peers?.ranks.map((r) => r.exitedWithin(10_000)) ?? [])]);
     this.rpc?.close();
     this.restarts += 1;
     await this.start(checkpoint);

@@ -39,6 +39,9 @@ export const WorkersSchema = z
     generate_timeout_s: z.number().positive().default(3600),
     /** Threads per worker for torch on CPU (0 = let torch decide). */
     threads: nonNegInt.default(0),
+    /** Rank processes of the trainer (worker 0): > 1 shards it with FSDP2 (data parallel, sharded params,
+     *  grads and optimizer state; gloo on CPU, nccl on CUDA, rank r on device r). docs/WORKER.md. */
+    trainer_ranks: positiveInt.default(1),
   })
   .prefault({});
 
