@@ -2,11 +2,12 @@
 // (385k samples = 48,113 prompts x 8, with 16k-token completions), with no model: samples are written
 // through the journal as the rollout stage does, then the real grade stage (a fake verdict), pair stage and
 // artifacts export run over them. Each (data plane, size) runs in its own child process, so its peak RSS
-// (getrusage maxrss) is its own. Token streams are windows of a real tokenized corpus (random ids do not
-// compress): bench/make-token-corpus.py writes it.
+// (getrusage maxrss) is its own. Token streams are windows of a real tokenized corpus (uniform random ids
+// barely compress, real streams do): bench/make-token-corpus.py writes it.
 //
-//   npx tsx bench/controller-scale.ts --corpus /tmp/corpus.json --out /tmp/cs \
-//     --runs inline:0.0025,inline:0.01,shards:0.0025,shards:0.01,shards:0.025,shards:0.1
+//   npx tsx bench/controller-scale.ts --corpus /tmp/corpus.json --out /tmp/cs [--runs plane:fraction,...]
+// Each run deletes its run directory when done (the 1/10 shard run needs ~4 GB free while it runs, with
+// its samples.jsonl export). Results and the machine they came from: docs/DATA_PLANE.md.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await child(plane as DataPlane, Number(fraction), values.corpus, values.out)) + "\n");
     return;
   }
-  const runs = (values.runs ?? "inline:0.0025,inline:0.01,shards:0.0025,shards:0.01,shards:0.025,shards:0.1").split(",");
+  const runs = (values.runs ?? "inline:0.0005,inline:0.002,inline:0.01,shards:0.0005,shards:0.002,shards:0.01,shards:0.1").split(",");
   const results: Result[] = [];
   for (const run of runs) {
     if (!/^(inline|shards):[0-9.]+$/.test(run)) throw new Error(`--runs: '${run}' is not plane:fraction (plane inline or shards)`);
