@@ -12,6 +12,7 @@ import torch
 from transformers import DynamicCache
 
 from . import checkpoint, losses
+from .moe import RouterAux
 from .batch import CompletionBatch, build_batch, chunk_by_budget, completion_logits, micro_batches
 from .memory import DEFAULT_CHUNK_TOKENS, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
 from .memory import transformer_blocks
@@ -115,6 +116,8 @@ class TransformersBackend:
         forward_args = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward_args else "past_key_values"
         freeze_all_but_last(self.model, trainable_layers)
+        self.router_aux = RouterAux.attach(self.model)
+        self._batch_examples = 1
 
     # ---- description -------------------------------------------------------------------------------
 
@@ -329,6 +332,7 @@ class TransformersBackend:
         _validate(kind, examples, hyper)
         self.check_tokens([(e.prompt, seq) for e in examples for seq in (e.completion, e.chosen, e.rejected)])
         started = time.perf_counter()
+        self._batch_examples = len(examples)
         optimizer = self._optimizer_for(hyper)
         masters = self._masters()
         optimizer.zero_grad(set_to_none=True)
@@ -362,6 +366,16 @@ class TransformersBackend:
         return stats
 
     def _micro_loss(
+        self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
+    ) -> torch.Tensor:
+        loss = self._objective(kind, micro, hyper, normalizer, stats)
+        aux = self.router_aux.take() if self.router_aux is not None else None
+        if aux is None:
+            return loss
+        stats.setdefault("router_aux", []).append(float(aux.detach()))
+        return loss + aux * (len(micro) / self._batch_examples)
+
+    def _objective(
         self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
     ) -> torch.Tensor:
         weights = torch.tensor([e.weight for e in micro], dtype=torch.float32, device=self.device)
@@ -529,6 +543,8 @@ def _finish_metrics(
         metrics["rewards/rejected"] = float(rejected.mean())
         metrics["rewards/margin"] = float((chosen - rejected).mean())
         metrics["rewards/accuracy"] = float((chosen > rejected).float().mean())
+    if stats.get("router_aux"):
+        metrics["router_aux_loss"] = sum(stats["router_aux"]) / len(stats["router_aux"])
     if stats["clip"]:
         metrics["clip_fraction"] = sum(stats["clip"]) / len(stats["clip"])
         metrics["kl"] = sum(stats["kl"]) / len(stats["kl"])

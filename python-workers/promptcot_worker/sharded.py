@@ -259,8 +259,8 @@ def _gather_stats(stats: dict[str, Any]) -> dict[str, Any]:
     out = dict(stats)
     out["loss"] = sum(p["loss"] for p in parts)
     out["tokens"] = sum(p["tokens"] for p in parts)
-    for key in ("chosen", "rejected", "clip", "kl"):
-        out[key] = [v for p in parts for v in p[key]]
+    for key in ("chosen", "rejected", "clip", "kl", "router_aux"):
+        out[key] = [v for p in parts for v in p.get(key, [])]
     return out
 
 
