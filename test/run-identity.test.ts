@@ -52,7 +52,7 @@ function tree(dir: string): Record<string, string> {
 describe("bad data: exit 2 naming file:line and the fix, before anything is written", () => {
   const cases: [string, { train?: string; heldout?: string; trainSize?: number; model?: string }, (f: string) => string[]][] = [
     ["invalid JSON", { train: `${row(1)}\n\n${row(2)}\n{"prompt": "x", answer: 1}\n${row(3)}\n` }, (f) => [`${f}:4: not valid JSON`]],
-    ["a row without an answer", { train: `${row(1)}\n{"prompt": "What is 1 + 1?"}\n` }, (f) => [`${f}:2: row has no 'answer' field`, `"prompt" and "answer"`]],
+    ["a row without an answer", { train: `${row(1)}\n{"prompt": "What is 1 + 1?"}\n` }, (f) => [`${f}:2: row has no 'answer' field`, `{"prompt": "What is 2 + 3?", "answer": "5"}`]],
     ["a non-string answer", { train: `${row(1)}\n${row(2)}\n{"prompt": "What is 6 + 7?", "answer": 13}\n` }, (f) => [`${f}:3: 'answer' is a number (13), not a string (write it as "13")`]],
     ["a row that is not an object", { train: `[1, 2]\n` }, (f) => [`${f}:1: row is an array, not a JSON object`]],
     ["an empty prompt", { train: `{"prompt": " ", "answer": "1"}\n` }, (f) => [`${f}:1: 'prompt' is empty`]],
