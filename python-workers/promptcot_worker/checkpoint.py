@@ -104,6 +104,8 @@ def load_weights(path: Path, model: PreTrainedModel) -> None:
     for f in files:
         state.update(load_file(str(f)))
     live = model.state_dict()
+    if set(state) - set(live):
+        state = _converted_state(path, model)
     unknown = sorted(set(state) - set(live))
     if unknown:
         raise ValueError(f"checkpoint has tensors the model lacks: {unknown[:5]}")
@@ -115,6 +117,14 @@ def load_weights(path: Path, model: PreTrainedModel) -> None:
             if live[name].shape != tensor.shape:
                 raise ValueError(f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(live[name].shape)}")
             live[name].copy_(tensor)
+
+
+def _converted_state(path: Path, model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors under the live model's names when save_pretrained renamed them: transformers
+    5 fuses MoE experts in memory (experts.gate_up_proj) and writes them per expert (experts.0.gate_proj), so
+    its own loader, which knows the mapping, reads the directory."""
+    loaded = type(model).from_pretrained(str(path), dtype=model.dtype, device_map="cpu")
+    return loaded.state_dict()
 
 
 def _shares_storage_with(live: dict[str, torch.Tensor], loaded: set[str]) -> set[str]:

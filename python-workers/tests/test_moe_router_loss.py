@@ -69,3 +69,15 @@ def test_router_term_reaches_the_gate_gradients() -> None:
         gate = backend.model.model.layers[0].mlp.gate.weight
         grads.append(gate.grad.clone())
     assert not torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_moe_checkpoint_loads_back(tmp_path: Path) -> None:
+    """transformers writes fused experts per expert; the worker's load maps them back (it raised before)."""
+    torch.set_num_threads(1)
+    backend = TransformersBackend(tiny_qwen3_moe(), torch.device("cpu"), "moe")
+    backend.train_step("s0", LossKind.DPO, _examples(backend), Hyper(learning_rate=1e-3, beta=0.1))
+    backend.save_checkpoint(tmp_path / "ckpt", include_optimizer=True)
+    fresh = TransformersBackend(tiny_qwen3_moe(seed=1), torch.device("cpu"), "moe")
+    assert fresh.load_checkpoint(tmp_path / "ckpt", load_optimizer=True) == 1
+    live, back = dict(backend.model.named_parameters()), dict(fresh.model.named_parameters())
+    assert all(torch.equal(live[n], back[n]) for n in live)
