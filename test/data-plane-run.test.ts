@@ -34,6 +34,7 @@ describe("inline journal vs shard data plane", () => {
     const [inline, shards] = await Promise.all([runWith("inline"), runWith("shards")]);
     expect(existsSync(join(inline, "shards"))).toBe(false);
     expect(readdirSync(join(shards, "shards", "rollout"))).toEqual(["it001", "it002"]);
+    expect(readdirSync(join(shards, "shards")).sort()).toEqual(["eval", "rollout"]);
     const norm = (json: string, runDir: string) =>
       JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v)) as unknown;
     const want = units(inline);

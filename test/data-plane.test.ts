@@ -47,7 +47,10 @@ describe("shard data plane", () => {
     const fixture = join(__dirname, "fixtures", "shard-v1.pcs");
     const recs = [...scanShard(fixture)];
     expect(FORMAT_VERSION).toBeGreaterThanOrEqual(1);
-    expect(recs.map((r) => r.meta.kind)).toEqual(["prompt", "sample", "sample"]);
+    expect(recs.map((r) => r.meta.kind)).toEqual(["prompt", "sample", "sample", "sample"]);
+    const floats = parsePayload(recs[3]!.payload).sections.get("logprobs")!;
+    expect(floats.meta.enc).toBe("f32le+zlib");
+    expect(decodeSection(floats.meta, floats.bytes)).toEqual([-0.5, -1.25, Math.fround(-0.1)]);
     const { sections } = parsePayload(recs[1]!.payload);
     expect(decodeSection(sections.get("text")!.meta, sections.get("text")!.bytes)).toBe("first completion \\boxed{4}");
     expect(decodeSection(sections.get("token_ids")!.meta, sections.get("token_ids")!.bytes)).toEqual([0, 127, 128, 16_383, 16_384, 151_935, 4_294_967_295]);
@@ -56,6 +59,21 @@ describe("shard data plane", () => {
     bytes.writeUInt16LE(FORMAT_VERSION + 1, 8);
     writeFileSync(newer, bytes);
     expect(() => [...scanShard(newer)]).toThrow(/shard format version \d+, this build reads 1\.\.\d+; upgrade promptcot/);
+  });
+
+  it("keeps per-token log-probs (GRPO old rows) exactly: float32 when they are, float64 otherwise", () => {
+    const j = new Journal(join(tmp("old"), "journal.sqlite"));
+    const f32 = Array.from({ length: 300 }, (_, i) => Math.fround(-i / 7));
+    const f64 = [-1 / 3, -2.5];
+    j.record([
+      { id: "it001/old/t0/000", stage: "old", iteration: 1, result: { logprobs: f32 } },
+      { id: "it001/old/t0/001", stage: "old", iteration: 1, result: { logprobs: f64 } },
+    ]);
+    expect(j.get<{ logprobs: number[] }>("it001/old/t0/000")!.logprobs).toEqual(f32);
+    expect(j.get<{ logprobs: number[] }>("it001/old/t0/001")!.logprobs).toEqual(f64);
+    const encs = shardFiles(j.store.root, "old", 1).flatMap((f) => [...scanShard(f)]).map((r) => r.meta.sections[0]!.enc);
+    expect(encs).toEqual(["f32le+zlib", "f64le+zlib"]);
+    j.close();
   });
 
   it("after SIGKILL mid-write and a torn tail, resume redoes exactly the units without a row; the torn tail is ignored", async () => {

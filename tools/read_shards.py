@@ -32,7 +32,11 @@ def _section(meta, data):
     if codec != "zlib":
         raise ValueError(f"section encoding {meta['enc']} needs the brotli package (pip install brotli)")
     raw = zlib.decompress(data)
-    return raw.decode("utf-8") if kind == "utf8" else _varints(raw, meta["count"])
+    if kind == "utf8":
+        return raw.decode("utf-8")
+    if kind in ("f32le", "f64le"):
+        return list(struct.unpack(f"<{meta['count']}{'f' if kind == 'f32le' else 'd'}", raw))
+    return _varints(raw, meta["count"])
 
 
 def read_shard(path):

@@ -19,8 +19,11 @@ export interface UnitRow<T = unknown> {
 /** "shards": bulky sample fields in shard files (default); "inline": everything in the row as JSON (the old plane). */
 export type DataPlane = "shards" | "inline";
 
-/** Stages whose rows carry bulky payloads (rollout samples: a completion's text and token ids). */
-export const SHARDED_STAGES: ReadonlySet<string> = new Set(["rollout"]);
+/**
+ * Stages whose rows carry bulky payloads: rollout samples (text, token ids), held-out eval samples (text),
+ * GRPO's behaviour log-probs (`old`: one float per completion token).
+ */
+export const SHARDED_STAGES: ReadonlySet<string> = new Set(["rollout", "eval", "old"]);
 
 /** PROMPTCOT_DATA_PLANE=inline writes the old way (for comparisons); reads handle both planes either way. */
 function dataPlaneFromEnv(): DataPlane {

@@ -5,7 +5,7 @@
 // token ids and nothing bulky stays referenced after the pass moves on.
 import { createHash } from "node:crypto";
 import type { SampleStore, ShardRef, PutItem } from "./sample-store.js";
-import type { SectionValue } from "./shard-format.js";
+import { Floats, type SectionValue } from "./shard-format.js";
 
 export interface PayloadRefs {
   $shard?: ShardRef;
@@ -24,6 +24,8 @@ interface Row {
 }
 
 const SAMPLE_FIELDS = ["text", "token_ids"] as const;
+/** Per-token float arrays (GRPO's behaviour log-probs, `old` rows). */
+const FLOAT_FIELDS = ["logprobs"] as const;
 const PROMPT_FIELD = "prompt_token_ids";
 
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number");
@@ -41,6 +43,7 @@ export function detachRows(
     const res = r.result as Record<string, unknown>;
     const sections: Record<string, SectionValue> = {};
     for (const f of SAMPLE_FIELDS) if (typeof res[f] === "string" || isIds(res[f])) sections[f] = res[f] as SectionValue;
+    for (const f of FLOAT_FIELDS) if (isIds(res[f])) sections[f] = new Floats(res[f]);
     const sampleItem = items.push({ key: r.id, kind: "sample", sections }) - 1;
     let prompt: { key: string; item?: number; ref?: string } | undefined;
     if (isIds(res[PROMPT_FIELD])) {

@@ -70,7 +70,7 @@ export class SampleStore {
   }
 
   /** One decoded section of a record. */
-  section(ref: ShardRef, name: string): SectionValue {
+  section(ref: ShardRef, name: string): string | number[] {
     const s = this.read(ref).sections.get(name);
     if (!s) throw new Error(`shard ${join(this.root, ref.f)}: record at byte ${ref.o} has no section '${name}'`);
     return decodeSection(s.meta, s.bytes);

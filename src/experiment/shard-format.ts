@@ -17,7 +17,12 @@ export const FRAME_BYTES = 8;
  */
 const DEFLATE = { level: 1 };
 
-export type SectionEncoding = "utf8+zlib" | "varint+zlib" | "utf8+brotli" | "varint+brotli";
+export type SectionEncoding = "utf8+zlib" | "varint+zlib" | "f32le+zlib" | "f64le+zlib" | "utf8+brotli" | "varint+brotli";
+
+/** Float arrays (per-token log-probs) are tagged by the caller; token ids are any other number arrays. */
+export class Floats {
+  constructor(readonly values: readonly number[]) {}
+}
 
 export interface SectionMeta {
   name: string;
@@ -35,7 +40,7 @@ export interface RecordMeta {
   sections: SectionMeta[];
 }
 
-export type SectionValue = string | number[];
+export type SectionValue = string | number[] | Floats;
 
 export function fileHeader(): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
@@ -91,16 +96,31 @@ function encodeSection(name: string, value: SectionValue): { meta: SectionMeta; 
     const bytes = deflateSync(Buffer.from(value, "utf8"), DEFLATE);
     return { meta: { name, enc: "utf8+zlib", bytes: bytes.length, count: value.length }, bytes };
   }
+  if (value instanceof Floats) return encodeFloats(name, value.values);
   const bytes = deflateSync(encodeVarints(value), DEFLATE);
   return { meta: { name, enc: "varint+zlib", bytes: bytes.length, count: value.length }, bytes };
 }
 
-export function decodeSection(meta: SectionMeta, bytes: Buffer): SectionValue {
+/** float32 when every value is one (log-probs from the proto's `repeated float` are), else float64: exact either way. */
+function encodeFloats(name: string, values: readonly number[]): { meta: SectionMeta; bytes: Buffer } {
+  const f32 = values.every((v) => Math.fround(v) === v || Number.isNaN(v));
+  const arr = f32 ? Float32Array.from(values) : Float64Array.from(values);
+  const le = Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength); // x86/ARM are little-endian
+  const bytes = deflateSync(le, DEFLATE);
+  return { meta: { name, enc: f32 ? "f32le+zlib" : "f64le+zlib", bytes: bytes.length, count: values.length }, bytes };
+}
+
+export function decodeSection(meta: SectionMeta, bytes: Buffer): number[] | string {
   const [kind, codec] = meta.enc.split("+");
   if (codec !== "zlib" && codec !== "brotli") throw new Error(`unknown shard section encoding '${meta.enc}'`);
   const raw = codec === "zlib" ? inflateSync(bytes) : brotliDecompressSync(bytes);
   if (kind === "utf8") return raw.toString("utf8");
   if (kind === "varint") return decodeVarints(raw, meta.count);
+  if (kind === "f32le" || kind === "f64le") {
+    const width = kind === "f32le" ? 4 : 8;
+    const copy = new Uint8Array(raw); // aligned
+    return Array.from(width === 4 ? new Float32Array(copy.buffer, 0, meta.count) : new Float64Array(copy.buffer, 0, meta.count));
+  }
   throw new Error(`unknown shard section encoding '${meta.enc}'`);
 }
 
