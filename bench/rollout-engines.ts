@@ -1,0 +1,120 @@
+// Rollout + eval throughput of the llama.cpp engine beside today's gRPC worker, in one run, on the quickstart
+// (experiments/quickstart.yaml: its model, its train/held-out problems, samples, temperatures and max tokens).
+// Repeats alternate the engines (worker, llama.cpp, worker, ...) so a shared CPU's load drifts over both;
+// the figure is the median wall time of (rollout over the train set + eval over the held-out set) per engine,
+// and their ratio. Also times one llama.cpp weight sync (checkpoint -> GGUF -> server restart).
+//
+//   npx tsx bench/rollout-engines.ts [--repeats 3] [--parallel 16] [--threads 0] [--json out.json]
+import { writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { WorkerPool } from "../src/cluster/pool.js";
+import { cacheDir } from "../src/cluster/python-env.js";
+import { loadExperiment } from "../src/config/load.js";
+import type { Experiment, Sampling } from "../src/config/schema.js";
+import { arithmeticSplits, type Problem } from "../src/data/problems.js";
+import { problemMessages } from "../src/data/prompt-format.js";
+import { unitSeed } from "../src/experiment/ids.js";
+import type { EnginePrompt, RolloutEngine } from "../src/rollout/engine.js";
+import { LlamaCppEngine } from "../src/rollout/llama-cpp.js";
+import { engineFromConfig } from "../src/rollout/from-config.js";
+import { workerEngine } from "../src/rollout/worker-engine.js";
+
+const { values: args } = parseArgs({
+  options: {
+    config: { type: "string", default: "experiments/quickstart.yaml" },
+    repeats: { type: "string", default: "3" },
+    parallel: { type: "string", default: "16" },
+    threads: { type: "string", default: "0" },
+    json: { type: "string" },
+  },
+});
+
+interface Pass { engine: string; rollout_s: number; eval_s: number; total_s: number; samples: number; tokens: number; tok_s: number }
+
+function prompts(cfg: Experiment, problems: Problem[], s: Sampling, stage: string): EnginePrompt[] {
+  return problems.map((p) => ({
+    id: p.id, messages: problemMessages(p, cfg.data),
+    seeds: Array.from({ length: s.samples_per_prompt }, (_, i) => unitSeed(cfg.seed, stage, 1, p.id, i)),
+  }));
+}
+
+/** Runs one stage as generate-stage.ts does for its engine: the worker in chunks of prompts_per_request. */
+async function stage(run: (ps: EnginePrompt[]) => Promise<{ samples: number; tokens: number }>, ps: EnginePrompt[]) {
+  const t0 = performance.now();
+  const r = await run(ps);
+  return { ...r, s: (performance.now() - t0) / 1000 };
+}
+
+async function drain(engine: RolloutEngine, ps: EnginePrompt[], s: Sampling, kwargs: Record<string, unknown>) {
+  let samples = 0;
+  let tokens = 0;
+  for await (const x of engine.generate(ps, s, { chatTemplateKwargs: kwargs })) {
+    samples++;
+    tokens += x.completionTokens;
+  }
+  return { samples, tokens };
+}
+
+async function pass(name: string, cfg: Experiment, split: { train: Problem[]; heldout: Problem[] }, run: (ps: EnginePrompt[], s: Sampling) => Promise<{ samples: number; tokens: number }>): Promise<Pass> {
+  const ro = await stage((ps) => run(ps, cfg.rollout), prompts(cfg, split.train, cfg.rollout, "rollout"));
+  const ev = await stage((ps) => run(ps, cfg.eval), prompts(cfg, split.heldout, cfg.eval, "eval"));
+  const total = ro.s + ev.s;
+  const tokens = ro.tokens + ev.tokens;
+  return { engine: name, rollout_s: ro.s, eval_s: ev.s, total_s: total, samples: ro.samples + ev.samples, tokens, tok_s: tokens / total };
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+
+async function main() {
+  const { config: cfg } = loadExperiment(args.config!);
+  const split = arithmeticSplits(cfg.seed, cfg.data.train_size, cfg.data.heldout_size);
+  const work = mkdtempSync(join(tmpdir(), "pcot-bench-engines-"));
+  const kwargs = cfg.model.chat_template_kwargs;
+  const pool = new WorkerPool(cfg.workers.count, { modelSource: cfg.model.source, dtype: cfg.model.dtype, device: "cpu", trainableLayers: 0,
+    decodeWidth: cfg.model.decode_width, seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: 600, logDir: join(work, "logs"), trains: false }, 0);
+  const llamaCfg = { ...cfg, engine: { ...cfg.engine, type: "llama_cpp" as const, llama_cpp: { ...cfg.engine.llama_cpp, parallel: Number(args.parallel), threads: Number(args.threads) } } };
+  let llama: LlamaCppEngine | undefined;
+  try {
+    await pool.start();
+    llama = (await engineFromConfig(llamaCfg, work, console.error)) as LlamaCppEngine;
+    const worker = async (ps: EnginePrompt[], s: Sampling) => {
+      let samples = 0;
+      let tokens = 0;
+      for (let i = 0; i < ps.length; i += s.prompts_per_request) {
+        const chunk = ps.slice(i, i + s.prompts_per_request);
+        const r = await pool.run(0, (rpc) => drain(workerEngine(rpc.generate.bind(rpc), { name: "worker-0", timeoutMs: 3_600_000 }), chunk, s, kwargs));
+        samples += r.samples;
+        tokens += r.tokens;
+      }
+      return { samples, tokens };
+    };
+    const passes: Pass[] = [];
+    await drain(llama, prompts(cfg, split.train.slice(0, 2), cfg.rollout, "warmup"), cfg.rollout, kwargs); // page the model in
+    for (let r = 0; r < Number(args.repeats); r++) {
+      for (const [name, run] of [["worker", worker], ["llama_cpp", (ps: EnginePrompt[], s: Sampling) => drain(llama!, ps, s, kwargs)]] as const) {
+        const p = await pass(name, cfg, split, run);
+        passes.push(p);
+        console.error(`repeat ${r + 1} ${name}: rollout ${p.rollout_s.toFixed(1)} s + eval ${p.eval_s.toFixed(1)} s, ${p.samples} samples, ${p.tokens} tokens, ${p.tok_s.toFixed(0)} tok/s`);
+      }
+    }
+    const sync = await llama.syncWeights(join(cacheDir(), "models", "smollm2-135m-instruct"), "bench-sync");
+    const med = (e: string, k: keyof Pass) => median(passes.filter((p) => p.engine === e).map((p) => p[k] as number));
+    const summary = {
+      config: args.config, repeats: Number(args.repeats), parallel: Number(args.parallel),
+      worker: { total_s: med("worker", "total_s"), rollout_s: med("worker", "rollout_s"), eval_s: med("worker", "eval_s"), tok_s: med("worker", "tok_s") },
+      llama_cpp: { total_s: med("llama_cpp", "total_s"), rollout_s: med("llama_cpp", "rollout_s"), eval_s: med("llama_cpp", "eval_s"), tok_s: med("llama_cpp", "tok_s") },
+      speedup: med("worker", "total_s") / med("llama_cpp", "total_s"),
+      sync, passes,
+    };
+    console.log(JSON.stringify(summary, null, 2));
+    if (args.json) writeFileSync(args.json, JSON.stringify(summary, null, 2));
+  } finally {
+    await llama?.close();
+    await pool.stop();
+  }
+}
+
+await main();
