@@ -29,6 +29,9 @@ const { values: args } = parseArgs({
     parallel: { type: "string", default: "16" },
     threads: { type: "string", default: "0" },
     json: { type: "string" },
+    /** Fewer problems than the config's (first N of each split), for a loaded machine. */
+    train: { type: "string" },
+    heldout: { type: "string" },
   },
 });
 
@@ -70,7 +73,8 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); cons
 
 async function main() {
   const { config: cfg } = loadExperiment(args.config!);
-  const split = arithmeticSplits(cfg.seed, cfg.data.train_size, cfg.data.heldout_size);
+  const all = arithmeticSplits(cfg.seed, cfg.data.train_size, cfg.data.heldout_size);
+  const split = { train: all.train.slice(0, Number(args.train ?? all.train.length)), heldout: all.heldout.slice(0, Number(args.heldout ?? all.heldout.length)) };
   const work = mkdtempSync(join(tmpdir(), "pcot-bench-engines-"));
   const kwargs = cfg.model.chat_template_kwargs;
   const pool = new WorkerPool(cfg.workers.count, { modelSource: cfg.model.source, dtype: cfg.model.dtype, device: "cpu", trainableLayers: 0,
@@ -103,7 +107,7 @@ async function main() {
     const sync = await llama.syncWeights(join(cacheDir(), "models", "smollm2-135m-instruct"), "bench-sync");
     const med = (e: string, k: keyof Pass) => median(passes.filter((p) => p.engine === e).map((p) => p[k] as number));
     const summary = {
-      config: args.config, repeats: Number(args.repeats), parallel: Number(args.parallel),
+      config: args.config, train_prompts: split.train.length, heldout_prompts: split.heldout.length, repeats: Number(args.repeats), parallel: Number(args.parallel),
       worker: { total_s: med("worker", "total_s"), rollout_s: med("worker", "rollout_s"), eval_s: med("worker", "eval_s"), tok_s: med("worker", "tok_s") },
       llama_cpp: { total_s: med("llama_cpp", "total_s"), rollout_s: med("llama_cpp", "rollout_s"), eval_s: med("llama_cpp", "eval_s"), tok_s: med("llama_cpp", "tok_s") },
       speedup: med("worker", "total_s") / med("llama_cpp", "total_s"),

@@ -66,6 +66,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
+// The "exit" hook above misses a controller killed by a signal; PDEATHSIG (util-linux setpriv, where
+// present) makes the kernel kill the server when its parent dies, as the workers arrange for themselves.
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+function withParentDeath(cmd: string, args: string[]): [string, string[]] {
+  return SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", cmd, ...args]] : [cmd, args];
+}
+
 export function serverArgs(o: LlamaServerOptions, port: number): string[] {
   const args = ["--model", o.gguf, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(o.parallel),
     "--ctx-size", String(o.ctxSize * o.parallel), "--cont-batching", "--no-webui"];
@@ -92,7 +99,7 @@ export class LlamaServer {
     this.port = await freePort();
     mkdirSync(this.o.logDir, { recursive: true });
     const log = openSync(join(this.o.logDir, `llama-server-${++this.starts}.log`), "w");
-    const proc = spawn(this.o.binary, serverArgs(this.o, this.port), { stdio: ["ignore", log, log] });
+    const proc = spawn(...withParentDeath(this.o.binary, serverArgs(this.o, this.port)), { stdio: ["ignore", log, log] });
     this.proc = proc;
     live.add(proc);
     proc.once("exit", () => live.delete(proc));
