@@ -368,7 +368,7 @@ export const SftSchema = z
   })
   .prefault({});
 
-/** Where generation runs (`engine:`; docs/SCALING.md). Owned by the rollout-engine work (issue 11). */
+/** Where generation runs (`engine:`; docs/SCALING.md "Rollout engines"). Owned by the rollout-engine work (issue 11). */
 export const EngineSchema = z
   .strictObject({
     /** "worker": the gRPC workers (default); "openai": any OpenAI-compatible server at base_url; "llama_cpp":
