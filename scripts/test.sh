@@ -6,6 +6,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROMPTCOT_ROOT"
 bash scripts/bootstrap.sh || { echo "bootstrap failed"; echo "0 passed, 1 failed"; exit 1; }
 PY="$(venv_python)"
+# llama.cpp's llama-server, for the llama_cpp rollout engine's test against a real server. Built here, not in
+# the bootstrap, because the quickstart does not use it; cached outside the clone, so only a fresh machine
+# pays the build (~8 min on 2 cores).
+bash scripts/llama-server.sh >/dev/null || { echo "llama-server build failed (scripts/llama-server.sh)"; echo "0 passed, 1 failed"; exit 1; }
 # Optional released data (benchmarks, math-verify's suite) for the tests that use it when present; a plain
 # clone has none and those tests skip, naming the variable.
 if [ -z "${PROMPTCOT_SHARED_DATA:-}" ] && [ -d "$PROMPTCOT_ROOT/../shared/data" ]; then
