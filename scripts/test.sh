@@ -10,11 +10,6 @@ PY="$(venv_python)"
 # the bootstrap, because the quickstart does not use it; cached outside the clone, so only a fresh machine
 # pays the build (~8 min on 2 cores).
 bash scripts/llama-server.sh >/dev/null || { echo "llama-server build failed (scripts/llama-server.sh)"; echo "0 passed, 1 failed"; exit 1; }
-# Optional released data (benchmarks, math-verify's suite) for the tests that use it when present; a plain
-# clone has none and those tests skip, naming the variable.
-if [ -z "${PROMPTCOT_SHARED_DATA:-}" ] && [ -d "$PROMPTCOT_ROOT/../shared/data" ]; then
-  export PROMPTCOT_SHARED_DATA="$(cd "$PROMPTCOT_ROOT/../shared/data" && pwd)"
-fi
 OUT="$(mktemp -d)"
 
 CI=true npx vitest run --reporter=default --reporter=json --outputFile.json="$OUT/vitest.json"

@@ -6,8 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadBenchmark, resolveBench, stripChatTemplate } from "../src/eval/benchmarks.js";
-import { SHARED_DATA, sharedDataFile } from "./helpers/shared-data.js";
-import { existsSync } from "node:fs";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "bench-"));
 const jsonl = (path: string, rows: object[]) => writeFileSync(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
@@ -120,25 +118,5 @@ describe("--bench names", () => {
     jsonl(join(repo, "data", "benchmarks", "aime24.jsonl"), [{ problem: "p", answer: "1" }]);
     expect(resolveBench("AIME-2024", repo)).toEqual({ name: "aime24", path: join(repo, "data", "benchmarks", "aime24.jsonl") });
     expect(() => resolveBench("nosuch", repo)).toThrow(new RegExp(`benchmark 'nosuch' not found: .*in ${join(repo, "data", "benchmarks")}, ${join(repo, "..", "shared", "data", "benchmarks")}`));
-  });
-});
-
-const EXPECTED_ROWS: Record<string, number> = { aime24: 30, aime25: 30, hmmt25: 30, math500: 500, gsm8k: 1319, codeforces: 408 };
-
-describe.skipIf(!sharedDataFile("benchmarks"))(`released benchmarks (${SHARED_DATA}/benchmarks)`, () => {
-  it("load every row with the template and the boxed instruction gone", () => {
-    for (const [name, rows] of Object.entries(EXPECTED_ROWS)) {
-      const b = loadBenchmark(sharedDataFile(`benchmarks/${name}.jsonl`)!);
-      expect(b.problems.length + b.skipped.length, name).toBe(rows);
-      for (const p of b.problems) {
-        expect(p.text, `${name} ${p.id}`).not.toMatch(/<\|im_|<｜|\\boxed\{\}|<think>/);
-        if (p.kind === "math") expect(p.answer, `${name} ${p.id}`).toBeTruthy();
-        else expect(p.tests!.length, `${name} ${p.id}`).toBeGreaterThan(0);
-      }
-      // AIME answers are integers (aime25's row 19 is released as "336^\circ", so only aime24 is checked)
-      if (name === "aime24") expect(b.problems.filter((p) => !/^\d+$/.test(p.answer!))).toEqual([]);
-    }
-    const gsm = loadBenchmark(sharedDataFile("benchmarks/gsm8k.jsonl")!);
-    expect(gsm.problems[0]).toMatchObject({ id: "0", answer: "18", text: expect.stringMatching(/^Janet’s ducks lay 16 eggs/) });
   });
 });

@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Deduplicator, dedupJsonlFile, dedupRows, loadBenchmarks, chooseBands, lshRecall } from "../src/synthesis/dedup/index.js";
 import { UniversalHashes, murmur3Bytes, murmur3String, seededU32 } from "../src/synthesis/dedup/hash.js";
-import { sharedDataFile } from "./helpers/shared-data.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FIX = join(ROOT, "test", "fixtures", "dedup");
@@ -201,14 +200,6 @@ describe("decontamination", () => {
     expect(report.summary).toMatchObject({ rows: 6, kept: 2, benchmarkItems: 8, dropped: { contaminated: 4 } });
   });
 
-  const gsm8k = sharedDataFile("benchmarks/gsm8k.jsonl");
-  it.skipIf(!gsm8k)("catches a reworded GSM8K test problem in the released benchmark file (template baked in)", async () => {
-    const index = await loadBenchmarks([gsm8k!]);
-    const d = new Deduplicator({ benchmarks: index });
-    const reworded = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells what is left at the market for $2 per egg. How much does she earn daily?";
-    expect(d.check(reworded, { index: 0, line: 1 })).toMatchObject({ keep: false, reason: "contaminated", match: "ngram", item: { line: 1, id: "0" } });
-    expect(d.check("Janet's cats sleep sixteen hours per day; how many hours are they awake in a week?", { index: 1, line: 2 })).toEqual({ keep: true });
-  });
 });
 
 describe("promptcot dedup (CLI)", () => {
