@@ -29,16 +29,17 @@ export function pythonPath(): string {
   return py;
 }
 
-/** Environment for Python child processes: the worker packages on the path, unbuffered output. */
+/** What every Python worker process needs set: the worker packages on the path, unbuffered output, offline hubs. */
+export const WORKER_PYTHON_ENV: Readonly<Record<string, string>> = {
+  PYTHONPATH: join(REPO_ROOT, "python-workers"),
+  PYTHONUNBUFFERED: "1",
+  PYTHONDONTWRITEBYTECODE: "1",
+  TOKENIZERS_PARALLELISM: "false",
+  HF_HUB_OFFLINE: "1",
+  TRANSFORMERS_OFFLINE: "1",
+};
+
+/** Environment for Python child processes of the controller: its own environment plus WORKER_PYTHON_ENV. */
 export function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PYTHONPATH: join(REPO_ROOT, "python-workers"),
-    PYTHONUNBUFFERED: "1",
-    PYTHONDONTWRITEBYTECODE: "1",
-    TOKENIZERS_PARALLELISM: "false",
-    HF_HUB_OFFLINE: "1",
-    TRANSFORMERS_OFFLINE: "1",
-    ...extra,
-  };
+  return { ...process.env, ...WORKER_PYTHON_ENV, ...extra };
 }

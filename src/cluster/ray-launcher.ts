@@ -13,7 +13,7 @@ import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { PROTO_VERSION, WorkerRpc } from "../rpc/worker-client.js";
 import type { PoolWorker, WorkerLauncher } from "./launcher.js";
 import { WorkerDiedError, workerArgs, workerIndex, type WorkerSpec } from "./local-launcher.js";
-import { pythonPath, REPO_ROOT } from "./python-env.js";
+import { pythonPath, WORKER_PYTHON_ENV } from "./python-env.js";
 import { isTerminal, RayJobsClient, type JobDetails } from "./ray-jobs.js";
 
 export type RaySettings = Experiment["cluster"]["ray"];
@@ -259,15 +259,7 @@ class RayWorker implements PoolWorker {
 
 /** Environment of the launcher and, through Ray's runtime_env, of its actors and their servers. */
 function workerEnv(spec: WorkerSpec): Record<string, string> {
-  return {
-    PYTHONPATH: join(REPO_ROOT, "python-workers"),
-    PYTHONUNBUFFERED: "1",
-    PYTHONDONTWRITEBYTECODE: "1",
-    TOKENIZERS_PARALLELISM: "false",
-    HF_HUB_OFFLINE: "1",
-    TRANSFORMERS_OFFLINE: "1",
-    ...(spec.runDir ? { PROMPTCOT_RUN_DIR: spec.runDir } : {}),
-  };
+  return { ...WORKER_PYTHON_ENV, ...(spec.runDir ? { PROMPTCOT_RUN_DIR: spec.runDir } : {}) };
 }
 
 function readTail(path: string, bytes = 8_192): string {
