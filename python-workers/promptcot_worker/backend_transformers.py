@@ -440,14 +440,7 @@ class TransformersBackend:
 
     def load_checkpoint(self, path: Path, load_optimizer: bool) -> int:
         """Load weights (and optionally optimizer state); weights_version becomes the checkpoint's."""
-        if not path.is_dir():
-            raise FileNotFoundError(f"no checkpoint directory at {path}")
-        meta = checkpoint.read_meta(path)
-        saved_layers = meta.get("trainable_layers", self.trainable_layers)
-        if load_optimizer and saved_layers != self.trainable_layers:
-            raise ValueError(
-                f"optimizer state is for --trainable-layers {saved_layers}, this worker has {self.trainable_layers}"
-            )
+        meta = checkpoint.meta_for_load(path, self.trainable_layers, load_optimizer)
         checkpoint.load_weights(path, self.model)
         if load_optimizer or self.master is not None:
             self._masters().load(checkpoint.load_masters(path))

@@ -95,14 +95,31 @@ def read_meta(path: Path) -> dict[str, Any]:
     return json.loads(meta_file.read_text()) if meta_file.exists() else {}
 
 
-def load_weights(path: Path, model: PreTrainedModel) -> None:
-    """Copy saved tensors into the live parameters in place, so optimizer references stay valid."""
+def meta_for_load(path: Path, trainable_layers: int, load_optimizer: bool) -> dict[str, Any]:
+    """The checkpoint's metadata, refusing a missing directory or optimizer state for other trainable layers."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"no checkpoint directory at {path}")
+    meta = read_meta(path)
+    saved_layers = meta.get("trainable_layers", trainable_layers)
+    if load_optimizer and saved_layers != trainable_layers:
+        raise ValueError(f"optimizer state is for --trainable-layers {saved_layers}, this worker has {trainable_layers}")
+    return meta
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint's *.safetensors files."""
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no *.safetensors in {path}")
     state: dict[str, torch.Tensor] = {}
     for f in files:
         state.update(load_file(str(f)))
+    return state
+
+
+def load_weights(path: Path, model: PreTrainedModel) -> None:
+    """Copy saved tensors into the live parameters in place, so optimizer references stay valid."""
+    state = read_safetensors(path)
     live = model.state_dict()
     if set(state) - set(live):
         state = _converted_state(path, model)

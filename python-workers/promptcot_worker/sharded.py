@@ -27,7 +27,6 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_model_state_dict,
     set_optimizer_state_dict,
@@ -206,13 +205,7 @@ class ShardedBackend(TransformersBackend):
         return checkpoint.save(path, self.model, self.tokenizer, opt_sd, meta, masters, state_dict=weights)
 
     def load_checkpoint(self, path: Path, load_optimizer: bool) -> int:
-        if not path.is_dir():
-            raise FileNotFoundError(f"no checkpoint directory at {path}")
-        meta = checkpoint.read_meta(path)
-        saved_layers = meta.get("trainable_layers", self.trainable_layers)
-        if load_optimizer and saved_layers != self.trainable_layers:
-            raise ValueError(f"optimizer state is for --trainable-layers {saved_layers}, "
-                             f"this worker has {self.trainable_layers}")
+        meta = checkpoint.meta_for_load(path, self.trainable_layers, load_optimizer)
         opts = StateDictOptions(full_state_dict=True)
         set_model_state_dict(self.model, self._full_weights(path), options=opts)
         if load_optimizer:
@@ -228,12 +221,7 @@ class ShardedBackend(TransformersBackend):
 
     def _full_weights(self, path: Path) -> dict[str, torch.Tensor]:
         """fp32 weights: the checkpoint's masters where it has them, else its safetensors upcast."""
-        files = sorted(path.glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(f"no *.safetensors in {path}")
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(load_file(str(f)))
+        state = checkpoint.read_safetensors(path)
         state.update(checkpoint.load_masters(path) or {})
         live = {n: p for n, p in self.model.named_parameters()}
         live_keys = set(self.model.state_dict())
