@@ -11,7 +11,7 @@ mkdir -p "$TS_OUT" "$PY_OUT"
 "$PY" -m grpc_tools.protoc -I proto \
   --plugin=protoc-gen-ts_proto="$PROMPTCOT_ROOT/node_modules/.bin/protoc-gen-ts_proto" \
   --ts_proto_out="$TS_OUT" \
-  --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,env=node,forceLong=number,importSuffix=.js,useOptionals=none \
+  --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,env=node,forceLong=number,importSuffix=.js,useOptionals=messages \
   --python_out="$PY_OUT" --grpc_python_out="$PY_OUT" \
   proto/promptcot_worker.proto
 # grpc's Python generator emits an absolute import; make it package-relative.

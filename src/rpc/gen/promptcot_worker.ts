@@ -200,7 +200,7 @@ export interface SamplingParams {
 
 export interface GenerateRequest {
   prompts: PromptInput[];
-  sampling: SamplingParams | undefined;
+  sampling?: SamplingParams | undefined;
   returnLogprobs: boolean;
   /** JSON object passed to the chat template as keyword arguments, e.g. {"enable_thinking": false}. */
   chatTemplateKwargsJson: string;
@@ -229,10 +229,32 @@ export interface GenerateResponse {
   promptOpensThink: boolean;
 }
 
+/**
+ * A record in a shard file of the run directory (docs/DATA_PLANE.md "Workers read shards"): a worker that
+ * shares the controller's filesystem reads token ids itself instead of receiving them through the controller.
+ * Only read under the worker's PROMPTCOT_RUN_DIR; a missing file, a crc mismatch or a path outside it is
+ * INVALID_ARGUMENT naming the file and offset.
+ */
+export interface ShardRef {
+  /** absolute, or relative to PROMPTCOT_RUN_DIR */
+  file: string;
+  /** byte offset of the record's frame */
+  offset: number;
+  /** bytes of the frame (8-byte length and crc, then the payload) */
+  length: number;
+  /** IEEE CRC-32 of the payload, as in the frame */
+  crc32: number;
+  /** the section to decode: "token_ids" (a sample), "prompt_token_ids" (a prompt) */
+  section: string;
+}
+
 export interface ScoreItem {
   id: string;
   promptTokenIds: number[];
   completionTokenIds: number[];
+  /** Instead of the inline ids above (which must then be empty): where the worker reads them. */
+  promptRef?: ShardRef | undefined;
+  completionRef?: ShardRef | undefined;
 }
 
 export interface ScoreRequest {
@@ -274,6 +296,11 @@ export interface TrainExample {
   oldLogprobs: number[];
   /** GRPO: reference policy's per-token log-probs (KL penalty), when kl_coef > 0 */
   refLogprobs: number[];
+  /** Instead of the matching inline ids (which must then be empty): where the worker reads them (see ShardRef). */
+  promptRef?: ShardRef | undefined;
+  completionRef?: ShardRef | undefined;
+  chosenRef?: ShardRef | undefined;
+  rejectedRef?: ShardRef | undefined;
 }
 
 export interface TrainHyper {
@@ -313,7 +340,7 @@ export interface TrainStepRequest {
   stepId: string;
   loss: LossKind;
   examples: TrainExample[];
-  hyper: TrainHyper | undefined;
+  hyper?: TrainHyper | undefined;
 }
 
 export interface TrainStepResponse {
@@ -1710,8 +1737,132 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
   },
 };
 
+function createBaseShardRef(): ShardRef {
+  return { file: "", offset: 0, length: 0, crc32: 0, section: "" };
+}
+
+export const ShardRef: MessageFns<ShardRef> = {
+  encode(message: ShardRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.file !== "") {
+      writer.uint32(10).string(message.file);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).int64(message.offset);
+    }
+    if (message.length !== 0) {
+      writer.uint32(24).int64(message.length);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(32).uint32(message.crc32);
+    }
+    if (message.section !== "") {
+      writer.uint32(42).string(message.section);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseShardRef();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.file = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 16) {
+            break;
+          }
+
+          message.offset = longToNumber(reader.int64());
+          continue;
+        }
+        case 3: {
+          if (tag !== 24) {
+            break;
+          }
+
+          message.length = longToNumber(reader.int64());
+          continue;
+        }
+        case 4: {
+          if (tag !== 32) {
+            break;
+          }
+
+          message.crc32 = reader.uint32();
+          continue;
+        }
+        case 5: {
+          if (tag !== 42) {
+            break;
+          }
+
+          message.section = reader.string();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): ShardRef {
+    return {
+      file: isSet(object.file) ? globalThis.String(object.file) : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
+      section: isSet(object.section) ? globalThis.String(object.section) : "",
+    };
+  },
+
+  toJSON(message: ShardRef): unknown {
+    const obj: any = {};
+    if (message.file !== "") {
+      obj.file = message.file;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    if (message.crc32 !== 0) {
+      obj.crc32 = Math.round(message.crc32);
+    }
+    if (message.section !== "") {
+      obj.section = message.section;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardRef>, I>>(base?: I): ShardRef {
+    return ShardRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardRef>, I>>(object: I): ShardRef {
+    const message = createBaseShardRef();
+    message.file = object.file ?? "";
+    message.offset = object.offset ?? 0;
+    message.length = object.length ?? 0;
+    message.crc32 = object.crc32 ?? 0;
+    message.section = object.section ?? "";
+    return message;
+  },
+};
+
 function createBaseScoreItem(): ScoreItem {
-  return { id: "", promptTokenIds: [], completionTokenIds: [] };
+  return { id: "", promptTokenIds: [], completionTokenIds: [], promptRef: undefined, completionRef: undefined };
 }
 
 export const ScoreItem: MessageFns<ScoreItem> = {
@@ -1729,6 +1880,12 @@ export const ScoreItem: MessageFns<ScoreItem> = {
       writer.int32(v);
     }
     writer.join();
+    if (message.promptRef !== undefined) {
+      ShardRef.encode(message.promptRef, writer.uint32(34).fork()).join();
+    }
+    if (message.completionRef !== undefined) {
+      ShardRef.encode(message.completionRef, writer.uint32(42).fork()).join();
+    }
     return writer;
   },
 
@@ -1783,6 +1940,22 @@ export const ScoreItem: MessageFns<ScoreItem> = {
 
           break;
         }
+        case 4: {
+          if (tag !== 34) {
+            break;
+          }
+
+          message.promptRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
+        case 5: {
+          if (tag !== 42) {
+            break;
+          }
+
+          message.completionRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1805,6 +1978,16 @@ export const ScoreItem: MessageFns<ScoreItem> = {
         : globalThis.Array.isArray(object?.completion_token_ids)
         ? object.completion_token_ids.map((e: any) => globalThis.Number(e))
         : [],
+      promptRef: isSet(object.promptRef)
+        ? ShardRef.fromJSON(object.promptRef)
+        : isSet(object.prompt_ref)
+        ? ShardRef.fromJSON(object.prompt_ref)
+        : undefined,
+      completionRef: isSet(object.completionRef)
+        ? ShardRef.fromJSON(object.completionRef)
+        : isSet(object.completion_ref)
+        ? ShardRef.fromJSON(object.completion_ref)
+        : undefined,
     };
   },
 
@@ -1819,6 +2002,12 @@ export const ScoreItem: MessageFns<ScoreItem> = {
     if (message.completionTokenIds?.length) {
       obj.completionTokenIds = message.completionTokenIds.map((e) => Math.round(e));
     }
+    if (message.promptRef !== undefined) {
+      obj.promptRef = ShardRef.toJSON(message.promptRef);
+    }
+    if (message.completionRef !== undefined) {
+      obj.completionRef = ShardRef.toJSON(message.completionRef);
+    }
     return obj;
   },
 
@@ -1830,6 +2019,12 @@ export const ScoreItem: MessageFns<ScoreItem> = {
     message.id = object.id ?? "";
     message.promptTokenIds = object.promptTokenIds?.map((e) => e) || [];
     message.completionTokenIds = object.completionTokenIds?.map((e) => e) || [];
+    message.promptRef = (object.promptRef !== undefined && object.promptRef !== null)
+      ? ShardRef.fromPartial(object.promptRef)
+      : undefined;
+    message.completionRef = (object.completionRef !== undefined && object.completionRef !== null)
+      ? ShardRef.fromPartial(object.completionRef)
+      : undefined;
     return message;
   },
 };
@@ -2138,6 +2333,10 @@ function createBaseTrainExample(): TrainExample {
     weight: 0,
     oldLogprobs: [],
     refLogprobs: [],
+    promptRef: undefined,
+    completionRef: undefined,
+    chosenRef: undefined,
+    rejectedRef: undefined,
   };
 }
 
@@ -2185,6 +2384,18 @@ export const TrainExample: MessageFns<TrainExample> = {
       writer.float(v);
     }
     writer.join();
+    if (message.promptRef !== undefined) {
+      ShardRef.encode(message.promptRef, writer.uint32(90).fork()).join();
+    }
+    if (message.completionRef !== undefined) {
+      ShardRef.encode(message.completionRef, writer.uint32(98).fork()).join();
+    }
+    if (message.chosenRef !== undefined) {
+      ShardRef.encode(message.chosenRef, writer.uint32(106).fork()).join();
+    }
+    if (message.rejectedRef !== undefined) {
+      ShardRef.encode(message.rejectedRef, writer.uint32(114).fork()).join();
+    }
     return writer;
   },
 
@@ -2335,6 +2546,38 @@ export const TrainExample: MessageFns<TrainExample> = {
 
           break;
         }
+        case 11: {
+          if (tag !== 90) {
+            break;
+          }
+
+          message.promptRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
+        case 12: {
+          if (tag !== 98) {
+            break;
+          }
+
+          message.completionRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
+        case 13: {
+          if (tag !== 106) {
+            break;
+          }
+
+          message.chosenRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
+        case 14: {
+          if (tag !== 114) {
+            break;
+          }
+
+          message.rejectedRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2388,6 +2631,26 @@ export const TrainExample: MessageFns<TrainExample> = {
         : globalThis.Array.isArray(object?.ref_logprobs)
         ? object.ref_logprobs.map((e: any) => globalThis.Number(e))
         : [],
+      promptRef: isSet(object.promptRef)
+        ? ShardRef.fromJSON(object.promptRef)
+        : isSet(object.prompt_ref)
+        ? ShardRef.fromJSON(object.prompt_ref)
+        : undefined,
+      completionRef: isSet(object.completionRef)
+        ? ShardRef.fromJSON(object.completionRef)
+        : isSet(object.completion_ref)
+        ? ShardRef.fromJSON(object.completion_ref)
+        : undefined,
+      chosenRef: isSet(object.chosenRef)
+        ? ShardRef.fromJSON(object.chosenRef)
+        : isSet(object.chosen_ref)
+        ? ShardRef.fromJSON(object.chosen_ref)
+        : undefined,
+      rejectedRef: isSet(object.rejectedRef)
+        ? ShardRef.fromJSON(object.rejectedRef)
+        : isSet(object.rejected_ref)
+        ? ShardRef.fromJSON(object.rejected_ref)
+        : undefined,
     };
   },
 
@@ -2423,6 +2686,18 @@ export const TrainExample: MessageFns<TrainExample> = {
     if (message.refLogprobs?.length) {
       obj.refLogprobs = message.refLogprobs;
     }
+    if (message.promptRef !== undefined) {
+      obj.promptRef = ShardRef.toJSON(message.promptRef);
+    }
+    if (message.completionRef !== undefined) {
+      obj.completionRef = ShardRef.toJSON(message.completionRef);
+    }
+    if (message.chosenRef !== undefined) {
+      obj.chosenRef = ShardRef.toJSON(message.chosenRef);
+    }
+    if (message.rejectedRef !== undefined) {
+      obj.rejectedRef = ShardRef.toJSON(message.rejectedRef);
+    }
     return obj;
   },
 
@@ -2441,6 +2716,18 @@ export const TrainExample: MessageFns<TrainExample> = {
     message.weight = object.weight ?? 0;
     message.oldLogprobs = object.oldLogprobs?.map((e) => e) || [];
     message.refLogprobs = object.refLogprobs?.map((e) => e) || [];
+    message.promptRef = (object.promptRef !== undefined && object.promptRef !== null)
+      ? ShardRef.fromPartial(object.promptRef)
+      : undefined;
+    message.completionRef = (object.completionRef !== undefined && object.completionRef !== null)
+      ? ShardRef.fromPartial(object.completionRef)
+      : undefined;
+    message.chosenRef = (object.chosenRef !== undefined && object.chosenRef !== null)
+      ? ShardRef.fromPartial(object.chosenRef)
+      : undefined;
+    message.rejectedRef = (object.rejectedRef !== undefined && object.rejectedRef !== null)
+      ? ShardRef.fromPartial(object.rejectedRef)
+      : undefined;
     return message;
   },
 };
