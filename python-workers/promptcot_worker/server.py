@@ -39,7 +39,7 @@ from .gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
 from .models import load_source  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
-from . import sharded, text_ops  # noqa: E402
+from . import shard_refs, sharded, text_ops  # noqa: E402
 
 PROTO_VERSION = "promptcot.worker.v1"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -207,7 +207,7 @@ class Worker(pb_grpc.WorkerServicer):
 
     @rpc
     def ScoreLogProbs(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
-        items = [(list(i.prompt_token_ids), list(i.completion_token_ids)) for i in request.items]
+        items = shard_refs.score_items(request.items, os.environ.get("PROMPTCOT_RUN_DIR"))
         with self.using_model() as backend:
             scores = backend.score(items, request.return_token_logprobs, request.logit_temperature or 1.0)
         results = [
@@ -221,7 +221,8 @@ class Worker(pb_grpc.WorkerServicer):
     def TrainStep(self, request: pb.TrainStepRequest, context: grpc.ServicerContext) -> pb.TrainStepResponse:
         if request.loss not in _LOSS_KINDS:
             raise ValueError("TrainStep.loss must be SFT, DPO or GRPO")
-        examples = [_example(e) for e in request.examples]
+        ids = shard_refs.example_ids(request.examples, os.environ.get("PROMPTCOT_RUN_DIR"))
+        examples = [_example(e, i) for e, i in zip(request.examples, ids)]
         with self.using_model() as backend:
             metrics = backend.train_step(request.step_id, _LOSS_KINDS[request.loss], examples, _hyper(request.hyper))
             log.info("train step %s (%s): %s", request.step_id, pb.LossKind.Name(request.loss),
@@ -314,10 +315,10 @@ def _encode(
     return ids
 
 
-def _example(e: pb.TrainExample) -> Example:
+def _example(e: pb.TrainExample, ids: dict[str, list[int]]) -> Example:
+    """`ids`: the example's token ids, inline or read from the shard refs (shard_refs.example_ids)."""
     return Example(
-        prompt=list(e.prompt_token_ids), completion=list(e.completion_token_ids),
-        chosen=list(e.chosen_token_ids), rejected=list(e.rejected_token_ids),
+        prompt=ids["prompt"], completion=ids["completion"], chosen=ids["chosen"], rejected=ids["rejected"],
         ref_chosen_logp=e.ref_chosen_logp, ref_rejected_logp=e.ref_rejected_logp,
         advantage=e.advantage, weight=e.weight or 1.0,
         old_logprobs=list(e.old_logprobs), ref_logprobs=list(e.ref_logprobs),

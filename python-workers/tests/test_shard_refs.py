@@ -1,0 +1,249 @@
+"""Workers read token ids from shard refs (promptcot_worker/shard_refs.py): the decoder against the committed
+v1 fixture and the stdlib tool, the refusals (damaged record, missing file, path outside the run directory),
+and a real tiny worker whose ScoreLogProbs and DPO TrainStep give the same bits with refs as inline."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import struct
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+from conftest import TINY, RunningWorker, start_worker
+from promptcot_worker import shard_refs
+from promptcot_worker.gen import promptcot_worker_pb2 as pb
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "test" / "fixtures" / "shard-v1.pcs"
+_spec = importlib.util.spec_from_file_location("read_shards", ROOT / "tools" / "read_shards.py")
+read_shards = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(read_shards)
+
+
+# ---- a writer for test shards (the format of docs/DATA_PLANE.md; the TypeScript writer makes the fixture) ----
+
+def varints(ids: list[int]) -> bytes:
+    out = bytearray()
+    for v in ids:
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out)
+
+
+def record(key: str, kind: str, sections: dict[str, list[int]]) -> bytes:
+    blobs = {name: zlib.compress(varints(ids), 1) for name, ids in sections.items()}
+    meta = json.dumps({"key": key, "kind": kind, "sections": [
+        {"name": n, "enc": "varint+zlib", "bytes": len(blobs[n]), "count": len(ids)} for n, ids in sections.items()]}).encode()
+    payload = struct.pack("<I", len(meta)) + meta + b"".join(blobs.values())
+    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+def write_shard(path: Path, records: list[bytes]) -> list[pb.ShardRef]:
+    """Writes a shard; returns a ref per record (section left empty: the caller names it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data, refs, off = bytearray(b"PCSHARD\0" + struct.pack("<HHI", 1, 0, 0)), [], 16
+    for r in records:
+        refs.append(pb.ShardRef(file=str(path), offset=off, length=len(r), crc32=struct.unpack_from("<I", r, 4)[0]))
+        data += r
+        off += len(r)
+    path.write_bytes(bytes(data))
+    return refs
+
+
+def with_section(ref: pb.ShardRef, section: str, **change) -> pb.ShardRef:
+    out = pb.ShardRef()
+    out.CopyFrom(ref)
+    out.section = section
+    for k, v in change.items():
+        setattr(out, k, v)
+    return out
+
+
+# ---- the decoder ----
+
+def fixture_refs() -> list[tuple[pb.ShardRef, dict]]:
+    return [(pb.ShardRef(file=str(FIXTURE), offset=off, length=8 + struct.unpack_from("<I", FIXTURE.read_bytes(), off)[0],
+                         crc32=struct.unpack_from("<I", FIXTURE.read_bytes(), off + 4)[0]), sections)
+            for off, _meta, sections in read_shards.read_shard(FIXTURE)]
+
+
+def test_reads_the_v1_fixture_as_the_stdlib_tool_does():
+    reader = shard_refs.ShardReader(str(ROOT))
+    seen = 0
+    for ref, sections in fixture_refs():
+        for name, value in sections.items():
+            if name in ("token_ids", "prompt_token_ids"):
+                assert reader.ids(with_section(ref, name)) == value
+                seen += 1
+    assert seen == 3  # one prompt record, two samples with token ids
+    first_sample = fixture_refs()[1][0]
+    assert reader.ids(with_section(first_sample, "token_ids")) == [0, 127, 128, 16_383, 16_384, 151_935, 4_294_967_295]
+
+
+def test_a_text_section_is_not_token_ids():
+    ref = fixture_refs()[1][0]
+    with pytest.raises(shard_refs.ShardRefError, match="section 'text' is utf8\\+zlib, not token ids"):
+        shard_refs.ShardReader(str(ROOT)).ids(with_section(ref, "text"))
+    with pytest.raises(shard_refs.ShardRefError, match="has no section 'logprobs'"):
+        shard_refs.ShardReader(str(ROOT)).ids(with_section(ref, "logprobs"))
+
+
+def test_refusals_name_the_file_and_offset(tmp_path: Path):
+    run = tmp_path / "run"
+    [ref] = write_shard(run / "shards" / "rollout" / "it001" / "a.pcs", [record("s", "sample", {"token_ids": [5, 6, 7]})])
+    ok = with_section(ref, "token_ids")
+    assert shard_refs.ShardReader(str(run)).ids(ok) == [5, 6, 7]
+    relative = with_section(ok, "token_ids", file="shards/rollout/it001/a.pcs")
+    assert shard_refs.ShardReader(str(run)).ids(relative) == [5, 6, 7]
+
+    damaged = bytearray(Path(ref.file).read_bytes())
+    damaged[-2] ^= 0x01  # a flipped bit inside the record's payload
+    (run / "shards" / "rollout" / "it001" / "b.pcs").write_bytes(bytes(damaged))
+    bad = with_section(ok, "token_ids", file=str(run / "shards" / "rollout" / "it001" / "b.pcs"))
+    with pytest.raises(shard_refs.ShardRefError, match=r"b\.pcs at byte 16: crc32 mismatch"):
+        shard_refs.ShardReader(str(run)).ids(bad)
+    with pytest.raises(shard_refs.ShardRefError, match=r"missing\.pcs at byte 16: cannot read"):
+        shard_refs.ShardReader(str(run)).ids(with_section(ok, "token_ids", file="shards/missing.pcs"))
+    with pytest.raises(shard_refs.ShardRefError, match="truncated"):
+        shard_refs.ShardReader(str(run)).ids(with_section(ok, "token_ids", length=ok.length + 10))
+
+    outside = tmp_path / "elsewhere.pcs"
+    outside.write_bytes(Path(ref.file).read_bytes())
+    for file in (str(outside), "../elsewhere.pcs", "shards/../../elsewhere.pcs"):
+        with pytest.raises(shard_refs.ShardRefError, match="outside the run directory"):
+            shard_refs.ShardReader(str(run)).ids(with_section(ok, "token_ids", file=file))
+    (run / "link.pcs").symlink_to(outside)  # a symlink out of the run directory is outside too
+    with pytest.raises(shard_refs.ShardRefError, match="outside the run directory"):
+        shard_refs.ShardReader(str(run)).ids(with_section(ok, "token_ids", file="link.pcs"))
+    with pytest.raises(shard_refs.ShardRefError, match="no PROMPTCOT_RUN_DIR"):
+        shard_refs.ShardReader(None).ids(ok)
+
+
+def test_inline_and_ref_together_are_ambiguous(tmp_path: Path):
+    [ref] = write_shard(tmp_path / "s.pcs", [record("s", "sample", {"token_ids": [1]})])
+    item = pb.ScoreItem(id="x", prompt_token_ids=[1], completion_token_ids=[2], completion_ref=with_section(ref, "token_ids"))
+    with pytest.raises(shard_refs.ShardRefError, match="completion_token_ids and completion_ref are both set"):
+        shard_refs.score_items([item], str(tmp_path))
+    item.ClearField("completion_token_ids")
+    assert shard_refs.score_items([item], str(tmp_path)) == [([1], [1])]
+
+
+# ---- a real worker ----
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="module")
+def shard_worker(run_dir: Path) -> Iterator[RunningWorker]:
+    saved = os.environ.get("PROMPTCOT_RUN_DIR")
+    os.environ["PROMPTCOT_RUN_DIR"] = str(run_dir)  # start_worker copies the environment
+    try:
+        worker = start_worker(*TINY, "--seed", "11", "--worker-id", "shards")
+    finally:
+        if saved is None:
+            del os.environ["PROMPTCOT_RUN_DIR"]
+        else:
+            os.environ["PROMPTCOT_RUN_DIR"] = saved
+    yield worker
+    worker.stop()
+
+
+def samples(run_dir: Path, seed: int, prompts: int = 2, per_prompt: int = 2):
+    """(prompt ids, completion ids, prompt ref, completion ref) written as the controller writes them:
+    one prompt record shared by its samples."""
+    rng = random.Random(seed)
+    out, records, plan = [], [], []
+    for p in range(prompts):
+        prompt = [rng.randrange(3, 2000) for _ in range(5 + p)]
+        records.append(record(f"p{p}", "prompt", {"prompt_token_ids": prompt}))
+        pi = len(records) - 1
+        for s in range(per_prompt):
+            completion = [rng.randrange(3, 2000) for _ in range(4 + s + p)]
+            records.append(record(f"p{p}/{s}", "sample", {"token_ids": completion}))
+            plan.append((prompt, completion, pi, len(records) - 1))
+    refs = write_shard(run_dir / "shards" / "rollout" / "it001" / f"seed{seed}.pcs", records)
+    for prompt, completion, pi, ci in plan:
+        out.append((prompt, completion, with_section(refs[pi], "prompt_token_ids"), with_section(refs[ci], "token_ids")))
+    return out
+
+
+def score(worker: RunningWorker, items: list[pb.ScoreItem]) -> list[pb.ScoreResult]:
+    return list(worker.stub.ScoreLogProbs(pb.ScoreRequest(items=items, return_token_logprobs=True), timeout=120).results)
+
+
+def test_score_with_refs_equals_inline_bit_for_bit(shard_worker: RunningWorker, run_dir: Path):
+    data = samples(run_dir, seed=1)
+    inline = score(shard_worker, [pb.ScoreItem(id=str(i), prompt_token_ids=p, completion_token_ids=c) for i, (p, c, _, _) in enumerate(data)])
+    refs = score(shard_worker, [pb.ScoreItem(id=str(i), prompt_ref=pr, completion_ref=cr) for i, (_, _, pr, cr) in enumerate(data)])
+    assert [r.id for r in refs] == [r.id for r in inline]
+    assert [r.sum_logprob for r in refs] == [r.sum_logprob for r in inline]
+    assert [list(r.token_logprobs) for r in refs] == [list(r.token_logprobs) for r in inline]
+    assert [r.num_tokens for r in refs] == [len(c) for _, c, _, _ in data]
+
+
+def dpo_step(worker: RunningWorker, step_id: str, examples: list[pb.TrainExample]) -> dict[str, float]:
+    req = pb.TrainStepRequest(step_id=step_id, loss=pb.DPO, examples=examples,
+                              hyper=pb.TrainHyper(learning_rate=1e-2, beta=0.1, micro_batch_size=2))
+    metrics = dict(worker.stub.TrainStep(req, timeout=180).metrics)
+    del metrics["seconds"]  # wall time, the one metric that may differ
+    return metrics
+
+
+def test_dpo_step_with_refs_equals_inline(shard_worker: RunningWorker, run_dir: Path, tmp_path: Path):
+    data = samples(run_dir, seed=2, prompts=2, per_prompt=2)
+    pairs = [(data[0], data[1]), (data[2], data[3])]  # chosen and rejected share their prompt record
+    ref_logp = score(shard_worker, [pb.ScoreItem(id=str(i), prompt_token_ids=d[0], completion_token_ids=d[1]) for i, d in enumerate(data)])
+    logp = {i: r.sum_logprob for i, r in enumerate(ref_logp)}
+    inline = [pb.TrainExample(prompt_token_ids=c[0], chosen_token_ids=c[1], rejected_token_ids=r[1],
+                              ref_chosen_logp=logp[2 * k], ref_rejected_logp=logp[2 * k + 1]) for k, (c, r) in enumerate(pairs)]
+    by_ref = [pb.TrainExample(prompt_ref=c[2], chosen_ref=c[3], rejected_ref=r[3],
+                              ref_chosen_logp=logp[2 * k], ref_rejected_logp=logp[2 * k + 1]) for k, (c, r) in enumerate(pairs)]
+    dpo_step(shard_worker, "warm", inline)  # so the checkpoint below has optimizer state to restore
+    start = tmp_path / "start"
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(start), include_optimizer=True))
+    m_inline = dpo_step(shard_worker, "inline", inline)
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(tmp_path / "inline"), include_optimizer=True))
+    shard_worker.stub.LoadCheckpoint(pb.LoadCheckpointRequest(path=str(start), load_optimizer=True))
+    m_refs = dpo_step(shard_worker, "refs", by_ref)
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(tmp_path / "refs"), include_optimizer=True))
+    assert m_refs == m_inline and m_inline["loss"] > 0
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("start", "inline", "refs")]
+    assert weights[1] == weights[2] and weights[0] != weights[1]
+
+
+def test_a_damaged_shard_is_invalid_argument_naming_the_file(shard_worker: RunningWorker, run_dir: Path):
+    [(_, _, pr, cr)] = samples(run_dir, seed=3, prompts=1, per_prompt=1)
+    path = Path(cr.file)
+    data = bytearray(path.read_bytes())
+    data[cr.offset + cr.length - 1] ^= 0x40  # one flipped bit in the sample record's last byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(grpc.RpcError) as err:
+        score(shard_worker, [pb.ScoreItem(id="x", prompt_ref=pr, completion_ref=cr)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"{path} at byte {cr.offset}: crc32 mismatch" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        dpo_step(shard_worker, "damaged", [pb.TrainExample(prompt_ref=pr, chosen_ref=cr, rejected_ref=cr)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and str(path) in err.value.details()
+
+
+def test_a_path_outside_the_run_dir_is_refused(shard_worker: RunningWorker, run_dir: Path, tmp_path: Path):
+    [(_, _, pr, cr)] = samples(run_dir, seed=4, prompts=1, per_prompt=1)
+    outside = tmp_path / "outside.pcs"
+    outside.write_bytes(Path(cr.file).read_bytes())  # a valid shard, in the wrong place
+    for file in (str(outside), os.path.relpath(outside, run_dir)):
+        moved = with_section(cr, "token_ids", file=file)
+        with pytest.raises(grpc.RpcError) as err:
+            score(shard_worker, [pb.ScoreItem(id="x", prompt_ref=pr, completion_ref=moved)])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "outside the run directory" in err.value.details() and file in err.value.details()
