@@ -123,7 +123,7 @@ function timed(cmd: string, argv: string[]): { run: Run; stdout: string; stderr:
 }
 
 function runOurs(inPath: string, outPath: string, bands: number, rows: number): Run {
-  const r = timed(process.execPath, [join(ROOT, "bin", "promptcot.mjs"), "dedup", "--in", inPath, "--out", outPath, "--threshold", String(THRESHOLD), "--bands", String(bands), "--rows", String(rows)]);
+  const r = timed(process.execPath, [join(ROOT, "bin", "promptcot.mjs"), "dedup", "--in", inPath, "--out", outPath, "--threshold", String(THRESHOLD), "--bands", String(bands), "--rows", String(rows), "--words", "promptcot"]);
   r.run.seconds = Number(/; ([\d.]+) s, \d+ rows\/s/.exec(r.stderr)![1]);
   return r.run;
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { Deduplicator, dedupJsonlFile, dedupRows, loadBenchmarks, chooseBands, lshRecall } from "../src/synthesis/dedup/index.js";
+import { BenchmarkIndex, Deduplicator, dedupJsonlFile, dedupRows, loadBenchmarks, chooseBands, lshRecall } from "../src/synthesis/dedup/index.js";
 import { UniversalHashes, murmur3Bytes, murmur3String, seededU32 } from "../src/synthesis/dedup/hash.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -15,7 +15,31 @@ const FIX = join(ROOT, "test", "fixtures", "dedup");
 const BENCH = [join(FIX, "benchmarks-chat.jsonl"), join(FIX, "benchmarks-plain.jsonl")];
 
 // ---- an independent statement of the rules: string sets, no hashing, every pair compared ----
-function naiveWords(text: string): Set<string> {
+const SYMBOLS = "+-*/=^<>()[]{}|!%_×÷·⋅≤≥≠±∓√∑∏∫∞∈∪∩⊂⊆≡≈∘′";
+/** The "math" rule by regex: words, and runs of numbers and symbols joined across spaces (a space kept between two numbers). */
+function naiveMathTokens(text: string): { text: string; math: boolean }[] {
+  const parts = text.toLowerCase().match(/[\p{L}\p{N}]+(?:\.[0-9]+)*|\s+|./gsu) ?? [];
+  const out: { text: string; math: boolean }[] = [];
+  let run: string[] = [];
+  const flush = () => {
+    const t = run.join("").replace(/\s+/g, "").replace(/\u0001/g, " ");
+    if (run.length && !/^[()[\]{}|_-]*$/.test(t)) out.push({ text: t, math: true });
+    run = [];
+  };
+  for (const p of parts) {
+    const num = /^[0-9]+(?:\.[0-9]+)*$/.test(p);
+    if (num || SYMBOLS.includes(p)) run.push(num && run.length && /[0-9]$/.test(run.filter((x) => !/^\s+$/.test(x)).at(-1)!) && /^\s+$/.test(run.at(-1)!) ? `\u0001${p}` : p);
+    else if (/^\s+$/.test(p)) { if (run.length) run.push(p); }
+    else {
+      flush();
+      if (/^[\p{L}\p{N}]/u.test(p)) out.push({ text: p.replace(/\./g, " ").split(" ")[0]!, math: false });
+    }
+  }
+  flush();
+  return out;
+}
+function naiveWords(text: string, rule: "math" | "promptcot" = "math"): Set<string> {
+  if (rule === "math") return new Set(naiveMathTokens(text).filter((t) => t.math || [...t.text].length >= 4).map((t) => t.text));
   return new Set(text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => [...w].length >= 4 && !/^[0-9]+$/.test(w)));
 }
 function naiveJaccard(a: Set<string>, b: Set<string>): number {
@@ -24,14 +48,14 @@ function naiveJaccard(a: Set<string>, b: Set<string>): number {
   const union = a.size + b.size - inter;
   return union === 0 ? 0 : inter / union;
 }
-function naiveKept(texts: string[], threshold = 0.8): number[] {
+function naiveKept(texts: string[], threshold = 0.8, rule: "math" | "promptcot" = "math"): number[] {
   const kept: number[] = [];
   const keys = new Set<string>();
   for (let i = 0; i < texts.length; i++) {
     const key = texts[i]!.toLowerCase().replace(/\s+/g, " ").trim();
     if (keys.has(key)) continue;
-    const w = naiveWords(texts[i]!);
-    if (w.size > 0 && kept.some((k) => naiveJaccard(w, naiveWords(texts[k]!)) >= threshold)) continue;
+    const w = naiveWords(texts[i]!, rule);
+    if (w.size > 0 && kept.some((k) => naiveJaccard(w, naiveWords(texts[k]!, rule)) >= threshold)) continue;
     kept.push(i);
     keys.add(key);
   }
@@ -150,12 +174,14 @@ describe("dedup", () => {
         texts.push(words.join(" "));
       } else texts.push(Array.from({ length: 12 + (rnd() % 10) }, () => `${vocab[rnd() % 40]} ${rnd() % 100}`).join(" "));
     }
-    const d = new Deduplicator();
-    const kept = texts.flatMap((t, i) => (d.check(t, { index: i, line: i + 1 }).keep ? [i] : []));
-    const want = naiveKept(texts);
-    expect(want.length).toBeLessThan(500);
-    expect(want.length).toBeGreaterThan(200);
-    expect(kept).toEqual(want);
+    for (const words of ["math", "promptcot"] as const) {
+      const d = new Deduplicator({ words });
+      const kept = texts.flatMap((t, i) => (d.check(t, { index: i, line: i + 1 }).keep ? [i] : []));
+      const want = naiveKept(texts, 0.8, words);
+      expect(want.length, words).toBeLessThan(500);
+      expect(want.length, words).toBeGreaterThan(200);
+      expect(kept, words).toEqual(want);
+    }
   });
 
   it("streams: dedupRows yields each row with its verdict as it arrives", async () => {
@@ -200,6 +226,63 @@ describe("decontamination", () => {
     expect(report.summary).toMatchObject({ rows: 6, kept: 2, benchmarkItems: 8, dropped: { contaminated: 4 } });
   });
 
+});
+
+describe("numbers and expressions (word rule \"math\")", () => {
+  const index = (texts: string[], words: "math" | "promptcot" = "math") => {
+    const b = new BenchmarkIndex(0.8, 1, words);
+    texts.forEach((text, i) => b.add({ file: "held-out", line: i + 1, text }));
+    return b;
+  };
+  const check = (bench: string[], row: string, words: "math" | "promptcot" = "math") =>
+    new Deduplicator({ words, benchmarks: index(bench, words) }).check(row, { index: 0, line: 1 });
+  const SHOP = "A shop sells pens at 3 dollars each and notebooks at 5 dollars each. Ana buys 2 pens and 4 notebooks. How much does she pay?";
+
+  it("compares expressions without their spacing, in order, a decimal as one number", () => {
+    const w = (t: string) => [...naiveWords(t)].sort();
+    expect(w("What is 3 + 4 * 2?")).toEqual(["3+4*2", "what"]);
+    expect(w("what is 3+4*2")).toEqual(w("What is 3 + 4 * 2?"));
+    expect(w("What is 4 + 3 * 2?")).not.toEqual(w("What is 3 + 4 * 2?"));
+    expect(w("What is (3 + 4) * 2?")).not.toEqual(w("What is 3 + (4 * 2)?"));
+    expect(w("Take 1 000 apples")).not.toEqual(w("Take 1000 apples"));
+    expect(w("Pour 3.5 liters, a well-known trick (in liters)")).toEqual(["3.5", "known", "liters", "pour", "take", "trick", "well"].filter((x) => x !== "take"));
+    // the library's word sets are the regex statement's: Jaccard over them decides, so compare verdicts
+    const d = new Deduplicator({ threshold: 1 });
+    const texts = ["What is 3 + 4 * 2?", "what is 3+4*2", "What is 4 + 3 * 2?", "What is (3 + 4) * 2?", "Take 1 000 apples", "Take 1000 apples", "Pour 3.5 liters"];
+    expect(texts.filter((t, i) => d.check(t, { index: i, line: i + 1 }).keep)).toEqual(texts.filter((_, i) => naiveKept(texts, 1).includes(i)));
+  });
+
+  it("does not flag a held-out problem's template with other numbers (PromptCoT's word rule did, at Jaccard 1)", () => {
+    const pairs: [string, string][] = [
+      ["What is 5 + 1 * 7?", "What is 3 + 4 * 2?"],
+      ["What is 3 + 4 * 2?", "What is 4 + 3 * 2?"],
+      ["What is 6 + 8?", "What is 7 + 5?"],
+      [SHOP, SHOP.replace("at 3", "at 6").replace("at 5", "at 8").replace("buys 2", "buys 3").replace("and 4", "and 7")],
+    ];
+    for (const [held, row] of pairs) {
+      expect(check([held], row), row).toEqual({ keep: true });
+      expect(check([held], row, "promptcot"), row).toMatchObject({ keep: false, reason: "contaminated", match: "jaccard", jaccard: 1 });
+    }
+    // among synthesized problems alike: two arithmetic questions are two problems
+    const d = new Deduplicator();
+    expect(d.check("What is 3 + 4 * 2?", { index: 0, line: 1 })).toEqual({ keep: true });
+    expect(d.check("What is 5 + 1 * 7?", { index: 1, line: 2 })).toEqual({ keep: true });
+  });
+
+  it("still flags the same problem re-spaced, re-cased or re-worded", () => {
+    expect(check(["What is 3 + 4 * 2?"], "what is 3+4*2")).toMatchObject({ keep: false, reason: "contaminated", match: "ngram", ngram: "what is 3+4*2" });
+    expect(check(["What is 3 + 4 * 2?"], "WHAT IS 3 +4 * 2 ?")).toMatchObject({ keep: false, reason: "contaminated" });
+    expect(check([SHOP], SHOP.replace("A shop", "A store").replace("pay?", "pay in total?"))).toMatchObject({ keep: false, reason: "contaminated" });
+    // short words changed throughout: no 13 tokens in a row survive, the word set (with the numbers) does
+    expect(check([SHOP], SHOP.replace(/ at /g, " for ").replace(/ and /g, " & "))).toMatchObject({ keep: false, reason: "contaminated", match: "jaccard", jaccard: 1 });
+    const d = new Deduplicator();
+    d.check("What is 3 + 4 * 2?", { index: 0, line: 1, id: "a" });
+    expect(d.check("what is 3+4*2 ?", { index: 1, line: 2 })).toMatchObject({ keep: false, reason: "near_duplicate", of: { id: "a" }, jaccard: 1 });
+  });
+
+  it("refuses a benchmark index built with another word rule", () => {
+    expect(() => new Deduplicator({ words: "math", benchmarks: index([], "promptcot") })).toThrow(/same rule/);
+  });
 });
 
 describe("promptcot dedup (CLI)", () => {

@@ -1,6 +1,6 @@
 // `promptcot dedup`: exact, near-duplicate and benchmark-overlap removal over a JSONL file of problems.
 import type { Command } from "commander";
-import { DedupInputError, dedupJsonlFile } from "../synthesis/dedup/index.js";
+import { DedupInputError, WORD_RULES, type WordRule, dedupJsonlFile } from "../synthesis/dedup/index.js";
 
 export interface DedupCliOptions {
   in: string;
@@ -11,6 +11,7 @@ export interface DedupCliOptions {
   report?: string;
   bands?: number;
   rows?: number;
+  words: WordRule;
 }
 
 function positiveInt(flag: string) {
@@ -19,6 +20,11 @@ function positiveInt(flag: string) {
     if (!Number.isInteger(n) || n < 1) throw new DedupInputError(`${flag} must be a positive integer, got '${v}'`, "command line");
     return n;
   };
+}
+
+function wordRule(v: string): WordRule {
+  if (!(WORD_RULES as readonly string[]).includes(v)) throw new DedupInputError(`--words must be one of ${WORD_RULES.join(", ")}, got '${v}'`, "command line");
+  return v as WordRule;
 }
 
 function threshold(v: string): number {
@@ -31,7 +37,7 @@ export async function dedupCommand(o: DedupCliOptions, log: (line: string) => vo
   if ((o.bands ?? 1) * (o.rows ?? 1) > 128) throw new DedupInputError("--bands × --rows must be at most 128 (the MinHash permutations)", "command line");
   const s = await dedupJsonlFile({
     inPath: o.in, outPath: o.out, reportPath: o.report, field: o.field, threshold: o.threshold, against: o.against,
-    bands: o.bands, rows: o.rows,
+    bands: o.bands, rows: o.rows, words: o.words,
   });
   const d = s.dropped;
   log(
@@ -54,6 +60,7 @@ export function registerDedup(program: Command, setCode: (code: number) => void)
     .option("--report <file>", "dropped rows with the row or benchmark item each one matches (.json: one object; else JSONL)")
     .option("--bands <n>", "LSH bands (default: chosen for the threshold)", positiveInt("--bands"))
     .option("--rows <n>", "LSH rows per band (default: chosen for the threshold)", positiveInt("--rows"))
+    .option("--words <rule>", "what is compared: math (words, numbers and expressions) or promptcot (PromptCoT 2.0's words of 4+ letters)", wordRule, "math")
     .action(async (o: DedupCliOptions) => {
       setCode(await dedupCommand(o));
     });

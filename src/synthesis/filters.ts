@@ -68,7 +68,7 @@ export function answerFilter(answer: string | null | undefined): FilterResult {
 /** Whether the problem overlaps a benchmark problem: the decontamination check of dedup, reused. */
 export function benchmarkFilter(problem: string, benchmarks: BenchmarkIndex, hasher = new MinHasher()): FilterResult {
   const lower = problemText(problem).toLowerCase();
-  const words = wordSetHashes(lower, new U32Vec());
+  const words = wordSetHashes(lower, new U32Vec(), benchmarks.rule);
   const hit: Contamination | null = benchmarks.check(lower, words, words.length > 0 ? hasher.signature(words) : null);
   if (!hit) return KEEP;
   const where = `${hit.item.file}:${hit.item.line}${hit.item.id !== undefined ? ` (id ${hit.item.id})` : ""}`;

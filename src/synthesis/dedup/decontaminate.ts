@@ -1,8 +1,10 @@
 // Benchmark decontamination: a problem is contaminated when it shares any 13-word sequence with a benchmark
 // problem (so a light rewording elsewhere in the text is still caught), or when its word set is a near
 // duplicate (Jaccard ≥ threshold) of one (rewording spread across the text). Both sides are compared as
-// problem text: chat template and PromptCoT's fixed instructions removed, lower-case, punctuation to spaces.
-import { forEachToken, problemText } from "./text.js";
+// problem text: chat template and PromptCoT's fixed instructions removed, lower-case, punctuation to spaces;
+// under the default "math" word rule numbers and expressions are tokens too (text.ts WordRule), so a
+// template-identical problem with other numbers is not flagged.
+import { type WordRule, forEachRuleToken, problemText } from "./text.js";
 import { key53, murmur3String, murmur3Words } from "./hash.js";
 import { LshIndex, MinHasher, type NearMatch, chooseBands, wordSetHashes } from "./minhash.js";
 import { U32Vec } from "./table.js";
@@ -37,13 +39,19 @@ export class Tokens {
   ends = new Uint32Array(256);
   length = 0;
   text = "";
+  /** Compared text of the tokens that are not a plain slice of `text` (spaced expressions), by position. */
+  private readonly canon = new Map<number, string>();
+
+  constructor(readonly rule: WordRule = "math") {}
 
   scan(lower: string): this {
     this.text = lower;
     this.length = 0;
-    forEachToken(lower, (start, end) => {
+    this.canon.clear();
+    forEachRuleToken(lower, this.rule, (start, end, _counts, canon) => {
       if (this.length === this.hashes.length) this.grow();
-      this.hashes[this.length] = murmur3String(lower, TOKEN_SEED, start, end);
+      if (canon !== undefined) this.canon.set(this.length, canon);
+      this.hashes[this.length] = canon === undefined ? murmur3String(lower, TOKEN_SEED, start, end) : murmur3String(canon, TOKEN_SEED);
       this.starts[this.length] = start;
       this.ends[this.length++] = end;
     });
@@ -57,7 +65,7 @@ export class Tokens {
 
   words(from: number, n: number): string {
     const out: string[] = [];
-    for (let i = from; i < from + n; i++) out.push(this.text.slice(this.starts[i], this.ends[i]));
+    for (let i = from; i < from + n; i++) out.push(this.canon.get(i) ?? this.text.slice(this.starts[i], this.ends[i]));
     return out.join(" ");
   }
 
@@ -88,13 +96,15 @@ export class BenchmarkIndex {
   private readonly short = new Map<number, number>();
   private readonly lsh: LshIndex;
   private readonly hasher: MinHasher;
-  private readonly tokens = new Tokens();
+  private readonly tokens: Tokens;
   private readonly wordBuf = new U32Vec();
 
-  constructor(readonly threshold = 0.8, seed = 1) {
+  /** rule: how problems become tokens; rows checked against the index must use the same rule. */
+  constructor(readonly threshold = 0.8, seed = 1, readonly rule: WordRule = "math") {
     const { bands, rows } = chooseBands(threshold);
     this.lsh = new LshIndex(bands, rows);
     this.hasher = new MinHasher(undefined, seed);
+    this.tokens = new Tokens(rule);
   }
 
   get size(): number {
@@ -116,7 +126,7 @@ export class BenchmarkIndex {
         else if (prev !== index) this.ngrams.set(k, -1);
       }
     }
-    const words = wordSetHashes(lower, this.wordBuf);
+    const words = wordSetHashes(lower, this.wordBuf, this.rule);
     if (words.length > 0) this.lsh.insert(this.hasher.signature(words), words);
   }
 

@@ -6,7 +6,7 @@
 import { BenchmarkIndex, type BenchmarkRef, type Contamination } from "./decontaminate.js";
 import { U32MultiMap, U32Vec } from "./table.js";
 import { LshIndex, MinHasher, NUM_PERM, chooseBands, wordSetHashes } from "./minhash.js";
-import { exactKey, problemText } from "./text.js";
+import { type WordRule, exactKey, problemText } from "./text.js";
 import { murmur3String } from "./hash.js";
 
 export interface DedupOptions {
@@ -17,6 +17,8 @@ export interface DedupOptions {
   rows?: number;
   /** Seed of the MinHash permutations. */
   seed?: number;
+  /** How texts become word sets (default "math": numbers and expressions count); benchmarks must use the same. */
+  words?: WordRule;
   benchmarks?: BenchmarkIndex;
 }
 
@@ -51,6 +53,7 @@ const EXACT_SEED_B = 0x0e1ac7b;
 
 export class Deduplicator {
   readonly threshold: number;
+  readonly words: WordRule;
   private readonly lsh: LshIndex;
   private readonly hasher: MinHasher;
   private readonly benchmarks?: BenchmarkIndex;
@@ -72,6 +75,10 @@ export class Deduplicator {
     const layout = o.bands !== undefined || o.rows !== undefined ? completeLayout(o.bands, o.rows) : chooseBands(this.threshold);
     this.lsh = new LshIndex(layout.bands, layout.rows);
     this.hasher = new MinHasher(NUM_PERM, o.seed ?? 1);
+    this.words = o.words ?? "math";
+    if (o.benchmarks && o.benchmarks.rule !== this.words) {
+      throw new Error(`the benchmark index uses the "${o.benchmarks.rule}" word rule but dedup uses "${this.words}": build both with the same rule`);
+    }
     this.benchmarks = o.benchmarks;
   }
 
@@ -105,7 +112,7 @@ export class Deduplicator {
     if (exactOf >= 0) return { keep: false, reason: "exact_duplicate", of: this.keptRef(exactOf) };
 
     const lower = problemText(text).toLowerCase();
-    const words = wordSetHashes(lower, this.wordBuf);
+    const words = wordSetHashes(lower, this.wordBuf, this.words);
     const sig = words.length > 0 ? this.hasher.signature(words) : null;
     const hit = this.benchmarks?.check(lower, words, sig);
     if (hit) return { keep: false, reason: "contaminated", ...hit };

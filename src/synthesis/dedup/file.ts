@@ -6,6 +6,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { ConfigError } from "../../config/errors.js";
 import { BenchmarkIndex } from "./decontaminate.js";
+import type { WordRule } from "./text.js";
 import { type DedupOptions, type DedupStats, Deduplicator, type Verdict } from "./dedup.js";
 
 /** Bad input: names the file and line, exits 2. */
@@ -47,8 +48,8 @@ function rowId(row: Record<string, unknown>): string | undefined {
 }
 
 /** Reads benchmark JSONL files (a prompt, problem or question field per row) into one index. */
-export async function loadBenchmarks(files: string[], threshold = 0.8): Promise<BenchmarkIndex> {
-  const index = new BenchmarkIndex(threshold);
+export async function loadBenchmarks(files: string[], threshold = 0.8, rule: WordRule = "math"): Promise<BenchmarkIndex> {
+  const index = new BenchmarkIndex(threshold, 1, rule);
   for (const file of files) {
     for await (const { row, line } of readJsonl(file)) {
       const field = BENCHMARK_FIELDS.find((f) => typeof row[f] === "string");
@@ -110,7 +111,7 @@ function reportEntry(verdict: Exclude<Verdict, { keep: true }>, index: number, l
 export async function dedupJsonlFile(o: DedupFileOptions): Promise<DedupFileSummary> {
   const field = o.field ?? "prompt";
   const t0 = performance.now();
-  const benchmarks = o.against?.length ? await loadBenchmarks(o.against, o.threshold) : undefined;
+  const benchmarks = o.against?.length ? await loadBenchmarks(o.against, o.threshold, o.words) : undefined;
   const dedup = new Deduplicator({ ...o, benchmarks });
   const asJson = o.reportPath?.endsWith(".json") ?? false;
   const out = new Sink(o.outPath);

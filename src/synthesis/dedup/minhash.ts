@@ -1,7 +1,7 @@
-// MinHash signatures over PromptCoT's word sets, an LSH index of band hashes, and exact Jaccard confirmation
+// MinHash signatures over word sets (PromptCoT's, or with numbers and expressions: WordRule), an LSH index of band hashes, and exact Jaccard confirmation
 // on the stored word sets (as 32-bit word hashes, sorted). LSH only proposes candidates; the verdict is the
 // exact Jaccard, so the band layout trades speed against recall and never creates a false duplicate.
-import { MIN_WORD_LENGTH, forEachToken } from "./text.js";
+import { type WordRule, forEachRuleToken } from "./text.js";
 import { U32MultiMap, U32Vec } from "./table.js";
 import { UniversalHashes, murmur3String, murmur3Words } from "./hash.js";
 
@@ -26,11 +26,11 @@ export function chooseBands(threshold: number, numPerm = NUM_PERM, minRecall = 0
   return { bands: numPerm, rows: 1 };
 }
 
-/** Sorted, distinct 32-bit hashes of the row's words (lower-cased text in, PromptCoT's word rule). */
-export function wordSetHashes(lower: string, out: U32Vec): Uint32Array {
+/** Sorted, distinct 32-bit hashes of the row's word set (lower-cased text in; see WordRule). */
+export function wordSetHashes(lower: string, out: U32Vec, rule: WordRule = "math"): Uint32Array {
   out.length = 0;
-  forEachToken(lower, (start, end, numeric, length) => {
-    if (!numeric && length >= MIN_WORD_LENGTH) out.push(murmur3String(lower, WORD_SEED, start, end));
+  forEachRuleToken(lower, rule, (start, end, counts, canon) => {
+    if (counts) out.push(canon === undefined ? murmur3String(lower, WORD_SEED, start, end) : murmur3String(canon, WORD_SEED));
   });
   const view = out.data.subarray(0, out.length).sort();
   let n = 0;

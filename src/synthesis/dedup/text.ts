@@ -81,3 +81,92 @@ export function forEachToken(s: string, fn: (start: number, end: number, numeric
 
 /** PromptCoT's word rule: a word counts for near-duplicate Jaccard when non-numeric and ≥ minLength long. */
 export const MIN_WORD_LENGTH = 4;
+
+/**
+ * How a text becomes the tokens dedup and decontamination compare. "promptcot": PromptCoT 2.0's rule
+ * (letters-and-digits runs; the word set keeps non-numeric words of ≥ 4 characters), so "What is 3 + 4 * 2?"
+ * and "What is 5 + 1 * 7?" are one word set {what}. "math" (default): also numbers and expressions, so
+ * those two differ while "what is 3+4*2" (re-spaced, re-cased) is still the same problem.
+ */
+export type WordRule = "math" | "promptcot";
+export const WORD_RULES: readonly WordRule[] = ["math", "promptcot"];
+
+// Characters that shape an expression. Brackets, hyphens, bars and underscores alone are prose punctuation
+// ("well-known", "(in cm)"), so a run of only those is not a token; with a digit or operator it is.
+const MATH_SYMBOLS = new Set("+-*/=^<>()[]{}|!%_×÷·⋅≤≥≠±∓√∑∏∫∞∈∪∩⊂⊆≡≈∘′");
+const PROSE_ONLY = /^[\s()[\]{}|_-]*$/;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13) || c === 0xa0;
+
+/** An expression's compared text: whitespace removed, except one space between two numbers ("1 000" ≠ "1000"). */
+function compactMath(span: string): string {
+  return span.replace(/\s+/g, (m: string, off: number) => (isDigit(span.charCodeAt(off - 1)) && isDigit(span.charCodeAt(off + m.length)) ? " " : ""));
+}
+
+/**
+ * The "math" rule's tokens of s (already lower-cased), in order: words (letters-and-digits runs that are not
+ * plain numbers) and expressions — maximal runs of numbers (decimals included) and MATH_SYMBOLS with only
+ * whitespace between them, compared without that whitespace ("3 + 4*2" = "3+4*2"). fn gets the span, whether
+ * it is an expression, its length in code points, and its compared text when that is not s.slice(start, end).
+ */
+export function forEachMathToken(s: string, fn: (start: number, end: number, math: boolean, length: number, canon?: string) => void): void {
+  const n = s.length;
+  let runStart = -1;
+  let runEnd = -1;
+  let spaced = false;
+  const flush = (): void => {
+    if (runStart < 0) return;
+    const span = s.slice(runStart, runEnd);
+    if (!PROSE_ONLY.test(span)) {
+      const canon = spaced ? compactMath(span) : undefined;
+      fn(runStart, runEnd, true, [...(canon ?? span)].length, canon);
+    }
+    runStart = -1;
+    spaced = false;
+  };
+  const extend = (start: number, end: number): void => {
+    if (runStart < 0) runStart = start;
+    else if (runEnd < start) spaced = true;
+    runEnd = end;
+  };
+  let i = 0;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (isTokenChar(s, i)) {
+      const start = i;
+      let numeric = true;
+      let length = 0;
+      while (i < n && isTokenChar(s, i)) {
+        const d = s.charCodeAt(i);
+        if (!isDigit(d)) numeric = false;
+        if (d >= 0xd800 && d <= 0xdbff) i++;
+        i++;
+        length++;
+        // a decimal point inside a number belongs to it: "3.5" is one number, not 3 and 5
+        if (numeric && s.charCodeAt(i) === 46 && isDigit(s.charCodeAt(i + 1))) i++;
+      }
+      if (numeric) extend(start, i);
+      else {
+        flush();
+        fn(start, i, false, length);
+      }
+    } else if (MATH_SYMBOLS.has(s[i]!)) {
+      extend(i, i + 1);
+      i++;
+    } else {
+      if (!isSpace(c)) flush();
+      i++;
+    }
+  }
+  flush();
+}
+
+/**
+ * Calls fn(start, end, counts, canon?) for each compared token of s (lower-cased) under a rule; counts:
+ * the token belongs in the near-duplicate word set (a word of ≥ MIN_WORD_LENGTH that is not a number, or,
+ * under "math", any number or expression).
+ */
+export function forEachRuleToken(s: string, rule: WordRule, fn: (start: number, end: number, counts: boolean, canon?: string) => void): void {
+  if (rule === "promptcot") forEachToken(s, (start, end, numeric, length) => fn(start, end, !numeric && length >= MIN_WORD_LENGTH));
+  else forEachMathToken(s, (start, end, math, length, canon) => fn(start, end, math || length >= MIN_WORD_LENGTH, canon));
+}
