@@ -12,6 +12,7 @@ python-workers/tests/test_shard_refs.py checks they agree on the committed v1 fi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import zlib
@@ -21,6 +22,7 @@ MAGIC = b"PCSHARD\0"
 READS_VERSIONS = (1,)
 HEADER_BYTES = 16
 FRAME_BYTES = 8
+log = logging.getLogger("promptcot_worker.shard_refs")
 
 
 class ShardRefError(ValueError):
@@ -62,6 +64,11 @@ class ShardReader:
         self.root = os.path.realpath(run_dir) if run_dir else None
         self._ids: dict[tuple[str, int, int, int, str], list[int]] = {}
         self._checked: set[str] = set()
+
+    def log_reads(self, what: str) -> None:
+        if self._ids:
+            ids = sum(len(v) for v in self._ids.values())
+            log.info("%s: %d token ids read from %d shard records", what, ids, len(self._ids))
 
     def ids(self, ref: Any) -> list[int]:
         path = self._path(ref.file)
@@ -141,8 +148,10 @@ def _pick(reader: ShardReader, msg: Any, field: str, ref_field: str) -> list[int
 def score_items(items: Any, run_dir: str | None) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, completion ids) per ScoreItem, refs resolved."""
     reader = ShardReader(run_dir)
-    return [(_pick(reader, i, "prompt_token_ids", "prompt_ref"), _pick(reader, i, "completion_token_ids", "completion_ref"))
-            for i in items]
+    out = [(_pick(reader, i, "prompt_token_ids", "prompt_ref"), _pick(reader, i, "completion_token_ids", "completion_ref"))
+           for i in items]
+    reader.log_reads("score")
+    return out
 
 
 EXAMPLE_FIELDS = ("prompt", "completion", "chosen", "rejected")
@@ -151,4 +160,6 @@ EXAMPLE_FIELDS = ("prompt", "completion", "chosen", "rejected")
 def example_ids(examples: Any, run_dir: str | None) -> list[dict[str, list[int]]]:
     """{prompt, completion, chosen, rejected: ids} per TrainExample, refs resolved."""
     reader = ShardReader(run_dir)
-    return [{k: _pick(reader, e, f"{k}_token_ids", f"{k}_ref") for k in EXAMPLE_FIELDS} for e in examples]
+    out = [{k: _pick(reader, e, f"{k}_token_ids", f"{k}_ref") for k in EXAMPLE_FIELDS} for e in examples]
+    reader.log_reads("train step")
+    return out

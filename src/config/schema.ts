@@ -441,6 +441,9 @@ export const ClusterSchema = z
         /** A directory every node and the controller see at the same path (registrations, restart requests,
          *  worker logs); default: `<run dir>/ray`. Checkpoints already need such a filesystem. */
         shared_dir: z.string().optional(),
+        /** The run directory is mounted at the controller's path on every node: the trainer then reads
+         *  token ids from its shards instead of receiving them (docs/DATA_PLANE.md "Workers read shards"). */
+        shared_run_dir: z.boolean().default(false),
         /** The Python that runs the launcher on the cluster; default: this controller's virtualenv python. */
         python: z.string().optional(),
         /** Passed to Ray as the job's runtime_env (merged over the PYTHONPATH the launcher needs). */

@@ -4,6 +4,7 @@
 // again as getters that decode from the shard on access, so a pass that reads only the text never decodes
 // token ids and nothing bulky stays referenced after the pass moves on.
 import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import type { SampleStore, ShardRef, PutItem } from "./sample-store.js";
 import { Floats, type SectionValue } from "./shard-format.js";
 
@@ -75,10 +76,38 @@ function promptKey(stage: string, iteration: number, promptId: unknown, ids: num
   return `${stage}|${iteration}|${String(promptId ?? "")}|${h}`;
 }
 
+/** Where one id field of a hydrated row lives: a record of a shard file (absolute path) and its section. */
+export interface FieldRef {
+  file: string;
+  offset: number;
+  length: number;
+  crc32: number;
+  section: string;
+}
+
+const REFS = Symbol("shard refs");
+
+/**
+ * The shard record holding `field` of a row read from the journal, for a worker that reads it itself;
+ * undefined when the row keeps it inline (rows written by the inline data plane, or not a shard field).
+ */
+export function fieldRef(row: object, field: "token_ids" | "prompt_token_ids"): FieldRef | undefined {
+  return (row as { [REFS]?: (f: string) => FieldRef | undefined })[REFS]?.(field);
+}
+
+function refsOf(store: SampleStore, r: PayloadRefs): (field: string) => FieldRef | undefined {
+  return (field) => {
+    const ref = field === PROMPT_FIELD ? r.$prompt : r.$fields?.includes(field) ? r.$shard : undefined;
+    return ref && { file: resolve(store.root, ref.f), offset: ref.o, length: ref.n, crc32: ref.c, section: field };
+  };
+}
+
 /** The row's result with its bulky fields back, decoded from the shard when read. */
 export function hydrate<T>(store: SampleStore, r: T & PayloadRefs): T {
   const { $shard, $prompt, $fields, $token_count: _, ...rest } = r;
   const out = rest as Record<string, unknown>;
+  // Not enumerable: copies, JSON and equality see exactly the record the stage wrote.
+  Object.defineProperty(out, REFS, { value: refsOf(store, { $shard, $prompt, $fields }), enumerable: false });
   for (const f of $fields ?? []) {
     Object.defineProperty(out, f, { enumerable: true, configurable: true, get: () => store.section($shard!, f) });
   }

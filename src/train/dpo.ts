@@ -14,6 +14,7 @@ import type { SampleRecord } from "../selfplay/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
 import { optimizerHyper, totalStepsOf } from "./schedule.js";
+import { pairIds, scoreItemOf, workersReadShards } from "./worker-reads.js";
 
 const CALL_DEADLINE_MS = 60 * 60 * 1000;
 const TRAINER = 0; // worker index that holds the optimizer
@@ -44,16 +45,12 @@ export async function referenceStage(ctx: RunContext, iteration: number, pairs: 
   const todo = pairs.filter((p) => !ctx.journal.has(unitId(iteration, "ref", p.id)));
   if (todo.length === 0) return;
   const samples = samplesById(ctx, iteration);
+  const refs = workersReadShards(ctx.cfg.cluster);
   const progress = new Progress("reference log-probs", todo.length);
   const BATCH = 8;
   for (let i = 0; i < todo.length; i += BATCH) {
     const batch = todo.slice(i, i + BATCH);
-    const items = batch.flatMap((p) =>
-      [p.chosen, p.rejected].map((sid) => {
-        const s = samples.get(sid)!;
-        return { id: sid, promptTokenIds: s.prompt_token_ids, completionTokenIds: s.token_ids };
-      }),
-    );
+    const items = batch.flatMap((p) => [p.chosen, p.rejected].map((sid) => scoreItemOf(sid, samples.get(sid)!, refs)));
     const res = await ctx.pool.run(TRAINER, (rpc) => rpc.score({ items }, CALL_DEADLINE_MS));
     const logp = new Map(res.results.map((r) => [r.id, r.sumLogprob]));
     ctx.journal.record(
@@ -71,15 +68,11 @@ export async function referenceStage(ctx: RunContext, iteration: number, pairs: 
 
 function examplesFor(ctx: RunContext, iteration: number, pairs: Pair[]): TrainExample[] {
   const samples = samplesById(ctx, iteration);
+  const refs = workersReadShards(ctx.cfg.cluster);
   return pairs.map((p) => {
-    const c = samples.get(p.chosen)!;
-    const r = samples.get(p.rejected)!;
     const ref = ctx.journal.get<RefRecord>(unitId(iteration, "ref", p.id))!;
     return {
-      promptTokenIds: c.prompt_token_ids,
-      completionTokenIds: [],
-      chosenTokenIds: c.token_ids,
-      rejectedTokenIds: r.token_ids,
+      ...pairIds(samples.get(p.chosen)!, samples.get(p.rejected)!, refs),
       refChosenLogp: ref.chosen_logp,
       refRejectedLogp: ref.rejected_logp,
       advantage: 0,

@@ -24,6 +24,7 @@ import type { SampleOutcome } from "../selfplay/pairs.js";
 import { gradeStage, gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
 import { Progress } from "../telemetry/progress.js";
 import { epochBatches, updateUnit, type UpdateRecord } from "./dpo.js";
+import { completionIds, scoreItemOf, workersReadShards } from "./worker-reads.js";
 
 const TRAINER = 0;
 const SCORE_BATCH = 8;
@@ -178,9 +179,10 @@ export async function oldLogprobsStage(ctx: RunContext, iteration: number, group
   const todo = batches.filter((b) => !b.every((sid) => ctx.journal.has(oldId(iteration, sid))));
   if (todo.length === 0) return;
   const samples = samplesById(ctx, iteration);
+  const refs = workersReadShards(ctx.cfg.cluster);
   const progress = new Progress("behaviour log-probs", todo.length);
   for (const batch of todo) {
-    const items = batch.map((sid) => ({ id: sid, promptTokenIds: samples.get(sid)!.prompt_token_ids, completionTokenIds: samples.get(sid)!.token_ids }));
+    const items = batch.map((sid) => scoreItemOf(sid, samples.get(sid)!, refs));
     const req = { items, returnTokenLogprobs: true, logitTemperature: ctx.cfg.rollout.temperature || 1 };
     const res = await ctx.pool.run(TRAINER, (rpc) => rpc.score(req, SCORE_DEADLINE_MS));
     ctx.journal.record(res.results.map((r) => ({ id: oldId(iteration, r.id), stage: "old", iteration, result: { logprobs: r.tokenLogprobs } satisfies OldRecord })));
@@ -196,6 +198,7 @@ function samplesById(ctx: RunContext, iteration: number): Map<string, SampleReco
 function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[]): TrainExample[] {
   const samples = samplesById(ctx, iteration);
   const withRef = ctx.cfg.train.grpo.kl_coef > 0;
+  const refs = workersReadShards(ctx.cfg.cluster);
   return groups.flatMap((g) =>
     g.samples
       .filter((s) => samples.get(s.id)!.token_ids.length > 0)
@@ -203,7 +206,7 @@ function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[]): T
         const sample = samples.get(s.id)!;
         const old = ctx.journal.get<OldRecord>(oldId(iteration, s.id))!.logprobs;
         return {
-          promptTokenIds: sample.prompt_token_ids, completionTokenIds: sample.token_ids, chosenTokenIds: [], rejectedTokenIds: [],
+          ...completionIds(sample, refs),
           refChosenLogp: 0, refRejectedLogp: 0, advantage: s.advantage, weight: 1, oldLogprobs: old, refLogprobs: withRef ? old : [],
         };
       }),
