@@ -24,7 +24,7 @@ const table = (rows: string[][]) => {
 };
 
 export function renderProposerReport(ctx: RunContext, main: { before: EvalSummary; iterations: IterationResult[] }, twin?: TwinResult): string {
-  const rows = [["it", "synthesized", "parsed", "passed filters", "kept dedup+decontam", "refs agreed", "rolled out", "policy pairs", "learnable yield [95% CI]", "learnable / rolled out", "proposer pairs (by reason)", "proposer steps", "held-out after"]];
+  const rows = [["it", "synthesized", "parsed", "passed filters", "kept dedup+decontam (dropped by kind)", "refs agreed", "rolled out", "policy pairs", "learnable yield [95% CI]", "learnable / rolled out", "proposer pairs (by reason)", "proposer steps", "held-out after"]];
   for (const it of main.iterations) {
     const p = ctx.journal.get<IterationProblems>(unitId(it.iteration, P_PROBLEMS));
     const pr = ctx.journal.get<ProposerPairsRecord>(unitId(it.iteration, P_PAIRS));
@@ -32,7 +32,7 @@ export function renderProposerReport(ctx: RunContext, main: { before: EvalSummar
     const c = p?.counts;
     const y = pr?.yield;
     rows.push([
-      String(it.iteration), String(c?.generated ?? "-"), String(c?.parsed ?? "-"), String(c?.passed_filters ?? "-"), String(c?.kept_dedup ?? "-"),
+      String(it.iteration), String(c?.generated ?? "-"), String(c?.parsed ?? "-"), String(c?.passed_filters ?? "-"), c ? `${c.kept_dedup}${c.dropped_dedup && Object.keys(c.dropped_dedup).length ? ` ${JSON.stringify(c.dropped_dedup)}` : ""}` : "-",
       String(c?.references_agreed ?? "-"), String(p?.problems.length ?? "-"), String(it.pairs),
       y ? `${y.learnable}/${y.total} = ${pct(y.rate)} [${pct(y.ci.lo)}, ${pct(y.ci.hi)}]` : "-",
       pr ? `${pr.learnable_of_rolled_out.learnable}/${pr.learnable_of_rolled_out.total}` : "-",

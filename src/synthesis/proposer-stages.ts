@@ -17,7 +17,7 @@ import { Progress } from "../telemetry/progress.js";
 import { updateUnit, type UpdateRecord } from "../train/dpo.js";
 import { sftUpdate } from "../train/sft.js";
 import { conceptPoolFromSets, uniformSampler } from "./concepts.js";
-import { BenchmarkIndex, Deduplicator } from "./dedup/index.js";
+import { BenchmarkIndex, Deduplicator, type Verdict } from "./dedup/index.js";
 import { dedupOutcome, runFilters } from "./generate.js";
 import { proposerPairBuilder, learnableYield, type CandidateOutcome, type ProposerCandidate, type ProposerPair, type Yield } from "./proposer-pairs.js";
 import { problemId, type DedupOutcome, type FilterOutcome, type GenerationRecord } from "./provenance.js";
@@ -54,7 +54,12 @@ export interface ScreenRow {
 
 export interface IterationProblems {
   problems: Problem[];
-  counts: { generated: number; parsed: number; malformed: Record<string, number>; passed_filters: number; kept_dedup: number; references_agreed: number; dropped_low_agreement: number };
+  counts: {
+    generated: number; parsed: number; malformed: Record<string, number>; passed_filters: number; kept_dedup: number;
+    /** Dropped by dedup and decontamination, by kind: exact/near duplicate, seed_duplicate, contaminated. */
+    dropped_dedup?: Record<string, number>;
+    references_agreed: number; dropped_low_agreement: number;
+  };
 }
 
 export interface PassRateRecord {
@@ -132,17 +137,31 @@ export async function synthesizeStage(ctx: RunContext, px: ProposerContext, it: 
   progress.finish();
 }
 
-/** Filters, then dedup against every earlier iteration's kept problems and decontamination against held-out; one unit. */
-export function screenStage(ctx: RunContext, it: number): ScreenRow[] {
+const SEED_REF = "seed:";
+
+/** A duplicate of a seed problem (p copied its training data) is its own reason: `seed_duplicate`. */
+function screenOutcome(v: Verdict): DedupOutcome {
+  const o = dedupOutcome(v);
+  return o.duplicate_of?.startsWith(SEED_REF) ? { ...o, kind: "seed_duplicate", ...(!v.keep && v.reason === "exact_duplicate" ? { detail: "exact" } : {}) } : o;
+}
+
+/**
+ * Filters, then dedup against the seed problems p was trained on and every earlier iteration's kept
+ * problems, and decontamination against held-out; one unit. `seeds` is needed only when the unit is not
+ * journaled yet.
+ */
+export function screenStage(ctx: RunContext, it: number, seeds?: readonly SeedRow[]): ScreenRow[] {
   const id = unitId(it, P_SCREEN);
   const done = ctx.journal.get<{ rows: ScreenRow[] }>(id);
   if (done) return done.rows;
+  if (!seeds) throw new Error(`${id} is not journaled yet and no seeds were given to screen against`);
   const heldout = new BenchmarkIndex(ctx.cfg.proposer.dedup.threshold);
   for (const [i, p] of ctx.problems.heldout.entries()) heldout.add({ file: "held-out", line: i + 1, id: p.id, text: p.prompt });
   const dedup = new Deduplicator({ threshold: ctx.cfg.proposer.dedup.threshold, benchmarks: heldout });
   let index = 0;
+  for (const s of seeds) dedup.check(s.prompt, { index, line: ++index, id: `${SEED_REF}${s.id}` });
   for (let e = 1; e < it; e++) {
-    for (const r of screenStage(ctx, e)) if (r.kept) dedup.check(r.problem, { index, line: ++index, id: r.unit });
+    for (const r of screenStage(ctx, e, seeds)) if (r.kept) dedup.check(r.problem, { index, line: ++index, id: r.unit });
   }
   const rows: ScreenRow[] = [];
   for (const { id: unit, result: g } of ctx.journal.iterate<GenerationRecord>(P_GENERATE, it)) {
@@ -150,7 +169,7 @@ export function screenStage(ctx: RunContext, it: number): ScreenRow[] {
     const filters = runFilters(g.problem!);
     const row: ScreenRow = { unit, id: g.id!, problem: g.problem!, filters, kept: false };
     if (filters.failed.length === 0) {
-      row.dedup = dedupOutcome(dedup.check(g.problem!, { index, line: ++index, id: unit }));
+      row.dedup = screenOutcome(dedup.check(g.problem!, { index, line: ++index, id: unit }));
       row.kept = row.dedup.kept;
     }
     rows.push(row);
@@ -165,7 +184,7 @@ export async function problemsStage(ctx: RunContext, px: ProposerContext, it: nu
   const done = ctx.journal.get<IterationProblems>(id);
   if (done) return done.problems;
   await ctx.timer.time("synthesize", () => synthesizeStage(ctx, px, it));
-  const rows = screenStage(ctx, it);
+  const rows = screenStage(ctx, it, px.seeds);
   const kept = rows.filter((r) => r.kept);
   const t = ctx.cfg.proposer.teacher;
   const refs = await ctx.timer.time("references", () =>
@@ -177,12 +196,19 @@ export async function problemsStage(ctx: RunContext, px: ProposerContext, it: nu
   for (const g of gens) if (!g.ok) malformed[g.reason!] = (malformed[g.reason!] ?? 0) + 1;
   const counts: IterationProblems["counts"] = {
     generated: gens.length, parsed: gens.filter((g) => g.ok).length, malformed,
-    passed_filters: rows.filter((r) => r.filters.failed.length === 0).length, kept_dedup: kept.length,
+    passed_filters: rows.filter((r) => r.filters.failed.length === 0).length, kept_dedup: kept.length, dropped_dedup: dedupCounts(rows),
     references_agreed: refs.stats.kept, dropped_low_agreement: refs.stats.dropped_low_agreement,
   };
   ctx.journal.record([{ id, stage: P_PROBLEMS, iteration: it, result: { problems, counts } satisfies IterationProblems }]);
-  ctx.log(`iteration ${it}: synthesized ${counts.generated}, parsed ${counts.parsed}, passed filters ${counts.passed_filters}, kept by dedup ${counts.kept_dedup}, references agreed ${counts.references_agreed}`);
+  ctx.log(`iteration ${it}: synthesized ${counts.generated}, parsed ${counts.parsed}, passed filters ${counts.passed_filters}, kept by dedup ${counts.kept_dedup} (dropped ${JSON.stringify(counts.dropped_dedup)}), references agreed ${counts.references_agreed}`);
   return problems;
+}
+
+/** Screened rows that dedup or decontamination dropped, by kind. */
+export function dedupCounts(rows: readonly ScreenRow[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rows) if (r.dedup && !r.dedup.kept) out[r.dedup.kind!] = (out[r.dedup.kind!] ?? 0) + 1;
+  return out;
 }
 
 /** The policy's pass rate on each of the iteration's problems, over countable samples (as self-play pairs count them). */

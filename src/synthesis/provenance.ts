@@ -45,7 +45,7 @@ export interface FilterOutcome {
 
 export interface DedupOutcome {
   kept: boolean;
-  /** "exact" | "near" | "contaminated"; with the row or benchmark item it duplicates. */
+  /** "exact_duplicate" | "near_duplicate" | "contaminated" | "seed_duplicate" (proposer only); with the row or benchmark item it duplicates. */
   kind?: string;
   duplicate_of?: string;
   detail?: string;
