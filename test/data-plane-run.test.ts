@@ -1,10 +1,12 @@
 // The same small self-play run (tiny random model, 2 iterations with DPO updates) through the old inline
-// journal and the shard data plane: identical units (read back), artifacts, pairs and final weights.
+// journal and the shard data plane: identical units (read back), artifacts, pairs and final weights. On the
+// shard plane the (local) trainer reads reference-scoring and DPO token ids from the shards itself (ShardRef);
+// on the inline plane rows have no refs and the ids go inline.
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compareCheckpoints, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL } from "./helpers/run-harness.js";
+import { compareCheckpoints, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL, workerLog } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 const ARGS = [
@@ -48,6 +50,9 @@ describe("inline journal vs shard data plane", () => {
         expect(readFileSync(join(shards, "artifacts", it, f), "utf8"), `${it}/${f}`).toBe(readFileSync(join(inline, "artifacts", it, f), "utf8"));
       }
     }
+    const reads = (dir: string) => workerLog(dir).match(/^.*(score|train step): \d+ [a-z -]+ read from \d+ shard records$/gm) ?? [];
+    expect(reads(inline)).toEqual([]);
+    expect(reads(shards).some((l) => l.includes("score:")) && reads(shards).some((l) => l.includes("train step:")), workerLog(shards).slice(-3000)).toBe(true);
     const cmp = compareCheckpoints(lastCheckpoint(inline), lastCheckpoint(shards));
     for (const part of [cmp.weights, cmp.optimizer]) {
       expect(part.mismatch).toBeUndefined();

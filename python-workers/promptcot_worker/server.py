@@ -315,13 +315,13 @@ def _encode(
     return ids
 
 
-def _example(e: pb.TrainExample, ids: dict[str, list[int]]) -> Example:
-    """`ids`: the example's token ids, inline or read from the shard refs (shard_refs.example_ids)."""
+def _example(e: pb.TrainExample, ids: dict[str, list]) -> Example:
+    """`ids`: the example's token ids and log-probs, inline or read from the shard refs (shard_refs.example_ids)."""
     return Example(
         prompt=ids["prompt"], completion=ids["completion"], chosen=ids["chosen"], rejected=ids["rejected"],
         ref_chosen_logp=e.ref_chosen_logp, ref_rejected_logp=e.ref_rejected_logp,
         advantage=e.advantage, weight=e.weight or 1.0,
-        old_logprobs=list(e.old_logprobs), ref_logprobs=list(e.ref_logprobs),
+        old_logprobs=ids["old_logprobs"], ref_logprobs=ids["ref_logprobs"],
     )
 
 

@@ -42,6 +42,15 @@ def decode_varints(raw: bytes, count: int) -> list[int]:
     return out
 
 
+def decode_floats(raw: bytes, enc: str, count: int) -> list[float]:
+    """float32 values either way: the writer used f64le only for values float32 cannot hold, and the inline
+    path (`repeated float`) rounds those to float32 too."""
+    if enc == "f32le+zlib":
+        return list(struct.unpack(f"<{count}f", raw))
+    doubles = struct.unpack(f"<{count}d", raw)
+    return list(struct.unpack(f"<{count}f", struct.pack(f"<{count}f", *doubles)))
+
+
 def record_sections(payload: bytes) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], bytes]]]:
     """A verified payload's meta and the raw bytes of each section, by name."""
     (meta_len,) = struct.unpack_from("<I", payload, 0)
@@ -62,19 +71,26 @@ class ShardReader:
 
     def __init__(self, run_dir: str | None) -> None:
         self.root = os.path.realpath(run_dir) if run_dir else None
-        self._ids: dict[tuple[str, int, int, int, str], list[int]] = {}
+        self._ids: dict[tuple[str, int, int, int, str, str], list] = {}
         self._checked: set[str] = set()
 
     def log_reads(self, what: str) -> None:
         if self._ids:
             ids = sum(len(v) for v in self._ids.values())
-            log.info("%s: %d token ids read from %d shard records", what, ids, len(self._ids))
+            log.info("%s: %d token ids or log-probs read from %d shard records", what, ids, len(self._ids))
 
     def ids(self, ref: Any) -> list[int]:
+        return self._cached(ref, "varint")
+
+    def floats(self, ref: Any) -> list[float]:
+        """A float section (GRPO's behaviour log-probs), as float32 values: what the inline `repeated float` carries."""
+        return self._cached(ref, "float")
+
+    def _cached(self, ref: Any, kind: str) -> list:
         path = self._path(ref.file)
-        key = (path, ref.offset, ref.length, ref.crc32, ref.section)
+        key = (path, ref.offset, ref.length, ref.crc32, ref.section, kind)
         if key not in self._ids:
-            self._ids[key] = self._read(path, ref)
+            self._ids[key] = self._read(path, ref, kind)
         return self._ids[key]
 
     def _path(self, file: str) -> str:
@@ -87,7 +103,7 @@ class ShardReader:
                                 "the worker reads shards only under PROMPTCOT_RUN_DIR")
         return path
 
-    def _read(self, path: str, ref: Any) -> list[int]:
+    def _read(self, path: str, ref: Any, kind: str) -> list:
         where = f"shard {path} at byte {ref.offset}"
         if ref.length <= FRAME_BYTES or ref.offset < HEADER_BYTES:
             raise ShardRefError(f"{where}: bad ref (length {ref.length}, offset {ref.offset})")
@@ -105,7 +121,7 @@ class ShardReader:
         if zlib.crc32(payload) != ref.crc32 or struct.unpack_from("<I", frame, 4)[0] != ref.crc32:
             raise ShardRefError(f"{where}: crc32 mismatch, the record is damaged or was changed after the "
                                 "controller journaled it")
-        return self._section(where, payload, ref.section)
+        return self._section(where, payload, ref.section, kind)
 
     def _check_header(self, path: str, head: bytes) -> None:
         if path in self._checked:
@@ -119,7 +135,7 @@ class ShardReader:
         self._checked.add(path)
 
     @staticmethod
-    def _section(where: str, payload: bytes, name: str) -> list[int]:
+    def _section(where: str, payload: bytes, name: str, kind: str) -> list:
         try:
             _meta, sections = record_sections(payload)
         except (ValueError, KeyError, struct.error) as err:
@@ -127,22 +143,27 @@ class ShardReader:
         if name not in sections:
             raise ShardRefError(f"{where}: the record has no section {name!r} (it has {sorted(sections)})")
         meta, data = sections[name]
-        if meta["enc"] != "varint+zlib":
-            raise ShardRefError(f"{where}: section {name!r} is {meta['enc']}, not token ids (varint+zlib)")
+        want = ("varint+zlib",) if kind == "varint" else ("f32le+zlib", "f64le+zlib")
+        if meta["enc"] not in want:
+            raise ShardRefError(f"{where}: section {name!r} is {meta['enc']}, not {' or '.join(want)}")
         try:
-            return decode_varints(zlib.decompress(data), meta["count"])
-        except (ValueError, zlib.error) as err:
+            raw = zlib.decompress(data)
+            if kind == "varint":
+                return decode_varints(raw, meta["count"])
+            return decode_floats(raw, meta["enc"], meta["count"])
+        except (ValueError, zlib.error, struct.error) as err:
             raise ShardRefError(f"{where}: section {name!r} does not decode ({err})") from None
 
 
-def _pick(reader: ShardReader, msg: Any, field: str, ref_field: str) -> list[int]:
-    """The inline ids, or the ids the ref names; both set is ambiguous and refused."""
+def _pick(reader: ShardReader, msg: Any, field: str, ref_field: str, floats: bool = False) -> list:
+    """The inline values, or those the ref names; both set is ambiguous and refused."""
     inline = getattr(msg, field)
     if not msg.HasField(ref_field):
         return list(inline)
     if len(inline):
         raise ShardRefError(f"{field} and {ref_field} are both set; send one of them")
-    return reader.ids(getattr(msg, ref_field))
+    ref = getattr(msg, ref_field)
+    return reader.floats(ref) if floats else reader.ids(ref)
 
 
 def score_items(items: Any, run_dir: str | None) -> list[tuple[list[int], list[int]]]:
@@ -155,11 +176,13 @@ def score_items(items: Any, run_dir: str | None) -> list[tuple[list[int], list[i
 
 
 EXAMPLE_FIELDS = ("prompt", "completion", "chosen", "rejected")
+FLOAT_FIELDS = ("old_logprobs", "ref_logprobs")
 
 
 def example_ids(examples: Any, run_dir: str | None) -> list[dict[str, list[int]]]:
-    """{prompt, completion, chosen, rejected: ids} per TrainExample, refs resolved."""
+    """{prompt, completion, chosen, rejected: ids; old_logprobs, ref_logprobs: floats} per TrainExample, refs resolved."""
     reader = ShardReader(run_dir)
-    out = [{k: _pick(reader, e, f"{k}_token_ids", f"{k}_ref") for k in EXAMPLE_FIELDS} for e in examples]
+    out = [{**{k: _pick(reader, e, f"{k}_token_ids", f"{k}_ref") for k in EXAMPLE_FIELDS},
+            **{k: _pick(reader, e, k, f"{k}_ref", floats=True) for k in FLOAT_FIELDS}} for e in examples]
     reader.log_reads("train step")
     return out

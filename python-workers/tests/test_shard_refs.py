@@ -39,11 +39,16 @@ def varints(ids: list[int]) -> bytes:
     return bytes(out)
 
 
-def record(key: str, kind: str, sections: dict[str, list[int]]) -> bytes:
-    blobs = {name: zlib.compress(varints(ids), 1) for name, ids in sections.items()}
+def record(key: str, kind: str, sections: dict[str, list]) -> bytes:
+    """Int lists are token ids (varint+zlib); float lists are log-probs (f32le+zlib, as the writer does for float32 values)."""
+    def enc(v: list) -> tuple[str, bytes]:
+        if v and isinstance(v[0], float):
+            return "f32le+zlib", zlib.compress(struct.pack(f"<{len(v)}f", *v), 1)
+        return "varint+zlib", zlib.compress(varints(v), 1)
+    blobs = {name: enc(v) for name, v in sections.items()}
     meta = json.dumps({"key": key, "kind": kind, "sections": [
-        {"name": n, "enc": "varint+zlib", "bytes": len(blobs[n]), "count": len(ids)} for n, ids in sections.items()]}).encode()
-    payload = struct.pack("<I", len(meta)) + meta + b"".join(blobs.values())
+        {"name": n, "enc": blobs[n][0], "bytes": len(blobs[n][1]), "count": len(v)} for n, v in sections.items()]}).encode()
+    payload = struct.pack("<I", len(meta)) + meta + b"".join(b for _, b in blobs.values())
     return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
 
 
@@ -91,7 +96,7 @@ def test_reads_the_v1_fixture_as_the_stdlib_tool_does():
 
 def test_a_text_section_is_not_token_ids():
     ref = fixture_refs()[1][0]
-    with pytest.raises(shard_refs.ShardRefError, match="section 'text' is utf8\\+zlib, not token ids"):
+    with pytest.raises(shard_refs.ShardRefError, match="section 'text' is utf8\\+zlib, not varint\\+zlib"):
         shard_refs.ShardReader(str(ROOT)).ids(with_section(ref, "text"))
     with pytest.raises(shard_refs.ShardRefError, match="has no section 'logprobs'"):
         shard_refs.ShardReader(str(ROOT)).ids(with_section(ref, "logprobs"))
@@ -220,6 +225,48 @@ def test_dpo_step_with_refs_equals_inline(shard_worker: RunningWorker, run_dir: 
     assert m_refs == m_inline and m_inline["loss"] > 0
     weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("start", "inline", "refs")]
     assert weights[1] == weights[2] and weights[0] != weights[1]
+
+
+def test_grpo_step_with_refs_equals_inline(shard_worker: RunningWorker, run_dir: Path, tmp_path: Path):
+    """Prompt, completion and the behaviour log-probs (a float section, as the `old` rows keep them) by ref."""
+    data = samples(run_dir, seed=5, prompts=2, per_prompt=2)
+    scored = score(shard_worker, [pb.ScoreItem(id=str(i), prompt_token_ids=d[0], completion_token_ids=d[1]) for i, d in enumerate(data)])
+    old = [list(r.token_logprobs) for r in scored]
+    old_refs = [with_section(r, "logprobs") for r in write_shard(run_dir / "shards" / "old" / "it001" / "a.pcs",
+                                                                  [record(f"o{i}", "sample", {"logprobs": lp}) for i, lp in enumerate(old)])]
+    adv = [1.0, -1.0, 0.5, -0.5]
+    inline = [pb.TrainExample(prompt_token_ids=d[0], completion_token_ids=d[1], advantage=adv[i], old_logprobs=old[i], ref_logprobs=old[i])
+              for i, d in enumerate(data)]
+    by_ref = [pb.TrainExample(prompt_ref=d[2], completion_ref=d[3], advantage=adv[i], old_logprobs_ref=old_refs[i], ref_logprobs_ref=old_refs[i])
+              for i, d in enumerate(data)]
+
+    def step(step_id: str, examples: list[pb.TrainExample]) -> dict[str, float]:
+        req = pb.TrainStepRequest(step_id=step_id, loss=pb.GRPO, examples=examples,
+                                  hyper=pb.TrainHyper(learning_rate=1e-2, kl_coef=0.1, micro_batch_size=2))
+        metrics = dict(shard_worker.stub.TrainStep(req, timeout=180).metrics)
+        del metrics["seconds"]
+        return metrics
+
+    step("grpo-warm", inline)
+    start = tmp_path / "start"
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(start), include_optimizer=True))
+    m_inline = step("grpo-inline", inline)
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(tmp_path / "inline")))
+    shard_worker.stub.LoadCheckpoint(pb.LoadCheckpointRequest(path=str(start), load_optimizer=True))
+    m_refs = step("grpo-refs", by_ref)
+    shard_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(tmp_path / "refs")))
+    assert m_refs == m_inline
+    assert (tmp_path / "inline" / "model.safetensors").read_bytes() == (tmp_path / "refs" / "model.safetensors").read_bytes()
+    token_ids_as_floats = pb.TrainExample(prompt_ref=data[0][2], completion_ref=data[0][3], old_logprobs_ref=data[0][3])
+    with pytest.raises(grpc.RpcError, match="section 'token_ids' is varint\\+zlib, not f32le\\+zlib or f64le\\+zlib"):
+        step("grpo-bad", [token_ids_as_floats])
+
+
+def test_float64_sections_round_to_float32_as_the_wire_does():
+    values = [-0.1, -1e-300, -2.5]
+    raw = struct.pack("<3d", *values)
+    got = shard_refs.decode_floats(raw, "f64le+zlib", 3)
+    assert got == list(struct.unpack("<3f", struct.pack("<3f", *values))) and got[2] == -2.5 and got[0] != -0.1
 
 
 def test_a_damaged_shard_is_invalid_argument_naming_the_file(shard_worker: RunningWorker, run_dir: Path):

@@ -91,7 +91,7 @@ const REFS = Symbol("shard refs");
  * The shard record holding `field` of a row read from the journal, for a worker that reads it itself;
  * undefined when the row keeps it inline (rows written by the inline data plane, or not a shard field).
  */
-export function fieldRef(row: object, field: "token_ids" | "prompt_token_ids"): FieldRef | undefined {
+export function fieldRef(row: object, field: "token_ids" | "prompt_token_ids" | "logprobs"): FieldRef | undefined {
   return (row as { [REFS]?: (f: string) => FieldRef | undefined })[REFS]?.(field);
 }
 

@@ -24,7 +24,7 @@ import type { SampleOutcome } from "../selfplay/pairs.js";
 import { gradeStage, gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
 import { Progress } from "../telemetry/progress.js";
 import { epochBatches, updateUnit, type UpdateRecord } from "./dpo.js";
-import { completionIds, scoreItemOf, workersReadShards } from "./worker-reads.js";
+import { completionIds, logprobsOf, scoreItemOf, workersReadShards } from "./worker-reads.js";
 
 const TRAINER = 0;
 const SCORE_BATCH = 8;
@@ -204,10 +204,10 @@ function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[]): T
       .filter((s) => samples.get(s.id)!.token_ids.length > 0)
       .map((s) => {
         const sample = samples.get(s.id)!;
-        const old = ctx.journal.get<OldRecord>(oldId(iteration, s.id))!.logprobs;
+        const old = ctx.journal.get<OldRecord>(oldId(iteration, s.id))!;
         return {
           ...completionIds(sample, refs),
-          refChosenLogp: 0, refRejectedLogp: 0, advantage: s.advantage, weight: 1, oldLogprobs: old, refLogprobs: withRef ? old : [],
+          refChosenLogp: 0, refRejectedLogp: 0, advantage: s.advantage, weight: 1, ...logprobsOf(old, withRef, refs),
         };
       }),
   );

@@ -54,3 +54,12 @@ export function completionIds(s: SampleRecord, refs: boolean): ExampleIds {
   const c = idsOrRef(s, "token_ids", refs);
   return { promptTokenIds: p.ids, promptRef: p.ref, completionTokenIds: c.ids, completionRef: c.ref, chosenTokenIds: [], rejectedTokenIds: [] };
 }
+
+type LogprobFields = Pick<TrainExample, "oldLogprobs" | "oldLogprobsRef" | "refLogprobs" | "refLogprobsRef">;
+
+/** GRPO's behaviour log-probs (an `old` row); with `kl`, the same values are the KL reference's. */
+export function logprobsOf(old: { logprobs: number[] }, kl: boolean, refs: boolean): LogprobFields {
+  const ref = refs ? fieldRef(old, "logprobs") : undefined;
+  if (ref) return { oldLogprobs: [], oldLogprobsRef: ref, refLogprobs: [], refLogprobsRef: kl ? ref : undefined };
+  return { oldLogprobs: old.logprobs, refLogprobs: kl ? old.logprobs : [] };
+}

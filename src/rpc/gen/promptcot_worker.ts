@@ -244,7 +244,7 @@ export interface ShardRef {
   length: number;
   /** IEEE CRC-32 of the payload, as in the frame */
   crc32: number;
-  /** the section to decode: "token_ids" (a sample), "prompt_token_ids" (a prompt) */
+  /** the section to decode: "token_ids" (a sample), "prompt_token_ids" (a prompt), "logprobs" (GRPO's behaviour log-probs) */
   section: string;
 }
 
@@ -300,7 +300,12 @@ export interface TrainExample {
   promptRef?: ShardRef | undefined;
   completionRef?: ShardRef | undefined;
   chosenRef?: ShardRef | undefined;
-  rejectedRef?: ShardRef | undefined;
+  rejectedRef?:
+    | ShardRef
+    | undefined;
+  /** GRPO: instead of old_logprobs / ref_logprobs, a record's float section ("logprobs", f32le or f64le). */
+  oldLogprobsRef?: ShardRef | undefined;
+  refLogprobsRef?: ShardRef | undefined;
 }
 
 export interface TrainHyper {
@@ -2337,6 +2342,8 @@ function createBaseTrainExample(): TrainExample {
     completionRef: undefined,
     chosenRef: undefined,
     rejectedRef: undefined,
+    oldLogprobsRef: undefined,
+    refLogprobsRef: undefined,
   };
 }
 
@@ -2395,6 +2402,12 @@ export const TrainExample: MessageFns<TrainExample> = {
     }
     if (message.rejectedRef !== undefined) {
       ShardRef.encode(message.rejectedRef, writer.uint32(114).fork()).join();
+    }
+    if (message.oldLogprobsRef !== undefined) {
+      ShardRef.encode(message.oldLogprobsRef, writer.uint32(122).fork()).join();
+    }
+    if (message.refLogprobsRef !== undefined) {
+      ShardRef.encode(message.refLogprobsRef, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -2578,6 +2591,22 @@ export const TrainExample: MessageFns<TrainExample> = {
           message.rejectedRef = ShardRef.decode(reader, reader.uint32());
           continue;
         }
+        case 15: {
+          if (tag !== 122) {
+            break;
+          }
+
+          message.oldLogprobsRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
+        case 16: {
+          if (tag !== 130) {
+            break;
+          }
+
+          message.refLogprobsRef = ShardRef.decode(reader, reader.uint32());
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2651,6 +2680,16 @@ export const TrainExample: MessageFns<TrainExample> = {
         : isSet(object.rejected_ref)
         ? ShardRef.fromJSON(object.rejected_ref)
         : undefined,
+      oldLogprobsRef: isSet(object.oldLogprobsRef)
+        ? ShardRef.fromJSON(object.oldLogprobsRef)
+        : isSet(object.old_logprobs_ref)
+        ? ShardRef.fromJSON(object.old_logprobs_ref)
+        : undefined,
+      refLogprobsRef: isSet(object.refLogprobsRef)
+        ? ShardRef.fromJSON(object.refLogprobsRef)
+        : isSet(object.ref_logprobs_ref)
+        ? ShardRef.fromJSON(object.ref_logprobs_ref)
+        : undefined,
     };
   },
 
@@ -2698,6 +2737,12 @@ export const TrainExample: MessageFns<TrainExample> = {
     if (message.rejectedRef !== undefined) {
       obj.rejectedRef = ShardRef.toJSON(message.rejectedRef);
     }
+    if (message.oldLogprobsRef !== undefined) {
+      obj.oldLogprobsRef = ShardRef.toJSON(message.oldLogprobsRef);
+    }
+    if (message.refLogprobsRef !== undefined) {
+      obj.refLogprobsRef = ShardRef.toJSON(message.refLogprobsRef);
+    }
     return obj;
   },
 
@@ -2727,6 +2772,12 @@ export const TrainExample: MessageFns<TrainExample> = {
       : undefined;
     message.rejectedRef = (object.rejectedRef !== undefined && object.rejectedRef !== null)
       ? ShardRef.fromPartial(object.rejectedRef)
+      : undefined;
+    message.oldLogprobsRef = (object.oldLogprobsRef !== undefined && object.oldLogprobsRef !== null)
+      ? ShardRef.fromPartial(object.oldLogprobsRef)
+      : undefined;
+    message.refLogprobsRef = (object.refLogprobsRef !== undefined && object.refLogprobsRef !== null)
+      ? ShardRef.fromPartial(object.refLogprobsRef)
       : undefined;
     return message;
   },
