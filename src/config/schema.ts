@@ -542,11 +542,13 @@ export const ProposerSchema = z
         builder: z.string().default("band"),
       })
       .prefault({}),
-    /** "dpo": pairs by the band rule. "grpo" (R-Zero's reward min(p, 1 − p) − repetition penalty) is not wired yet. */
-    algorithm: z.enum(["dpo"]).default("dpo"),
+    /** How the prompt model learns after each iteration. "dpo": pairs by the band rule. "grpo": R-Zero's reward
+     *  min(p, 1 − p) − repetition penalty per problem (0 − penalty without a pass rate), advantages normalised
+     *  over the problems of one concept set (train.grpo.advantage; clip and KL from train.grpo as well). */
+    algorithm: z.enum(["dpo", "grpo"]).default("dpo"),
     /** R-Zero's repetition penalty: weight × share of the batch within `similarity` word Jaccard of a problem. */
     reward: z.strictObject({ repetition_weight: z.number().nonnegative().default(1), similarity: z.number().gt(0).max(1).default(0.5) }).prefault({}),
-    /** The proposer's DPO update (train.* keys not set here come from train). */
+    /** The proposer's DPO or GRPO update (train.* keys not set here come from train; beta is DPO's only). */
     train: z
       .strictObject({
         learning_rate: z.number().positive().default(1e-6),

@@ -5,6 +5,7 @@
 // (proposer-stages.ts) builds candidates from the journal and journals the pairs.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { type AdvantageKind, groupAdvantages } from "../train/grpo.js";
 
 /** What became of one generation unit of the prompt model. */
 export type CandidateOutcome = "kept" | "malformed" | "filtered" | "duplicate" | "contaminated" | "low_agreement";
@@ -16,6 +17,8 @@ export interface ProposerCandidate {
   set: number;
   /** What p wrote, exactly (DPO trains on p's own text). */
   text: string;
+  /** The parsed problem, when p's text parsed: what the repetition penalty compares (not the markers). */
+  problem?: string;
   outcome: CandidateOutcome;
   /** Parse reason, failed filter, duplicate-of, contamination detail. */
   detail?: string;
@@ -144,6 +147,55 @@ export function repetitionPenalties(texts: string[], o: { repetition_weight: num
     const near = sets.filter((t, j) => j !== i && jaccard(s, t) >= o.similarity).length;
     return (o.repetition_weight * near) / (texts.length - 1);
   });
+}
+
+export interface ProposerGrpoSample {
+  /** The generation unit (what p wrote is trained on, as in the DPO proposer). */
+  id: string;
+  pass_rate: number | null;
+  penalty: number;
+  reward: number;
+  advantage: number;
+}
+
+export interface ProposerGrpoGroup {
+  /** Concept-set index: the samples p wrote from one prompt. */
+  set: number;
+  samples: ProposerGrpoSample[];
+}
+
+/**
+ * R-Zero's proposer rewards and GRPO advantages over one iteration's generation units. The repetition
+ * penalty's batch is every unit of the iteration; a unit with no pass rate (malformed, filtered, duplicate,
+ * contaminated, dropped by the vote, nothing countable) scores 0 before the penalty, as R-Zero scores a
+ * question that fails its format check. Advantages are normalised within a concept set (one prompt of p);
+ * a set whose rewards are all equal has no signal and is dropped (counted).
+ */
+export function proposerGroups(
+  cands: readonly ProposerCandidate[],
+  o: { repetition_weight: number; similarity: number },
+  kind: AdvantageKind,
+): { groups: ProposerGrpoGroup[]; dropped: number } {
+  const penalties = repetitionPenalties(cands.map((c) => c.problem ?? c.text), o);
+  const bySet = new Map<number, ProposerGrpoSample[]>();
+  cands.forEach((c, i) => {
+    const rate = c.pass_rate ?? null;
+    const reward = rate === null ? 0 - penalties[i]! : rzeroReward(rate, penalties[i]!);
+    const list = bySet.get(c.set) ?? [];
+    list.push({ id: c.id, pass_rate: rate, penalty: penalties[i]!, reward, advantage: 0 });
+    bySet.set(c.set, list);
+  });
+  const groups: ProposerGrpoGroup[] = [];
+  let dropped = 0;
+  for (const [set, samples] of [...bySet].sort((a, b) => a[0] - b[0])) {
+    if (samples.every((x) => x.reward === samples[0]!.reward)) {
+      dropped++;
+      continue;
+    }
+    const adv = groupAdvantages(samples.map((x) => x.reward), kind);
+    groups.push({ set, samples: samples.map((x, i) => ({ ...x, advantage: adv[i]! })) });
+  }
+  return { groups, dropped };
 }
 
 export const PROPOSER_PAIR_BUILDERS: Record<string, ProposerPairBuilder> = { band: bandPairs };

@@ -1,6 +1,7 @@
 // Self-play on synthesized problems (`task: selfplay` with `proposer.enabled`): the prompt model (its own
 // worker) is warm-started on the seeds, then the self-play loop runs with a problem source that, per
-// iteration, closes the previous one (pass rates → proposer pairs → proposer DPO) and synthesizes the next
+// iteration, closes the previous one (pass rates → proposer pairs → proposer DPO, or R-Zero rewards → proposer
+// GRPO) and synthesizes the next
 // problems (synthesize → screen → teacher references). With proposer.twin a twin policy is then trained by
 // the same self-play on as many seed problems per iteration, in <run>/twin (its own journal, so resume
 // covers it), and both are compared on the same held-out set with the paired statistics.
@@ -20,7 +21,7 @@ import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
 import { readSeeds } from "./proposer-seeds.js";
 import {
-  latestProposerUpdate, P_PROBLEMS, passRateStage, problemsStage, proposerPairsStage, proposerUpdateStage, warmStart,
+  latestProposerUpdate, P_PROBLEMS, passRateStage, problemsStage, proposerGrpoUpdateStage, proposerPairsStage, proposerUpdateStage, warmStart,
   type IterationProblems, type ProposerContext,
 } from "./proposer-stages.js";
 import { renderProposerReport, type TwinResult } from "./proposer-report.js";
@@ -70,7 +71,9 @@ async function closeIteration(ctx: RunContext, px: ProposerContext, it: number, 
   const rec = await proposerPairsStage(ctx, it);
   if (fresh) ctx.metrics.write({ iteration: it, kind: "proposer", ...iterationProblems(ctx, it).counts, yield: rec.yield, proposer_pairs: rec.pairs.length, by_reason: rec.by_reason });
   ctx.log(`iteration ${it}: learnable yield ${rec.yield.learnable}/${rec.yield.total}; ${rec.pairs.length} proposer pairs ${JSON.stringify(rec.by_reason)}`);
-  if (update) await ctx.timer.time("proposer update", () => proposerUpdateStage(ctx, px, it, rec.pairs));
+  if (!update) return;
+  const grpo = ctx.cfg.proposer.algorithm === "grpo";
+  await ctx.timer.time("proposer update", () => (grpo ? proposerGrpoUpdateStage(ctx, px, it) : proposerUpdateStage(ctx, px, it, rec.pairs)));
 }
 
 function synthesizedSource(px: ProposerContext): ProblemSource {
@@ -133,7 +136,7 @@ export function proposerPlanLines(cfg: Experiment): string[] {
     `teacher: ${p.teacher.source ?? cfg.model.source}, ${p.teacher.samples} samples per problem (T=${p.teacher.sampling.temperature}, ≤${p.teacher.sampling.max_tokens} tokens), min agreement ${p.teacher.min_agreement}`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1} problems: ${g.sets} concept sets × ${g.samples_per_set} problems (≤${g.sampling.max_tokens} tokens, T=${g.sampling.temperature}) → filters → dedup (Jaccard ${p.dedup.threshold}, against earlier iterations) and decontamination (held-out) → teacher vote` +
-        (i + 1 < cfg.iterations ? `; after the iteration: pass rates → proposer pairs (band (${p.pairs.min_pass_rate}, ${p.pairs.max_pass_rate}]) → proposer DPO (lr ${p.train.learning_rate}, β ${p.train.beta})` : "; after the iteration: pass rates, yield (no proposer update: nothing follows)"),
+        (i + 1 < cfg.iterations ? `; after the iteration: pass rates → ${p.algorithm === "grpo" ? `R-Zero rewards (min(p, 1 − p) − ${p.reward.repetition_weight} × repetition) → advantages per concept set (${cfg.train.grpo.advantage}) → proposer GRPO (lr ${p.train.learning_rate})` : `proposer pairs (band (${p.pairs.min_pass_rate}, ${p.pairs.max_pass_rate}]) → proposer DPO (lr ${p.train.learning_rate}, β ${p.train.beta})`}` : "; after the iteration: pass rates, yield (no proposer update: nothing follows)"),
     ),
     ...(p.twin ? [`twin: the same self-play on as many seed problems per iteration (<run>/twin), compared on held-out with the paired statistics`] : []),
   ];

@@ -2,7 +2,9 @@
 // then per iteration: p writes problems for sampled concept sets → filters, dedup against every earlier
 // synthesized problem, decontamination against held-out → math references by teacher majority vote → the
 // iteration's problems. After the policy's iteration: pass rate per problem → proposer pairs (band rule) →
-// reference log-probs under p → p's DPO update (dpo.ts's update unit, its own unit name and checkpoints).
+// reference log-probs under p → p's DPO update (dpo.ts's update unit, its own unit name and checkpoints); or,
+// with proposer.algorithm: grpo, R-Zero's reward per problem → advantages per concept set → p's old per-token
+// log-probs → p's GRPO update through the same update unit.
 // Every step is journaled under itNNN/proposer/... (pass rates under itNNN/passrate/<problem>), so a rerun
 // resumes without redoing finished units.
 import { join } from "node:path";
@@ -19,7 +21,9 @@ import { sftUpdate } from "../train/sft.js";
 import { conceptPoolFromSets, uniformSampler } from "./concepts.js";
 import { BenchmarkIndex, Deduplicator, type Verdict } from "./dedup/index.js";
 import { dedupOutcome, runFilters } from "./generate.js";
-import { proposerPairBuilder, learnableYield, type CandidateOutcome, type ProposerCandidate, type ProposerPair, type Yield } from "./proposer-pairs.js";
+import {
+  proposerGroups, proposerPairBuilder, learnableYield, type CandidateOutcome, type ProposerCandidate, type ProposerGrpoGroup, type ProposerPair, type Yield,
+} from "./proposer-pairs.js";
 import { problemId, type DedupOutcome, type FilterOutcome, type GenerationRecord } from "./provenance.js";
 import { referenceStage, voteUnit, type VoteRecord } from "./references.js";
 import type { SeedRow } from "./proposer-seeds.js";
@@ -33,6 +37,8 @@ export const P_PROBLEMS = "proposer/problems";
 export const P_PAIRS = "proposer/pairs";
 export const P_REF = "proposer/ref";
 export const P_UPDATE = "proposer/update";
+export const P_GROUPS = "proposer/groups";
+export const P_OLD = "proposer/old";
 export const PASSRATE = "passrate";
 const DEADLINE_MS = 60 * 60 * 1000;
 
@@ -234,7 +240,7 @@ export function candidates(ctx: RunContext, it: number): ProposerCandidate[] {
     const outcome: CandidateOutcome = !g.ok ? "malformed" : !s ? "malformed" : s.filters.failed.length ? "filtered"
       : !s.kept ? (s.dedup?.kind === "contaminated" ? "contaminated" : "duplicate") : vote && !vote.kept ? "low_agreement" : "kept";
     const detail = !g.ok ? g.reason : s?.filters.failed.map((f) => f.filter).join(",") || s?.dedup?.kind;
-    return { id, set: g.index, text: g.text, outcome, ...(detail ? { detail } : {}), ...(s ? { problem_id: s.id } : {}), ...(vote ? { agreement: vote.agreement } : {}), ...(rate !== undefined ? { pass_rate: rate } : {}) };
+    return { id, set: g.index, text: g.text, outcome, ...(detail ? { detail } : {}), ...(s ? { problem_id: s.id, problem: s.problem } : {}), ...(vote ? { agreement: vote.agreement } : {}), ...(rate !== undefined ? { pass_rate: rate } : {}) };
   });
 }
 
@@ -301,10 +307,97 @@ export async function proposerUpdateStage(ctx: RunContext, px: ProposerContext, 
       refChosenLogp: ref.chosen_logp, refRejectedLogp: ref.rejected_logp, advantage: 0, weight: 1, oldLogprobs: [], refLogprobs: [],
     };
   });
-  const order: TrainExample[] = [];
-  for (let e = 0; e < t.epochs; e++) order.push(...shuffled(examples, unitSeed(ctx.cfg.seed, P_UPDATE, it, e)));
-  const batches: TrainExample[][] = [];
+  const plan = { label: "proposer DPO", loss: LossKind.DPO, hyper: { beta: t.beta }, batches: proposerBatches(examples, t, ctx.cfg.seed, it), unit: { id: unitId(it, P_UPDATE), stage: P_UPDATE }, checkpointDir: checkpointDir(ctx) };
+  return updateUnit(pctx, it, plan, px.pool.checkpointStep);
+}
+
+/** epochs × a seeded shuffle of the examples, cut into batches: the same for a resumed run. */
+export function proposerBatches<T>(examples: T[], t: { epochs: number; batch_size: number }, seed: number, it: number): T[][] {
+  const order: T[] = [];
+  for (let e = 0; e < t.epochs; e++) order.push(...shuffled(examples, unitSeed(seed, P_UPDATE, it, e)));
+  const batches: T[][] = [];
   for (let i = 0; i < order.length; i += t.batch_size) batches.push(order.slice(i, i + t.batch_size));
-  const plan = { label: "proposer DPO", loss: LossKind.DPO, hyper: { beta: t.beta }, batches, unit: { id: unitId(it, P_UPDATE), stage: P_UPDATE }, checkpointDir: checkpointDir(ctx) };
+  return batches;
+}
+
+// ---- proposer.algorithm: grpo (R-Zero's reward) ----
+
+export interface ProposerGroupsRecord {
+  groups: ProposerGrpoGroup[];
+  /** Concept sets whose rewards were all equal (no signal). */
+  dropped: number;
+}
+
+/** The iteration's rewards and advantages per generation unit: one unit, so a resumed run trains on the same numbers. */
+export function proposerGroupsStage(ctx: RunContext, it: number): ProposerGroupsRecord {
+  const id = unitId(it, P_GROUPS);
+  const done = ctx.journal.get<ProposerGroupsRecord>(id);
+  if (done) return done;
+  const rec = proposerGroups(candidates(ctx, it), ctx.cfg.proposer.reward, ctx.cfg.train.grpo.advantage);
+  ctx.journal.record([{ id, stage: P_GROUPS, iteration: it, result: rec }]);
+  return rec;
+}
+
+/** p's prompt and one of its texts as token ids, as p read and wrote them (EOS after a finished text). */
+async function tokenizeGenerations(ctx: RunContext, px: ProposerContext, units: string[]): Promise<Map<string, { prompt: number[]; completion: number[] }>> {
+  const inputs = units.map((unit) => {
+    const g = ctx.journal.get<GenerationRecord>(unit)!;
+    return { id: unit, text: promptInput(ctx.cfg.synthesis.templates, g.concepts), parts: [g.text], appendEos: g.finish_reason !== "length" };
+  });
+  const tok = await tokenizeParts(px.pool, inputs);
+  return new Map(units.map((u) => [u, { prompt: tok.get(u)!.prompt, completion: tok.get(u)!.parts[0]! }]));
+}
+
+/**
+ * p's per-token log-probs of its own texts at its sampling temperature, before the update (GRPO's old policy:
+ * p has not changed since it wrote them). One unit per concept set, so a resumed run scores only what is missing.
+ */
+async function proposerOldStage(ctx: RunContext, px: ProposerContext, it: number, groups: ProposerGrpoGroup[], tok: Map<string, { prompt: number[]; completion: number[] }>): Promise<void> {
+  for (const g of groups.filter((x) => !ctx.journal.has(oldUnit(it, x.set)))) {
+    const items = g.samples.map((x) => ({ id: x.id, promptTokenIds: tok.get(x.id)!.prompt, completionTokenIds: tok.get(x.id)!.completion }));
+    const req = { items, returnTokenLogprobs: true, logitTemperature: ctx.cfg.proposer.generate.sampling.temperature || 1 };
+    const res = await px.pool.run(0, (rpc) => rpc.score(req, DEADLINE_MS));
+    const logprobs = Object.fromEntries(res.results.map((r) => [r.id, r.tokenLogprobs]));
+    ctx.journal.record([{ id: oldUnit(it, g.set), stage: P_OLD, iteration: it, result: { logprobs } }]);
+  }
+}
+const oldUnit = (it: number, set: number) => unitId(it, P_OLD, setTag(set));
+
+/** GRPO examples: p's prompt, its text, the group-normalised advantage and the old per-token log-probs. */
+export function proposerGrpoExamples(
+  groups: ProposerGrpoGroup[],
+  tok: Map<string, { prompt: number[]; completion: number[] }>,
+  old: (set: number) => Record<string, number[]>,
+  kl: boolean,
+): TrainExample[] {
+  return groups.flatMap((g) => g.samples.map((x) => {
+    const t = tok.get(x.id)!;
+    const logprobs = old(g.set)[x.id];
+    if (!logprobs || logprobs.length !== t.completion.length) throw new Error(`proposer GRPO: ${x.id} has ${logprobs?.length ?? "no"} old log-probs for ${t.completion.length} tokens`);
+    return {
+      promptTokenIds: t.prompt, completionTokenIds: t.completion, chosenTokenIds: [], rejectedTokenIds: [],
+      refChosenLogp: 0, refRejectedLogp: 0, advantage: x.advantage, weight: 1, oldLogprobs: logprobs, refLogprobs: kl ? logprobs : [],
+    };
+  }));
+}
+
+/** p's GRPO update on the iteration's rewards: the same update unit, checkpoints and train settings as the DPO proposer. */
+export async function proposerGrpoUpdateStage(ctx: RunContext, px: ProposerContext, it: number): Promise<UpdateRecord | undefined> {
+  const done = ctx.journal.get<UpdateRecord>(unitId(it, P_UPDATE));
+  if (done) return done;
+  const { groups } = proposerGroupsStage(ctx, it);
+  if (groups.length === 0) return undefined;
+  const tok = await tokenizeGenerations(ctx, px, groups.flatMap((g) => g.samples.map((x) => x.id)));
+  await proposerOldStage(ctx, px, it, groups, tok);
+  const t = ctx.cfg.proposer.train;
+  const g = ctx.cfg.train.grpo;
+  const pctx: RunContext = { ...ctx, pool: px.pool, cfg: { ...ctx.cfg, train: { ...ctx.cfg.train, ...t, max_tokens_per_micro_batch: 0 } } };
+  const old = (set: number) => ctx.journal.get<{ logprobs: Record<string, number[]> }>(oldUnit(it, set))!.logprobs;
+  const examples = proposerGrpoExamples(groups, tok, old, g.kl_coef > 0);
+  const hyper = {
+    clipLow: g.clip_low, clipHigh: g.clip_high, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
+    lossAggregation: g.loss_aggregation, logitTemperature: ctx.cfg.proposer.generate.sampling.temperature || 1,
+  };
+  const plan = { label: "proposer GRPO", loss: LossKind.GRPO, hyper, batches: proposerBatches(examples, t, ctx.cfg.seed, it), unit: { id: unitId(it, P_UPDATE), stage: P_UPDATE }, checkpointDir: checkpointDir(ctx) };
   return updateUnit(pctx, it, plan, px.pool.checkpointStep);
 }
