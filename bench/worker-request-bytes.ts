@@ -14,7 +14,7 @@ import { ExperimentSchema } from "../src/config/schema.js";
 import { Journal } from "../src/experiment/journal.js";
 import { ScoreRequest, TrainStepRequest, type TrainExample } from "../src/rpc/gen/promptcot_worker.js";
 import type { SampleRecord } from "../src/selfplay/generate-stage.js";
-import { completionIds, pairIds, scoreItemOf } from "../src/train/worker-reads.js";
+import { completionIds, logprobsOf, pairIds, scoreItemOf } from "../src/train/worker-reads.js";
 
 const VOCAB = 151_936;
 const PER_PROMPT = 8;
@@ -37,7 +37,12 @@ for (let p = 0; p < prompts; p++) {
     result: { prompt_id: `t${p}`, sample: k, seed: k, text: "", token_ids: ids(tokens), prompt_token_ids: prompt, finish_reason: "stop", prompt_opens_think: false } satisfies SampleRecord,
   })));
 }
+// GRPO's behaviour log-probs, journaled as oldLogprobsStage does (float32 values, one per completion token).
+journal.record(Array.from({ length: cfg.train.batch_size }, (_, k) => ({
+  id: `it001/old/${k}`, stage: "old", iteration: 1, result: { logprobs: Array.from({ length: tokens }, () => Math.fround(-5 * rnd())) },
+})));
 const samples = journal.list<SampleRecord>("rollout", 1).map((r) => r.result);
+const olds = journal.list<{ logprobs: number[] }>("old", 1).map((r) => r.result);
 const pairs = Array.from({ length: prompts }, (_, p) => [samples[p * PER_PROMPT]!, samples[p * PER_PROMPT + 1]!] as const);
 const fill = { refChosenLogp: -1, refRejectedLogp: -2, advantage: 0, weight: 1, oldLogprobs: [] as number[], refLogprobs: [] as number[] };
 
@@ -48,9 +53,9 @@ const requests = {
   "dpo step": (refs: boolean) => TrainStepRequest.encode(TrainStepRequest.fromPartial({
     examples: pairs.slice(0, cfg.train.batch_size).map(([c, r]): TrainExample => ({ ...pairIds(c, r, refs), ...fill })),
   })).finish(),
-  // GRPO's behaviour log-probs (one float per completion token) still go inline: 4 more bytes per token.
+  // GRPO with kl_coef > 0: the behaviour log-probs go twice inline (old and KL reference), once by ref.
   "grpo step": (refs: boolean) => TrainStepRequest.encode(TrainStepRequest.fromPartial({
-    examples: samples.slice(0, cfg.train.batch_size).map((x): TrainExample => ({ ...completionIds(x, refs), ...fill, oldLogprobs: new Array<number>(tokens).fill(-0.5) })),
+    examples: samples.slice(0, cfg.train.batch_size).map((x, k): TrainExample => ({ ...completionIds(x, refs), ...fill, ...logprobsOf(olds[k]!, true, refs) })),
   })).finish(),
 };
 

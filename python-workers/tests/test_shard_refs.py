@@ -94,6 +94,19 @@ def test_reads_the_v1_fixture_as_the_stdlib_tool_does():
     assert reader.ids(with_section(first_sample, "token_ids")) == [0, 127, 128, 16_383, 16_384, 151_935, 4_294_967_295]
 
 
+def test_varints_decode_as_the_stdlib_reader_does():
+    rng = random.Random(0)
+    for ids in ([], [0], [127, 128, 16_383, 16_384, 2**32 - 1], [rng.randrange(151_936) for _ in range(5000)]):
+        raw = varints(ids)
+        assert shard_refs.decode_varints(raw, len(ids)) == read_shards._varints(raw, len(ids)) == ids
+    with pytest.raises(ValueError, match="expected 3 token ids, decoded 2"):
+        shard_refs.decode_varints(varints([1, 2]), 3)
+    with pytest.raises(ValueError, match="expected 1 token ids"):
+        shard_refs.decode_varints(b"\x81", 1)  # a torn varint: no last byte
+    with pytest.raises(ValueError, match="longer than 5"):
+        shard_refs.decode_varints(b"\x81\x81\x81\x81\x81\x01", 1)
+
+
 def test_a_text_section_is_not_token_ids():
     ref = fixture_refs()[1][0]
     with pytest.raises(shard_refs.ShardRefError, match="section 'text' is utf8\\+zlib, not varint\\+zlib"):
