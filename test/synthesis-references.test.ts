@@ -8,7 +8,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Journal } from "../src/experiment/journal.js";
 import { createMathGrader } from "../src/verify/math/grader.js";
-import { SAMPLE_STAGE, referenceStage, sampleAnswer, voteAnswers } from "../src/synthesis/references.js";
+import { REFERENCE_INSTRUCTION, SAMPLE_STAGE, referenceStage, sampleAnswer, voteAnswers } from "../src/synthesis/references.js";
 import type { GenRequest, Generator } from "../src/synthesis/teacher.js";
 import { countUnits, waitFor } from "./helpers/run-harness.js";
 
@@ -74,6 +74,27 @@ describe("reference vote", () => {
     expect(again.asked).toEqual([]);
     expect(r2.rows.map((x) => [x.id, x.answer, x.answer_agreement])).toEqual([["agree", "0.5", 5 / 8], ["split", "1", 2 / 8]]);
     journal.close();
+  });
+});
+
+describe("teacher instruction", () => {
+  it("follows each problem in the teacher's prompt; PromptCoT's when none is given", async () => {
+    const seen: string[] = [];
+    const teacher: Generator = {
+      name: "recording",
+      async generate(reqs, _s, onSample) {
+        for (const r of reqs) {
+          seen.push(r.messages.at(-1)!.content);
+          for (const x of r.samples) await onSample({ id: r.id, index: x.index, text: "\\boxed{2}", finishReason: "stop", promptOpensThink: false });
+        }
+      },
+    };
+    const problems = [{ id: "p", prompt: "  What is 1 + 1?  " }];
+    const o = { samples: 1, minAgreement: 0.5, seed: 1, sampling };
+    await referenceStage(problems, teacher, new Journal(join(mkdtempSync(join(tmpdir(), "pcot-ref-i-")), "j.sqlite")), o, grader);
+    await referenceStage(problems, teacher, new Journal(join(mkdtempSync(join(tmpdir(), "pcot-ref-i-")), "j.sqlite")), { ...o, instruction: "Answer only with \\boxed{N}." }, grader);
+    expect(seen).toEqual([`What is 1 + 1?\n\n${REFERENCE_INSTRUCTION}`, "What is 1 + 1?\n\nAnswer only with \\boxed{N}."]);
+    expect(REFERENCE_INSTRUCTION).toBe("Please reason step by step, and put your final answer within \\boxed{}.");
   });
 });
 

@@ -9,7 +9,7 @@ import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
 import { createMathGrader } from "../verify/math/grader.js";
-import { checkReferenceOptions, referenceStage } from "../synthesis/references.js";
+import { REFERENCE_INSTRUCTION, checkReferenceOptions, referenceStage } from "../synthesis/references.js";
 import { workerGenerator } from "../synthesis/teacher.js";
 import { readProblems } from "./synth-tests.js";
 
@@ -24,12 +24,16 @@ export interface ReferencesOptions {
   maxTokens: number;
   temperature: number;
   workers: number;
+  instruction?: string;
 }
 
 /** What the journaled samples depend on; a rerun on anything else would mix two teachers' votes. */
 function identity(o: ReferencesOptions): Record<string, unknown> {
   const input = createHash("sha256").update(readFileSync(o.in)).digest("hex");
-  return { input, teacher: o.teacher, n: o.n, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature };
+  const id: Record<string, unknown> = { input, teacher: o.teacher, n: o.n, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature };
+  // only a changed instruction is recorded, so journals written before the option resume as they were
+  if (o.instruction !== undefined && o.instruction !== REFERENCE_INSTRUCTION) id.instruction = o.instruction;
+  return id;
 }
 
 function guardIdentity(journal: Journal, runDir: string, want: Record<string, unknown>): void {
@@ -64,7 +68,7 @@ export async function referencesCommand(o: ReferencesOptions): Promise<number> {
     guardIdentity(journal, runDir, identity(o));
     await pool.start();
     const { rows, stats } = await referenceStage(problems, workerGenerator(pool, o.teacher), journal, {
-      samples: o.n, minAgreement: o.minAgreement, seed: o.seed,
+      samples: o.n, minAgreement: o.minAgreement, seed: o.seed, ...(o.instruction !== undefined ? { instruction: o.instruction } : {}),
       sampling: { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 },
     }, grader);
     writeJsonl(o.out, rows);
@@ -96,6 +100,7 @@ export function registerReferences(program: Command, setCode: (c: number) => voi
     .option("--max-tokens <n>", "tokens per teacher sample", num, 1024)
     .option("--temperature <t>", "sampling temperature", num, 0.7)
     .option("--workers <n>", "teacher worker processes", num, 1)
+    .option("--instruction <text>", "what follows each problem in the teacher's prompt (default: reason step by step, answer in \\boxed{})")
     .action(async (o: ReferencesOptions) => {
       setCode(await referencesCommand(o));
     });

@@ -527,6 +527,9 @@ export const ProposerSchema = z
         samples: positiveInt.default(4),
         /** Problems whose largest answer class holds a smaller share are dropped (counted). */
         min_agreement: probability.default(0.5),
+        /** What follows each problem in the teacher's prompt; default PromptCoT's "Please reason step by step, and
+         *  put your final answer within \boxed{}." A small teacher may need a short, directly boxed answer. */
+        instruction: z.string().trim().min(1).optional(),
       })
       .extend({ sampling: SynthSamplingSchema(0.7, 256) })
       .prefault({}),

@@ -22,6 +22,8 @@ export interface ReferenceOptions {
   minAgreement: number;
   seed: number;
   sampling: TeacherSampling;
+  /** What follows the problem in the teacher's prompt (default REFERENCE_INSTRUCTION). */
+  instruction?: string;
 }
 
 export interface SampleRecord {
@@ -62,9 +64,12 @@ export const VOTE_STAGE = "ref/vote";
 export const sampleUnit = (problemId: string, i: number) => `${SAMPLE_STAGE}/${problemId}/${String(i).padStart(3, "0")}`;
 export const voteUnit = (problemId: string) => `${VOTE_STAGE}/${problemId}`;
 
-/** The teacher's prompt: the problem and the usual instruction to box the final answer. */
-export function referenceMessages(problem: Pick<MathProblem, "prompt">) {
-  const content = `${problem.prompt.trim()}\n\nPlease reason step by step, and put your final answer within \\boxed{}.`;
+/** PromptCoT's instruction; a small teacher may need a shorter one (its samples are cut before the box). */
+export const REFERENCE_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}.";
+
+/** The teacher's prompt: the problem, then the instruction to box the final answer. */
+export function referenceMessages(problem: Pick<MathProblem, "prompt">, instruction = REFERENCE_INSTRUCTION) {
+  const content = `${problem.prompt.trim()}\n\n${instruction.trim()}`;
   return [{ role: "user" as const, content }];
 }
 
@@ -102,7 +107,7 @@ async function sampleStage(problems: readonly MathProblem[], gen: Generator, jou
   const requests = problems
     .map((p) => ({
       id: p.id,
-      messages: referenceMessages(p),
+      messages: referenceMessages(p, o.instruction),
       samples: Array.from({ length: o.samples }, (_, i) => ({ index: i, seed: unitSeed(o.seed, "ref", p.id, i) })).filter(
         (s) => !journal.has(sampleUnit(p.id, s.index)),
       ),
