@@ -17,7 +17,7 @@ const SEEDS = [seed("seed0000", "What is 7 + 5?"), seed("seed0001", "Omar has 11
 function context(dir: string, heldout: string[]): RunContext {
   const journal = new Journal(join(dir, "journal.sqlite"));
   return {
-    journal, cfg: { proposer: { dedup: { threshold: 0.8 } } },
+    journal, cfg: { proposer: { dedup: { threshold: 0.8, against_seeds: true } } },
     problems: { train: [], heldout: heldout.map((prompt, i) => ({ id: `h${i}`, prompt, answer: "0" })) },
   } as unknown as RunContext;
 }
@@ -64,6 +64,10 @@ describe("proposer screening against the seeds", () => {
     generate(ctx, 2, ["What is 7 + 5 ?", "What is 9+4?", "What is 10 + 4?"]);
     expect(screenStage(ctx, 2, SEEDS).map((r) => r.dedup?.kind ?? "kept")).toEqual(["seed_duplicate", "near_duplicate", "kept"]);
     expect(() => screenStage(ctx, 3)).toThrow(/no seeds/);
+    // proposer.dedup.against_seeds: false (a test whose prompt model memorises its seeds on purpose)
+    ctx.cfg.proposer.dedup.against_seeds = false;
+    generate(ctx, 3, ["What is 7 + 5?"]);
+    expect(screenStage(ctx, 3, SEEDS).map((r) => r.kept)).toEqual([true]);
     ctx.journal.close();
   });
 });

@@ -516,8 +516,9 @@ export const ProposerSchema = z
       })
       .extend({ sampling: SynthSamplingSchema(1.0, 192) })
       .prefault({}),
-    /** Near-duplicates (word Jaccard) of any earlier synthesized problem are dropped; held-out problems decontaminate. */
-    dedup: z.strictObject({ threshold: z.number().gt(0).max(1).default(0.8) }).prefault({}),
+    /** Near-duplicates (word Jaccard) of any earlier synthesized problem are dropped; held-out problems decontaminate.
+     *  against_seeds: copies of the seed problems p was trained on are dropped too (seed_duplicate). */
+    dedup: z.strictObject({ threshold: z.number().gt(0).max(1).default(0.8), against_seeds: z.boolean().default(true) }).prefault({}),
     /** Math references by the teacher's majority vote (src/synthesis/references.ts). */
     teacher: z
       .strictObject({

@@ -165,7 +165,7 @@ export function screenStage(ctx: RunContext, it: number, seeds?: readonly SeedRo
   for (const [i, p] of ctx.problems.heldout.entries()) heldout.add({ file: "held-out", line: i + 1, id: p.id, text: p.prompt });
   const dedup = new Deduplicator({ threshold: ctx.cfg.proposer.dedup.threshold, benchmarks: heldout });
   let index = 0;
-  for (const s of seeds) dedup.check(s.prompt, { index, line: ++index, id: `${SEED_REF}${s.id}` });
+  if (ctx.cfg.proposer.dedup.against_seeds) for (const s of seeds) dedup.check(s.prompt, { index, line: ++index, id: `${SEED_REF}${s.id}` });
   for (let e = 1; e < it; e++) {
     for (const r of screenStage(ctx, e, seeds)) if (r.kept) dedup.check(r.problem, { index, line: ++index, id: r.unit });
   }
