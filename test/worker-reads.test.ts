@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerSpec } from "../src/cluster/local-launcher.js";
 import { WorkerPool } from "../src/cluster/pool.js";
 import { ClusterSchema } from "../src/config/schema.js";
+import type { RunContext } from "../src/experiment/context.js";
 import { Journal } from "../src/experiment/journal.js";
 import { fieldRef } from "../src/experiment/payload.js";
 import { LossKind, type TrainExample } from "../src/rpc/gen/promptcot_worker.js";
 import type { SampleRecord } from "../src/selfplay/generate-stage.js";
-import { pairIds, scoreItemOf, workersReadShards } from "../src/train/worker-reads.js";
+import { pairIds, scoreItemOf, workerReadsShards, workersReadShards } from "../src/train/worker-reads.js";
 
 describe("workersReadShards", () => {
   const local = ClusterSchema.parse({});
@@ -71,6 +72,20 @@ describe("a real worker reading the journal's shards", () => {
     expect(fieldRef(fromInline, "token_ids")).toBeUndefined();
     expect(scoreItemOf("x", fromInline, true)).toEqual({ id: "x", promptTokenIds: rows[0]!.result.prompt_token_ids, completionTokenIds: rows[0]!.result.token_ids, promptRef: undefined, completionRef: undefined });
   });
+
+  it("the controller sends refs only to a worker that has a run directory and says it reads them", async () => {
+    const ctxOf = (p: WorkerPool, cluster = ClusterSchema.parse({})) => ({ cfg: { cluster }, pool: p }) as unknown as RunContext;
+    expect(await workerReadsShards(ctxOf(pool), 0)).toBe(true);
+    expect(await workerReadsShards(ctxOf(pool, ClusterSchema.parse({ type: "ray" })), 0)).toBe(false);
+    const bare = new WorkerPool(1, { ...spec, runDir: undefined, logDir: join(runDir, "logs-bare") }, 0);
+    await bare.start();
+    try {
+      expect((await bare.run(0, (rpc) => rpc.info())).readsShardRefs).toBe(false);
+      expect(await workerReadsShards(ctxOf(bare), 0)).toBe(false);
+    } finally {
+      await bare.stop();
+    }
+  }, 300_000);
 
   it("ScoreLogProbs on refs equals the inline call bit for bit", async () => {
     const samples = read(shards);

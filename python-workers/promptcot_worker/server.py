@@ -163,7 +163,7 @@ class Worker(pb_grpc.WorkerServicer):
     @rpc
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
         base = {"proto_version": PROTO_VERSION, "worker_id": self.worker_id, "pid": os.getpid(),
-                "backend": "transformers"}
+                "backend": "transformers", "reads_shard_refs": bool(os.environ.get("PROMPTCOT_RUN_DIR"))}
         if self.backend is None:
             return pb.InfoResponse(**base)
         return pb.InfoResponse(**base, **self.backend.info())

@@ -200,6 +200,12 @@ def score(worker: RunningWorker, items: list[pb.ScoreItem]) -> list[pb.ScoreResu
     return list(worker.stub.ScoreLogProbs(pb.ScoreRequest(items=items, return_token_logprobs=True), timeout=120).results)
 
 
+def test_info_says_the_worker_reads_refs(shard_worker: RunningWorker, tiny_worker: RunningWorker):
+    assert shard_worker.stub.Info(pb.InfoRequest()).reads_shard_refs
+    if not os.environ.get("PROMPTCOT_RUN_DIR"):  # conftest's worker has none unless the caller set one
+        assert not tiny_worker.stub.Info(pb.InfoRequest()).reads_shard_refs
+
+
 def test_score_with_refs_equals_inline_bit_for_bit(shard_worker: RunningWorker, run_dir: Path):
     data = samples(run_dir, seed=1)
     inline = score(shard_worker, [pb.ScoreItem(id=str(i), prompt_token_ids=p, completion_token_ids=c) for i, (p, c, _, _) in enumerate(data)])

@@ -14,7 +14,7 @@ import type { SampleRecord } from "../selfplay/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
 import { optimizerHyper, totalStepsOf } from "./schedule.js";
-import { pairIds, scoreItemOf, workersReadShards } from "./worker-reads.js";
+import { pairIds, scoreItemOf, workerReadsShards } from "./worker-reads.js";
 
 const CALL_DEADLINE_MS = 60 * 60 * 1000;
 const TRAINER = 0; // worker index that holds the optimizer
@@ -45,7 +45,7 @@ export async function referenceStage(ctx: RunContext, iteration: number, pairs: 
   const todo = pairs.filter((p) => !ctx.journal.has(unitId(iteration, "ref", p.id)));
   if (todo.length === 0) return;
   const samples = samplesById(ctx, iteration);
-  const refs = workersReadShards(ctx.cfg.cluster);
+  const refs = await workerReadsShards(ctx, TRAINER);
   const progress = new Progress("reference log-probs", todo.length);
   const BATCH = 8;
   for (let i = 0; i < todo.length; i += BATCH) {
@@ -66,9 +66,8 @@ export async function referenceStage(ctx: RunContext, iteration: number, pairs: 
   progress.finish();
 }
 
-function examplesFor(ctx: RunContext, iteration: number, pairs: Pair[]): TrainExample[] {
+function examplesFor(ctx: RunContext, iteration: number, pairs: Pair[], refs: boolean): TrainExample[] {
   const samples = samplesById(ctx, iteration);
-  const refs = workersReadShards(ctx.cfg.cluster);
   return pairs.map((p) => {
     const ref = ctx.journal.get<RefRecord>(unitId(iteration, "ref", p.id))!;
     return {
@@ -89,7 +88,7 @@ export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: 
   if (done) return done;
   const t = ctx.cfg.train;
   const hyper: Partial<TrainHyper> = { beta: t.beta, labelSmoothing: t.label_smoothing };
-  return updateUnit(ctx, iteration, { label: "DPO", loss: LossKind.DPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, pairs)) }, globalStep);
+  return updateUnit(ctx, iteration, { label: "DPO", loss: LossKind.DPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, pairs, await workerReadsShards(ctx, TRAINER))) }, globalStep);
 }
 
 /** train.epochs passes over `examples`, each in its own seeded order, cut into train.batch_size steps. */

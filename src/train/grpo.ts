@@ -24,7 +24,7 @@ import type { SampleOutcome } from "../selfplay/pairs.js";
 import { gradeStage, gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
 import { Progress } from "../telemetry/progress.js";
 import { epochBatches, updateUnit, type UpdateRecord } from "./dpo.js";
-import { completionIds, logprobsOf, scoreItemOf, workersReadShards } from "./worker-reads.js";
+import { completionIds, logprobsOf, scoreItemOf, workerReadsShards } from "./worker-reads.js";
 
 const TRAINER = 0;
 const SCORE_BATCH = 8;
@@ -179,7 +179,7 @@ export async function oldLogprobsStage(ctx: RunContext, iteration: number, group
   const todo = batches.filter((b) => !b.every((sid) => ctx.journal.has(oldId(iteration, sid))));
   if (todo.length === 0) return;
   const samples = samplesById(ctx, iteration);
-  const refs = workersReadShards(ctx.cfg.cluster);
+  const refs = await workerReadsShards(ctx, TRAINER);
   const progress = new Progress("behaviour log-probs", todo.length);
   for (const batch of todo) {
     const items = batch.map((sid) => scoreItemOf(sid, samples.get(sid)!, refs));
@@ -195,10 +195,9 @@ function samplesById(ctx: RunContext, iteration: number): Map<string, SampleReco
   return new Map(ctx.journal.list<SampleRecord>("rollout", iteration).map((s) => [s.id, s.result]));
 }
 
-function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[]): TrainExample[] {
+function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[], refs: boolean): TrainExample[] {
   const samples = samplesById(ctx, iteration);
   const withRef = ctx.cfg.train.grpo.kl_coef > 0;
-  const refs = workersReadShards(ctx.cfg.cluster);
   return groups.flatMap((g) =>
     g.samples
       .filter((s) => samples.get(s.id)!.token_ids.length > 0)
@@ -220,5 +219,5 @@ export async function grpoUpdateStage(ctx: RunContext, iteration: number, groups
     clipLow: g.clip_low, clipHigh: g.clip_high, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
     lossAggregation: g.loss_aggregation, logitTemperature: ctx.cfg.rollout.temperature || 1,
   };
-  return updateUnit(ctx, iteration, { label: "GRPO", loss: LossKind.GRPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, groups)) }, globalStep);
+  return updateUnit(ctx, iteration, { label: "GRPO", loss: LossKind.GRPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, groups, await workerReadsShards(ctx, TRAINER))) }, globalStep);
 }

@@ -2,6 +2,7 @@
 // hold them (docs/DATA_PLANE.md "Workers read shards"). A worker on the controller's filesystem reads the
 // records itself, so a step's completions no longer pass through the controller's memory and socket.
 import type { Experiment } from "../config/schema.js";
+import type { RunContext } from "../experiment/context.js";
 import { fieldRef } from "../experiment/payload.js";
 import type { ScoreItem, ShardRef, TrainExample } from "../rpc/gen/promptcot_worker.js";
 import type { SampleRecord } from "../selfplay/generate-stage.js";
@@ -21,6 +22,15 @@ export function workersReadShards(cluster: Experiment["cluster"], env: NodeJS.Pr
     throw new Error(`${WORKER_READS_ENV}='${v}' is not a choice; use 'auto' (default: shards where the workers share the run directory) or 'inline'`);
   }
   return cluster.type === "local" || cluster.ray.shared_run_dir;
+}
+
+/**
+ * Whether requests to the pool's worker `index` name shard records: the cluster shares the run directory
+ * and the worker says it honours refs (a worker without a run directory, or a build older than refs, does not).
+ */
+export async function workerReadsShards(ctx: RunContext, index: number): Promise<boolean> {
+  if (!workersReadShards(ctx.cfg.cluster)) return false;
+  return (await ctx.pool.run(index, (rpc) => rpc.info())).readsShardRefs;
 }
 
 type IdField = "token_ids" | "prompt_token_ids";

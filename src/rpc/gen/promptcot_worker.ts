@@ -95,6 +95,11 @@ export interface InfoResponse {
   hasChatTemplate: boolean;
   /** bumps on every TrainStep; LoadCheckpoint restores the version saved with it */
   weightsVersion: number;
+  /**
+   * Honours ShardRefs in ScoreLogProbs/TrainStep: this build reads them and it has a PROMPTCOT_RUN_DIR. A
+   * controller sends refs only to a worker that says so (an older worker would ignore them as unknown fields).
+   */
+  readsShardRefs: boolean;
 }
 
 export interface HealthRequest {
@@ -486,6 +491,7 @@ function createBaseInfoResponse(): InfoResponse {
     eosTokenIds: [],
     hasChatTemplate: false,
     weightsVersion: 0,
+    readsShardRefs: false,
   };
 }
 
@@ -531,6 +537,9 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     }
     if (message.weightsVersion !== 0) {
       writer.uint32(104).int64(message.weightsVersion);
+    }
+    if (message.readsShardRefs !== false) {
+      writer.uint32(112).bool(message.readsShardRefs);
     }
     return writer;
   },
@@ -656,6 +665,14 @@ export const InfoResponse: MessageFns<InfoResponse> = {
           message.weightsVersion = longToNumber(reader.int64());
           continue;
         }
+        case 14: {
+          if (tag !== 112) {
+            break;
+          }
+
+          message.readsShardRefs = reader.bool();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -716,6 +733,11 @@ export const InfoResponse: MessageFns<InfoResponse> = {
         : isSet(object.weights_version)
         ? globalThis.Number(object.weights_version)
         : 0,
+      readsShardRefs: isSet(object.readsShardRefs)
+        ? globalThis.Boolean(object.readsShardRefs)
+        : isSet(object.reads_shard_refs)
+        ? globalThis.Boolean(object.reads_shard_refs)
+        : false,
     };
   },
 
@@ -760,6 +782,9 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     if (message.weightsVersion !== 0) {
       obj.weightsVersion = Math.round(message.weightsVersion);
     }
+    if (message.readsShardRefs !== false) {
+      obj.readsShardRefs = message.readsShardRefs;
+    }
     return obj;
   },
 
@@ -781,6 +806,7 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     message.eosTokenIds = object.eosTokenIds?.map((e) => e) || [];
     message.hasChatTemplate = object.hasChatTemplate ?? false;
     message.weightsVersion = object.weightsVersion ?? 0;
+    message.readsShardRefs = object.readsShardRefs ?? false;
     return message;
   },
 };
