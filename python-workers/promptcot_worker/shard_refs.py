@@ -50,10 +50,11 @@ def decode_varints(raw: bytes, count: int) -> list[int]:
 def decode_floats(raw: bytes, enc: str, count: int) -> list[float]:
     """float32 values either way: the writer used f64le only for values float32 cannot hold, and the inline
     path (`repeated float`) rounds those to float32 too."""
-    if enc == "f32le+zlib":
-        return list(struct.unpack(f"<{count}f", raw))
-    doubles = struct.unpack(f"<{count}d", raw)
-    return list(struct.unpack(f"<{count}f", struct.pack(f"<{count}f", *doubles)))
+    values = np.frombuffer(raw, dtype="<f4" if enc == "f32le+zlib" else "<f8")
+    if len(values) * values.itemsize != len(raw) or len(values) != count:
+        raise ValueError(f"expected {count} floats in {len(raw)} bytes of {enc}")
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, as the wire's float would carry it
+        return values.astype(np.float32).tolist()
 
 
 def record_sections(payload: bytes) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], bytes]]]:
@@ -68,7 +69,7 @@ def record_sections(payload: bytes) -> tuple[dict[str, Any], dict[str, tuple[dic
 
 
 class ShardReader:
-    """Reads token-id sections of records under one run directory; one reader per request (it caches).
+    """Reads token-id and float sections of records under one run directory; one reader per request (it caches).
 
     A prompt record is shared by its samples, so a DPO batch names each one twice or more: the cache
     decodes it once.

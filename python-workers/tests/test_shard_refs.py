@@ -282,10 +282,13 @@ def test_grpo_step_with_refs_equals_inline(shard_worker: RunningWorker, run_dir:
 
 
 def test_float64_sections_round_to_float32_as_the_wire_does():
-    values = [-0.1, -1e-300, -2.5]
-    raw = struct.pack("<3d", *values)
-    got = shard_refs.decode_floats(raw, "f64le+zlib", 3)
-    assert got == list(struct.unpack("<3f", struct.pack("<3f", *values))) and got[2] == -2.5 and got[0] != -0.1
+    values = [-0.1, -1e-300, -2.5, -1e300]
+    got = shard_refs.decode_floats(struct.pack("<4d", *values), "f64le+zlib", 4)
+    assert got[:3] == list(struct.unpack("<3f", struct.pack("<3f", *values[:3]))) and got[2] == -2.5 and got[0] != -0.1
+    assert got[3] == float("-inf")
+    assert shard_refs.decode_floats(struct.pack("<2f", -0.5, -3.0), "f32le+zlib", 2) == [-0.5, -3.0]
+    with pytest.raises(ValueError, match="expected 3 floats"):
+        shard_refs.decode_floats(struct.pack("<2f", -0.5, -3.0), "f32le+zlib", 3)
 
 
 def test_a_damaged_shard_is_invalid_argument_naming_the_file(shard_worker: RunningWorker, run_dir: Path):
