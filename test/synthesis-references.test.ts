@@ -8,7 +8,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Journal } from "../src/experiment/journal.js";
 import { createMathGrader } from "../src/verify/math/grader.js";
-import { REFERENCE_INSTRUCTION, SAMPLE_STAGE, referenceStage, sampleAnswer, voteAnswers } from "../src/synthesis/references.js";
+import { REFERENCE_INSTRUCTION, SAMPLE_STAGE, referenceMessages, referenceStage, sampleAnswer, voteAnswers } from "../src/synthesis/references.js";
 import type { GenRequest, Generator } from "../src/synthesis/teacher.js";
 import { countUnits, waitFor } from "./helpers/run-harness.js";
 
@@ -78,7 +78,7 @@ describe("reference vote", () => {
 });
 
 describe("teacher instruction", () => {
-  it("follows each problem in the teacher's prompt; PromptCoT's when none is given", async () => {
+  it("follows each problem (and each worked turn) in the teacher's prompt; PromptCoT's when none is given", async () => {
     const seen: string[] = [];
     const teacher: Generator = {
       name: "recording",
@@ -94,6 +94,11 @@ describe("teacher instruction", () => {
     await referenceStage(problems, teacher, new Journal(join(mkdtempSync(join(tmpdir(), "pcot-ref-i-")), "j.sqlite")), o, grader);
     await referenceStage(problems, teacher, new Journal(join(mkdtempSync(join(tmpdir(), "pcot-ref-i-")), "j.sqlite")), { ...o, instruction: "Answer only with \\boxed{N}." }, grader);
     expect(seen).toEqual([`What is 1 + 1?\n\n${REFERENCE_INSTRUCTION}`, "What is 1 + 1?\n\nAnswer only with \\boxed{N}."]);
+    expect(referenceMessages({ prompt: "What is 1 + 1?" }, "Box it.", [{ user: "What is 2 + 3?", assistant: "\\boxed{5}" }])).toEqual([
+      { role: "user", content: "What is 2 + 3?\n\nBox it." },
+      { role: "assistant", content: "\\boxed{5}" },
+      { role: "user", content: "What is 1 + 1?\n\nBox it." },
+    ]);
     expect(REFERENCE_INSTRUCTION).toBe("Please reason step by step, and put your final answer within \\boxed{}.");
   });
 });

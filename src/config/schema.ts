@@ -531,6 +531,8 @@ export const ProposerSchema = z
         /** What follows each problem in the teacher's prompt; default PromptCoT's "Please reason step by step, and
          *  put your final answer within \boxed{}." A small teacher may need a short, directly boxed answer. */
         instruction: z.string().trim().min(1).optional(),
+        /** Worked user/assistant turns before each problem, each user turn followed by the instruction as well. */
+        few_shot: z.array(z.strictObject({ user: z.string().min(1), assistant: z.string().min(1) })).default([]),
       })
       .extend({ sampling: SynthSamplingSchema(0.7, 256) })
       .prefault({}),

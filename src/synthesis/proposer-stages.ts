@@ -194,7 +194,7 @@ export async function problemsStage(ctx: RunContext, px: ProposerContext, it: nu
   const kept = rows.filter((r) => r.kept);
   const t = ctx.cfg.proposer.teacher;
   const refs = await ctx.timer.time("references", () =>
-    referenceStage(kept.map((r) => ({ id: r.id, prompt: r.problem })), px.teacher, ctx.journal, { samples: t.samples, minAgreement: t.min_agreement, seed: ctx.cfg.seed, sampling: t.sampling, ...(t.instruction ? { instruction: t.instruction } : {}) }),
+    referenceStage(kept.map((r) => ({ id: r.id, prompt: r.problem })), px.teacher, ctx.journal, { samples: t.samples, minAgreement: t.min_agreement, seed: ctx.cfg.seed, sampling: t.sampling, fewShot: t.few_shot, ...(t.instruction ? { instruction: t.instruction } : {}) }),
   );
   const problems: Problem[] = refs.rows.map((r) => ({ id: r.id, prompt: r.prompt, answer: r.answer, source: `synthesized:it${pad(it)}` }));
   const gens = ctx.journal.list<GenerationRecord>(P_GENERATE, it).map((r) => r.result);

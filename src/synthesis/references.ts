@@ -24,6 +24,8 @@ export interface ReferenceOptions {
   sampling: TeacherSampling;
   /** What follows the problem in the teacher's prompt (default REFERENCE_INSTRUCTION). */
   instruction?: string;
+  /** Worked turns shown before each problem (a small teacher copies their answer format). */
+  fewShot?: { user: string; assistant: string }[];
 }
 
 export interface SampleRecord {
@@ -67,10 +69,10 @@ export const voteUnit = (problemId: string) => `${VOTE_STAGE}/${problemId}`;
 /** PromptCoT's instruction; a small teacher may need a shorter one (its samples are cut before the box). */
 export const REFERENCE_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}.";
 
-/** The teacher's prompt: the problem, then the instruction to box the final answer. */
-export function referenceMessages(problem: Pick<MathProblem, "prompt">, instruction = REFERENCE_INSTRUCTION) {
-  const content = `${problem.prompt.trim()}\n\n${instruction.trim()}`;
-  return [{ role: "user" as const, content }];
+/** The teacher's prompt: any worked turns, then the problem and the instruction to box the final answer. */
+export function referenceMessages(problem: Pick<MathProblem, "prompt">, instruction = REFERENCE_INSTRUCTION, fewShot: ReferenceOptions["fewShot"] = []) {
+  const ask = (text: string) => ({ role: "user" as const, content: `${text.trim()}\n\n${instruction.trim()}` });
+  return [...fewShot.flatMap((t) => [ask(t.user), { role: "assistant" as const, content: t.assistant }]), ask(problem.prompt)];
 }
 
 /** The answer a teacher sample gives, or null: truncated reasoning is not an answer. */
@@ -107,7 +109,7 @@ async function sampleStage(problems: readonly MathProblem[], gen: Generator, jou
   const requests = problems
     .map((p) => ({
       id: p.id,
-      messages: referenceMessages(p, o.instruction),
+      messages: referenceMessages(p, o.instruction, o.fewShot),
       samples: Array.from({ length: o.samples }, (_, i) => ({ index: i, seed: unitSeed(o.seed, "ref", p.id, i) })).filter(
         (s) => !journal.has(sampleUnit(p.id, s.index)),
       ),
