@@ -6,9 +6,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ExperimentSchema } from "../src/config/schema.js";
 import { generateAll } from "../src/rollout/engine.js";
 import { engineGenerator } from "../src/rollout/engine-generator.js";
+import { policyEngineProblem } from "../src/rollout/from-config.js";
 import { backoffMs, OpenAIEngine, type OpenAIEngineOptions, parseLogprobs, requestBody } from "../src/rollout/openai-engine.js";
 
-type Handler = (body: Record<string, unknown>, res: ServerResponse, n: number) => void;
+type Handler = (body: Record<string, unknown>, res: ServerResponse, n: number, req: IncomingMessage) => void;
 let server: Server | undefined;
 afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
@@ -20,7 +21,7 @@ async function serve(handler: Handler): Promise<{ url: string; bodies: Record<st
     req.on("end", () => {
       const body = JSON.parse(raw) as Record<string, unknown>;
       bodies.push(body);
-      handler(body, res, bodies.length);
+      handler(body, res, bodies.length, req);
     });
   });
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
@@ -125,6 +126,21 @@ describe("OpenAI-compatible engine", () => {
     expect(() => requestBody({ model: "m", api: "completions", flavor: "llama_cpp" }, twoTurns, 1, sampling)).toThrow(/already-templated.*api 'chat'/);
   });
 
+  it("a prompt given as token ids goes to /v1/completions as ids, whatever the api (the policy engine's prompts)", async () => {
+    const ids = { ...prompt("a", [1]), promptTokenIds: [1, 9, 4] };
+    const body = requestBody({ model: "m", api: "chat", flavor: "llama_cpp" }, ids, 3, sampling, { logprobs: true });
+    expect(body).toMatchObject({ prompt: [1, 9, 4], logprobs: 1, seed: 3 });
+    expect(body).not.toHaveProperty("messages");
+    const paths: string[] = [];
+    const { url } = await serve((_b, res, _n, req) => {
+      paths.push(req.url ?? "");
+      reply(res, { choices: [{ text: "xy", finish_reason: "stop", logprobs: { content: [{ id: 8, logprob: -0.1 }] } }], usage: { completion_tokens: 1 } });
+    });
+    const [s] = await generateAll(new OpenAIEngine(opts(url)), [ids], sampling, { logprobs: true });
+    expect(paths).toEqual(["/v1/completions"]);
+    expect(s).toMatchObject({ text: "xy", tokenIds: [8], finishReason: "stop" });
+  });
+
   it("backs off exponentially, capped, or as Retry-After says", () => {
     expect([0, 1, 2, 3].map((a) => backoffMs(a, 500))).toEqual([500, 1000, 2000, 4000]);
     expect(backoffMs(10, 500)).toBe(30_000);
@@ -158,5 +174,15 @@ describe("engine config", () => {
     expect(parse({ type: "openai", base_url: "http://h/v1", model: "m", api_key_env: "sk-123" }).success).toBe(false);
     expect(parse({ type: "llama_cpp", llama_cpp: { slots: 4 } }).success).toBe(false);
     expect(parse({ type: "vllm", vllm: { gpu_memory_utilization: 1.5 } }).success).toBe(false);
+  });
+  it("a self-play run refuses an engine that cannot take the policy's new weights, before anything starts", () => {
+    const run = (engine: object, extra: object = {}) => policyEngineProblem(ExperimentSchema.parse({ name: "x", engine, ...extra }));
+    expect(run({ type: "worker" })).toBeUndefined();
+    expect(run({ type: "llama_cpp" }, { model: { source: "smollm2-135m-instruct" } })).toBeUndefined();
+    expect(run({ type: "openai", base_url: "http://h/v1", model: "m" })).toMatch(/cannot serve the policy's updated weights/);
+    expect(run({ type: "vllm", base_url: "http://h/v1" })).toMatch(/cannot serve the policy's updated weights/);
+    expect(run({ type: "llama_cpp" }, { model: { source: "Qwen/Qwen3-4B" } })).toMatch(/engine\.llama_cpp\.gguf: set the GGUF of model\.source 'Qwen\/Qwen3-4B'/);
+    expect(run({ type: "llama_cpp", llama_cpp: { gguf: "/m/qwen3-4b.gguf" } }, { model: { source: "Qwen/Qwen3-4B" } })).toBeUndefined();
+    expect(run({ type: "llama_cpp" }, { model: { source: "smollm2-135m-instruct" }, eval: { samples_per_prompt: 1, temperature: 0, max_tokens: 8, stop: ["\n\n"] } })).toMatch(/stop strings/);
   });
 });

@@ -13,7 +13,7 @@ import { loadProblems } from "../data/problems.js";
 import { exportIteration } from "../experiment/artifacts.js";
 import type { RunContext } from "../experiment/context.js";
 import { Journal } from "../experiment/journal.js";
-import { checkRunDir, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
+import { checkRunDir, configDiff, defaultRunDir, lockRunDir, prepareRunDir, resolvedYaml } from "../experiment/run-dir.js";
 import { identityLines, runIdentity, type RunIdentity } from "../experiment/run-identity.js";
 import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay, type IterationResult } from "../selfplay/loop.js";
@@ -23,6 +23,8 @@ import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
+import { policyEngineFromConfig, policyEngineProblem } from "../rollout/from-config.js";
+import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
 import { createMathGraderByName, createRunCodeGrader } from "../verify/registry.js";
 
@@ -64,9 +66,9 @@ export function updatePlan(cfg: Experiment): string {
 }
 
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
-  const { config: cfg } = loadExperiment(file, opts.set);
-  if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts);
-  const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
+  const { config: cfg, explicit } = loadExperiment(file, opts.set);
+  if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts, explicit);
+  const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg, explicit);
   const configDir = dirname(resolve(file));
   const missing = opts.dryRun ? missingInputs(cfg, configDir) : [];
   if (missing.length) return dryRunElsewhere(cfg, planText(cfg, runDir), missing); // a cluster recipe, dry-run here
@@ -74,6 +76,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const problems = loadProblems(cfg, configDir);
   const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
   if (cfg.task === "selfplay") totalStepsOf(cfg); // a cosine LR schedule without a length fails here, not at the first update
+  const engineProblem = policyEngineProblem(cfg);
+  if (engineProblem) throw new ConfigError(engineProblem, file, undefined, "engine");
   const identity = runIdentity(cfg, configDir, problems);
   if (opts.dryRun) return dryRun(cfg, runDir, identity, problems);
   pythonPath(); // fail early, with the fix, when the environment is missing
@@ -83,6 +87,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const journal = new Journal(join(runDir, "journal.sqlite"));
   const log = (m: string) => process.stderr.write(`[promptcot] ${m}\n`);
   log(`${resumed ? "resuming" : "starting"} run ${runDir}`);
+  const added = resumed ? configDiff(readFileSync(join(runDir, "config.resolved.yaml"), "utf8"), cfg).added : [];
+  if (added.length) log(`config keys new since this run started, at their current values: ${added.join(", ")}`);
   if (state === "legacy") log("this run predates data and model fingerprints: recorded them now (run.json); its data matched the run's copy where there was one");
   journal.event(resumed ? "run_resumed" : "run_started", { pid: process.pid, train: identity.train.sha256, heldout: identity.heldout.sha256, model: identity.model.sha256 });
 
@@ -106,11 +112,14 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const codeGrader = hasCode ? createRunCodeGrader(cfg.grader.code) : undefined;
   const timer = new StageTimer();
   const ctx: RunContext = { cfg, runDir, configDir, journal, pool, grader, codeGrader, metrics: new MetricsSink(join(runDir, "metrics.jsonl")), timer, problems, log };
+  let engine: PolicyEngine | undefined;
   try {
     await timer.time("worker startup", async () => {
       log(`starting ${cfg.workers.count} worker(s) from ${latest?.checkpoint ?? "the base model"}`);
       await pool.start(latest?.checkpoint, latest?.global_step ?? 0);
     });
+    engine = await timer.time("engine startup", () => policyEngineFromConfig(cfg, runDir, log));
+    if (engine) ctx.engine = engine;
     const { before, iterations, report: extra }: { before: EvalSummary; iterations: IterationResult[]; report?: string } =
       sftData ? await sftRegime(ctx, sftData) : cfg.proposer.enabled ? await proposerRegime(ctx) : await selfPlay(ctx);
     for (const it of iterations) exportIteration(ctx, it.iteration);
@@ -121,6 +130,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     process.stdout.write(`\n${report}\n\nreport: ${join(runDir, "report.md")}\n`);
     return 0;
   } finally {
+    await engine?.close();
     await pool.stop();
     await grader.close();
     await codeGrader?.close();

@@ -19,6 +19,8 @@ export interface LoadedConfig {
   config: Experiment;
   /** Files read, in merge order (includes first, then the experiment). */
   files: string[];
+  /** What the files and --set say, merged, before defaults (names the default run directory). */
+  explicit: Record<string, unknown>;
 }
 
 function readYaml(file: string): SourceDoc {
@@ -138,5 +140,5 @@ export function loadExperiment(file: string, sets: string[] = []): LoadedConfig 
     const blame = [...sources].reverse().find((s) => hasPath(s.doc.toJS(), path)) ?? sources[sources.length - 1]!;
     throw new ConfigError(message, blame.file, lineOf(blame, path), keyPath);
   }
-  return { config: parsed.data, files: sources.map((s) => s.file) };
+  return { config: parsed.data, files: sources.map((s) => s.file), explicit: merged };
 }

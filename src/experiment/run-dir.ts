@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import type { Experiment } from "../config/schema.js";
 import { ConfigError } from "../config/errors.js";
 import type { Problem } from "../data/problems.js";
@@ -16,10 +16,66 @@ export function resolvedYaml(cfg: Experiment): string {
   return stringify(rest, { lineWidth: 0 });
 }
 
-/** Same resolved config -> same run directory, so re-running a command resumes it. */
-export function defaultRunDir(cfg: Experiment, root = "runs"): string {
-  const hash = createHash("sha256").update(resolvedYaml(cfg)).digest("hex").slice(0, 8);
-  return resolve(root, cfg.name, hash);
+/**
+ * Same config -> same run directory, so re-running a command resumes it. The hash covers what the user wrote
+ * (files and --set, before defaults), so a newer promptcot whose schema gained keys still finds the run; the
+ * resolved configs are then compared key by key (configDiff). Without `explicit` (or for a run started before
+ * this rule, whose directory exists) the hash of the whole resolved config is used.
+ */
+export function defaultRunDir(cfg: Experiment, explicit?: Record<string, unknown>, root = "runs"): string {
+  const legacy = resolve(root, cfg.name, sha8(resolvedYaml(cfg)));
+  if (!explicit || existsSync(legacy)) return legacy;
+  const { include: _files, ...written } = explicit;
+  return resolve(root, cfg.name, sha8(canonicalJson(written)));
+}
+
+function sha8(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 8);
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * How the config a run started with (its config.resolved.yaml) and the current one differ: `changed` lists
+ * keys the run has whose values differ or that are gone; `added` lists keys only the current config has —
+ * keys a newer schema introduced, which a run started before them cannot have set.
+ */
+export function configDiff(storedYaml: string, cfg: Experiment): { changed: string[]; added: string[] } {
+  const out = { changed: [] as string[], added: [] as string[] };
+  walk(parse(storedYaml), parse(resolvedYaml(cfg)), "", out);
+  return out;
+}
+
+function walk(a: unknown, b: unknown, path: string, out: { changed: string[]; added: string[] }): void {
+  const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+  if (isMap(a) && isMap(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const p = path ? `${path}.${k}` : k;
+      if (!(k in b)) out.changed.push(`${p}: ${JSON.stringify(a[k])} in the run, not a key any more`);
+      else if (!(k in a)) out.added.push(p);
+      else walk(a[k], b[k], p, out);
+    }
+  } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+    out.changed.push(`${path}: ${JSON.stringify(a)} in the run, ${JSON.stringify(b)} now`);
+  }
+}
+
+/** Refuses a resume under a changed config, naming the keys; returns the keys new since the run started. */
+export function checkSameConfig(dir: string, cfg: Experiment): string[] {
+  const file = join(dir, "config.resolved.yaml");
+  const { changed, added } = configDiff(readFileSync(file, "utf8"), cfg);
+  if (changed.length) {
+    const shown = changed.slice(0, 5).join("; ") + (changed.length > 5 ? `; and ${changed.length - 5} more` : "");
+    throw new ConfigError(`this run directory holds a run of a different config (${shown}; see ${file}); resume it with that config, or choose another --run-dir`, dir);
+  }
+  return added;
 }
 
 export type RunDirState = "new" | "resume" | "legacy";
@@ -32,12 +88,7 @@ export type RunDirState = "new" | "resume" | "legacy";
 export function checkRunDir(dir: string, cfg: Experiment, identity: RunIdentity, problems: Problems): RunDirState {
   const file = join(dir, "config.resolved.yaml");
   if (!existsSync(file)) return "new";
-  if (readFileSync(file, "utf8") !== resolvedYaml(cfg)) {
-    throw new ConfigError(
-      `this run directory holds a run of a different config (see ${file}); resume it with that config, or choose another --run-dir`,
-      dir,
-    );
-  }
+  checkSameConfig(dir, cfg);
   const recorded = readRunRecord(dir);
   const changes = [
     setChanges(dir, "train", recorded?.train, identity.train, problems.train),

@@ -24,6 +24,8 @@ export interface EngineSampling {
 export interface EnginePrompt {
   id: string;
   messages: EngineMessage[];
+  /** The prompt as token ids, already chat-templated: sent as is (/v1/completions), `messages` is then only for logs. */
+  promptTokenIds?: number[];
   /** One seed per wanted sample; a sample is named by its position in this list. */
   seeds: number[];
 }

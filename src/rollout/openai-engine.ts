@@ -62,7 +62,8 @@ export class OpenAIEngine implements RolloutEngine {
     let stop = false; // a failed lane or a consumer that stopped reading: take no new jobs
     const lane = async () => {
       for (let j = next++; j < jobs.length && !stop; j = next++) {
-        queue.push(this.toSample(jobs[j]!.p.id, jobs[j]!.position, await this.post(bodies[j]!)));
+        const p = jobs[j]!.p;
+        queue.push(this.toSample(p.id, jobs[j]!.position, await this.post(bodies[j]!, endpointOf(this.o, p))));
       }
     };
     const lanes = Array.from({ length: Math.min(this.o.maxConcurrency, jobs.length) }, lane);
@@ -77,7 +78,7 @@ export class OpenAIEngine implements RolloutEngine {
   private toSample(promptId: string, position: number, res: CompletionResponse): EngineSample {
     const choice = res.choices?.[0];
     if (!choice) throw new Error(`${this.name}: response without choices: ${JSON.stringify(res).slice(0, 300)}`);
-    const text = this.o.api === "chat" ? (choice.message?.content ?? "") : (choice.text ?? "");
+    const text = choice.message?.content ?? choice.text ?? "";
     const lp = parseLogprobs(choice.logprobs);
     const tokenIds = numbers(choice.token_ids) ?? numbers(choice.tokens) ?? lp.ids;
     const completionTokens = res.usage?.completion_tokens ?? tokenIds?.length ?? 0;
@@ -98,8 +99,8 @@ export class OpenAIEngine implements RolloutEngine {
   }
 
   /** POSTs with retries; the last error names the URL, the status and the server's message. */
-  async post(body: object): Promise<CompletionResponse> {
-    const url = `${this.o.baseUrl.replace(/\/$/, "")}/${this.o.api === "chat" ? "chat/completions" : "completions"}`;
+  async post(body: object, endpoint: Endpoint = this.o.api): Promise<CompletionResponse> {
+    const url = `${this.o.baseUrl.replace(/\/$/, "")}/${endpoint === "chat" ? "chat/completions" : "completions"}`;
     for (let attempt = 0; ; attempt++) {
       try {
         this.usage.requests++;
@@ -142,16 +143,26 @@ export class OpenAIEngine implements RolloutEngine {
 export function requestBody(o: Pick<OpenAIEngineOptions, "model" | "api" | "flavor">, p: EnginePrompt, seed: number, s: EngineSampling, opts: GenerateOptions = {}): Record<string, unknown> {
   const body: Record<string, unknown> = { model: o.model, max_tokens: s.max_tokens, temperature: s.temperature, top_p: s.top_p, seed, stream: false };
   if (s.stop.length) body.stop = s.stop;
-  if (o.api === "chat") {
+  const endpoint = endpointOf(o, p);
+  if (p.promptTokenIds) {
+    body.prompt = p.promptTokenIds;
+  } else if (endpoint === "chat") {
     body.messages = p.messages;
     if (opts.chatTemplateKwargs && Object.keys(opts.chatTemplateKwargs).length) body.chat_template_kwargs = opts.chatTemplateKwargs;
   } else {
     body.prompt = completionPrompt(p);
   }
   Object.assign(body, samplerExtras(o.flavor, s));
-  if (opts.logprobs) Object.assign(body, o.api === "chat" ? { logprobs: true, top_logprobs: 1 } : { logprobs: 1 });
+  if (opts.logprobs) Object.assign(body, endpoint === "chat" ? { logprobs: true, top_logprobs: 1 } : { logprobs: 1 });
   if (o.flavor === "vllm") body.return_token_ids = true;
   return body;
+}
+
+type Endpoint = OpenAIEngineOptions["api"];
+
+/** A prompt given as token ids is already templated: it always goes to /v1/completions. */
+function endpointOf(o: Pick<OpenAIEngineOptions, "api">, p: EnginePrompt): Endpoint {
+  return p.promptTokenIds ? "completions" : o.api;
 }
 
 /** llama.cpp's own defaults are top_k 40, min_p 0.05, repeat_penalty 1.1: always send ours, or it samples differently from the worker. */

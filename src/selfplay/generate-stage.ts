@@ -7,6 +7,7 @@ import type { RunContext } from "../experiment/context.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import type { UnitRow } from "../experiment/journal.js";
 import type { RolloutEngine } from "../rollout/engine.js";
+import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { workerEngine } from "../rollout/worker-engine.js";
 import { Progress } from "../telemetry/progress.js";
 import { expectedWeightsVersion, withCurrentWeights } from "../train/weight-sync.js";
@@ -52,6 +53,7 @@ export async function generateStage(ctx: RunContext, o: GenerateStageOptions): P
   const missing = o.problems.map((p) => missingSamples(ctx, o, p).length);
   const pending = o.problems.filter((_, i) => missing[i]! > 0);
   if (pending.length === 0) return;
+  if (ctx.engine) return engineStage(ctx, ctx.engine, o, pending, missing.reduce((a, b) => a + b, 0));
   const chunks: Problem[][] = [];
   for (let i = 0; i < pending.length; i += o.sampling.prompts_per_request) {
     chunks.push(pending.slice(i, i + o.sampling.prompts_per_request));
@@ -71,6 +73,40 @@ export async function generateStage(ctx: RunContext, o: GenerateStageOptions): P
     }
   };
   await Promise.all(Array.from({ length: ctx.pool.size }, (_, w) => workerLoop(w)));
+  progress.finish();
+}
+
+/**
+ * Generation on the policy engine (engine.type llama_cpp): windows of prompts, each tokenized by a worker
+ * and sent with enough samples to keep every server slot busy; the engine's lanes pull requests as slots free.
+ */
+async function engineStage(ctx: RunContext, pe: PolicyEngine, o: GenerateStageOptions, pending: Problem[], total: number): Promise<void> {
+  const progress = new Progress(o.label, total);
+  const window = Math.max(o.sampling.prompts_per_request, Math.ceil((4 * ctx.cfg.engine.max_concurrency) / o.sampling.samples_per_prompt));
+  const byId = new Map(pending.map((p) => [p.id, p]));
+  for (let i = 0; i < pending.length; i += window) {
+    const chunk = pending.slice(i, i + window);
+    const engine = await pe.current(ctx);
+    const wanted = new Map(chunk.map((p) => [p.id, missingSamples(ctx, o, p)]));
+    const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
+    const { prompts, opensThink } = await pe.prompts(ctx, chunk, (p) => wanted.get(p.id)!.map((j) => seeds.get(p.id)![j]!));
+    const promptIds = new Map(prompts.map((p) => [p.id, p.promptTokenIds!]));
+    const opts = { logprobs: true, chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
+    for await (const r of engine.generate(prompts, o.sampling, opts)) {
+      const problem = byId.get(r.promptId)!;
+      const index = wanted.get(problem.id)?.[r.position];
+      if (index === undefined) throw new Error(`${engine.name} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
+      const id = unitId(o.iteration, o.stage, problem.id, index);
+      if (ctx.journal.has(id)) continue;
+      const sample: SampleRecord = {
+        prompt_id: problem.id, sample: index, seed: seeds.get(problem.id)![index]!, text: r.text,
+        token_ids: await pe.completionIds(ctx, r),
+        prompt_token_ids: promptIds.get(problem.id)!,
+        finish_reason: r.finishReason, prompt_opens_think: opensThink.get(problem.id)!,
+      };
+      if (ctx.journal.record(await o.toRows(problem, sample, id)) > 0) progress.tick(1);
+    }
+  }
   progress.finish();
 }
 

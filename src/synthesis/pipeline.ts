@@ -10,7 +10,7 @@ import { pythonPath } from "../cluster/python-env.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { Journal } from "../experiment/journal.js";
-import { defaultRunDir, lockRunDir, resolvedYaml } from "../experiment/run-dir.js";
+import { checkSameConfig, defaultRunDir, lockRunDir, resolvedYaml } from "../experiment/run-dir.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import type { SftUpdateRecord } from "../train/sft.js";
 import { annotateStage, annotationCounts, seedStage } from "./cold-start.js";
@@ -24,8 +24,8 @@ export interface SynthesisRunOptions {
   dryRun?: boolean;
 }
 
-export async function synthesisCommand(file: string, cfg: Experiment, opts: SynthesisRunOptions): Promise<number> {
-  const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg);
+export async function synthesisCommand(file: string, cfg: Experiment, opts: SynthesisRunOptions, explicit?: Record<string, unknown>): Promise<number> {
+  const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg, explicit);
   if (opts.dryRun) {
     process.stdout.write(`# resolved config\n${resolvedYaml(cfg)}\n# plan (dry run: nothing started, nothing written)\n${planLines(cfg, runDir).join("\n")}\n`);
     return 0;
@@ -109,9 +109,7 @@ async function startRole(ctx: SynthContext, role: Role): Promise<void> {
 function openRunDir(dir: string, cfg: Experiment): boolean {
   const file = join(dir, "config.resolved.yaml");
   if (existsSync(file)) {
-    if (readFileSync(file, "utf8") !== resolvedYaml(cfg)) {
-      throw new ConfigError(`this run directory holds a run of a different config (see ${file}); resume it with that config, or choose another --run-dir`, dir);
-    }
+    checkSameConfig(dir, cfg);
     return true;
   }
   for (const sub of ["artifacts/synthesis", "checkpoints", "logs"]) mkdirSync(join(dir, sub), { recursive: true });
