@@ -43,6 +43,7 @@ export function planText(cfg: Experiment, runDir: string): string {
     `run directory: ${runDir}`,
     ...(cfg.proposer.enabled ? proposerPlanLines(cfg) : []),
     `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
+    ...(cfg.engine.type === "llama_cpp" ? [engineLine(cfg)] : []),
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1}: rollout ${n} prompts × ${k} samples (≤${cfg.rollout.max_tokens} tokens, T=${cfg.rollout.temperature}) → grade (${cfg.grader.math}) ` +
@@ -50,6 +51,12 @@ export function planText(cfg: Experiment, runDir: string): string {
         (i + 1 === cfg.iterations || (cfg.eval_every > 0 && (i + 1) % cfg.eval_every === 0) ? ` → eval (${he} generations)` : ""),
     ),
   ].join("\n");
+}
+
+function engineLine(cfg: Experiment): string {
+  const l = cfg.engine.llama_cpp;
+  return `rollout engine: llama.cpp llama-server (${l.parallel} slots, ${l.ctx_size} tokens each, GGUF ${l.gguf ?? "of the quickstart model"}); ` +
+    `workers tokenize, score and train; before sampling after an update the checkpoint is written as ${l.sync_type} GGUF and served`;
 }
 
 /** The update's part of an iteration's plan line, in the chosen algorithm's own terms. */
