@@ -323,4 +323,19 @@ describe("promptcot dedup (CLI)", () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--threshold must be a number in \(0, 1\]/);
   });
+
+  it("--words promptcot compares PromptCoT's word sets (template arithmetic collapses); a bad rule exits 2", () => {
+    const dir = tmp();
+    const inPath = writeRows(dir, [{ id: "a", prompt: "What is 3 + 4 * 2?" }, { id: "b", prompt: "What is 5 + 1 * 7?" }]);
+    const kept = (words: string[]) => {
+      const r = cli(["--in", inPath, "--out", join(dir, "o.jsonl"), ...words]);
+      expect(r.status, r.stderr).toBe(0);
+      return readJsonl(join(dir, "o.jsonl")).map((x) => x.id);
+    };
+    expect(kept([])).toEqual(["a", "b"]);
+    expect(kept(["--words", "promptcot"])).toEqual(["a"]);
+    const bad = cli(["--in", inPath, "--out", join(dir, "o.jsonl"), "--words", "letters"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--words must be one of math, promptcot, got 'letters'/);
+  });
 });
