@@ -193,6 +193,12 @@ export class LlamaCppEngine implements RolloutEngine {
     return { export_s: (t1 - t0) / 1000, restart_s: (t2 - t1) / 1000, total_s: (t2 - t0) / 1000, gguf: out };
   }
 
+  async serveBase(): Promise<void> {
+    await this.server.stop();
+    await this.server.start(this.baseGguf);
+    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
+  }
+
   async close(): Promise<void> {
     await this.server.stop();
   }

@@ -4,6 +4,7 @@
 // sampled token ids. The engine is brought to the pool's current checkpoint lazily, before each generation:
 // after an update, after a resume and after a server restart one rule holds — never sample from weights
 // older than the run's latest checkpoint.
+import { createHash } from "node:crypto";
 import type { RunContext } from "../experiment/context.js";
 import type { Problem } from "../data/problems.js";
 import { problemMessages } from "../data/prompt-format.js";
@@ -13,14 +14,17 @@ import type { SyncTiming } from "./llama-cpp.js";
 export interface SyncableEngine extends RolloutEngine {
   /** Serves the checkpoint's weights from the next generate on. */
   syncWeights(checkpointDir: string, label: string): Promise<SyncTiming>;
+  /** Serves the base model it started on again. */
+  serveBase(): Promise<void>;
   close(): Promise<void>;
 }
 
 const TOKENIZE_DEADLINE_MS = 10 * 60 * 1000;
 
 export class PolicyEngine {
-  /** Global step of the weights the engine serves (0 = the base model it started on). */
-  private servedStep = 0;
+  /** The checkpoint the engine serves (undefined = the base model it started on). A path, not a step: two
+   *  pools (a run and its twin, proposer.twin) share the engine and have checkpoints at the same steps. */
+  private served: string | undefined;
   private eos: number[] | undefined;
 
   constructor(readonly engine: SyncableEngine) {}
@@ -29,12 +33,19 @@ export class PolicyEngine {
     return this.engine.name;
   }
 
-  /** The engine, serving the pool's current checkpoint (synced first when it serves older weights). */
+  /** The engine, serving the pool's current checkpoint (synced first when it serves other weights). */
   async current(ctx: RunContext): Promise<RolloutEngine> {
     const { pool } = ctx;
-    if (pool.checkpoint && pool.checkpointStep !== this.servedStep) {
-      const t = await this.engine.syncWeights(pool.checkpoint, `step-${pool.checkpointStep}`);
-      this.servedStep = pool.checkpointStep;
+    if (pool.checkpoint === this.served) return this.engine;
+    if (!pool.checkpoint) {
+      await this.engine.serveBase();
+      this.served = undefined;
+      ctx.log(`${this.engine.name}: serving the base model again`);
+    } else {
+      // the label names the GGUF file: a twin's checkpoint at the same step must not overwrite the served one
+      const label = `step-${pool.checkpointStep}-${createHash("sha256").update(pool.checkpoint).digest("hex").slice(0, 8)}`;
+      const t = await this.engine.syncWeights(pool.checkpoint, label);
+      this.served = pool.checkpoint;
       ctx.metrics.write({
         kind: "sync", reason: "engine", engine: this.engine.name, seconds: t.total_s, export_s: t.export_s,
         restart_s: t.restart_s, weights_version: pool.checkpointStep,
@@ -62,8 +73,8 @@ export class PolicyEngine {
 
   /**
    * The sample's completion token ids as the trainer must see them: the engine's sampled ids, ending with
-   * the model's EOS when the sample stopped on it (llama-server leaves the end-of-generation token out),
-   * as the worker's own samples do.
+   * the model's EOS when the sample stopped on it, as the worker's own samples do (llama-server returns the
+   * end-of-generation token among its ids; a server that leaves it out gets the model's EOS appended).
    */
   async completionIds(ctx: RunContext, s: EngineSample): Promise<number[]> {
     if (!s.tokenIds || s.tokenIds.length === 0) throw new Error(`${this.engine.name} returned no token ids for ${s.promptId}#${s.position}; the policy engine must return them (llama.cpp: logprobs)`);
