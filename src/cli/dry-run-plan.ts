@@ -7,6 +7,7 @@ import { planExperiment, planLines } from "../cluster/plan-config.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
+import { policyEngineProblem } from "../rollout/from-config.js";
 import { totalStepsOf } from "../train/schedule.js";
 import { PLAN_DOES_NOT_FIT } from "./plan.js";
 
@@ -56,5 +57,7 @@ export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]
       `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}`,
   );
   process.stderr.write(`warning: dry run without ${missing.length} input(s) that are not on this machine: ${missing.map((m) => m.split(":")[0]).join(", ")}\n`);
+  const engine = policyEngineProblem(cfg);
+  if (engine) process.stderr.write(`warning: a run refuses this config as it stands: ${engine}\n`);
   return placement.code;
 }

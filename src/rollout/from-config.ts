@@ -68,6 +68,10 @@ const QUICKSTART_SOURCE = "smollm2-135m-instruct";
 export function policyEngineProblem(cfg: Experiment): string | undefined {
   const e = cfg.engine;
   if (e.type === "worker") return undefined;
+  if (e.type === "vllm") {
+    return "engine.type vllm: self-play needs the served vLLM to load each update's weights, which is not built yet " +
+      "(a `vllm serve` cannot be told to over its OpenAI API); set engine.type worker to run it (docs/SCALING.md)";
+  }
   if (e.type !== "llama_cpp") {
     return `engine.type ${e.type} cannot serve the policy's updated weights after each update; self-play samples through engine.type worker or llama_cpp (an OpenAI-compatible server serves teachers: see docs/SCALING.md)`;
   }
