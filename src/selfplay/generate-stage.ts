@@ -93,7 +93,8 @@ async function engineStage(ctx: RunContext, pe: PolicyEngine, o: GenerateStageOp
     const promptIds = new Map(prompts.map((p) => [p.id, p.promptTokenIds!]));
     const opts = { logprobs: true, chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
     for await (const r of engine.generate(prompts, o.sampling, opts)) {
-      const problem = byId.get(r.promptId)!;
+      const problem = byId.get(r.promptId);
+      if (!problem) throw new Error(`${engine.name} answered for unknown prompt '${r.promptId}'`);
       const index = wanted.get(problem.id)?.[r.position];
       if (index === undefined) throw new Error(`${engine.name} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
       const id = unitId(o.iteration, o.stage, problem.id, index);
