@@ -3,7 +3,8 @@
 // test/data-plane-run.test.ts does this on a tiny random model; this runs it on a real config (default: the
 // quickstart with the real SmolLM2-135M), one plane after the other so they do not share the CPUs.
 //
-//   npx tsx bench/data-plane-identity.ts [--config experiments/quickstart.yaml] [--set key=value ...] [--out DIR]
+//   npx tsx bench/data-plane-identity.ts [--config experiments/quickstart.yaml] [--set key=value ...] [--out DIR] [--reuse]
+// (--reuse compares the finished runs already in --out DIR instead of running them again)
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,12 +16,14 @@ const { values: args } = parseArgs({
     config: { type: "string", default: "experiments/quickstart.yaml" },
     set: { type: "string", multiple: true, default: [] },
     out: { type: "string" },
+    reuse: { type: "boolean", default: false },
   },
 });
 const root = args.out ?? mkdtempSync(join(tmpdir(), "pcot-dp-identity-"));
 
 async function runOn(plane: "inline" | "shards"): Promise<{ dir: string; seconds: number }> {
   const dir = join(root, plane);
+  if (args.reuse) return { dir, seconds: Number.NaN };
   process.env.PROMPTCOT_DATA_PLANE = plane; // startRun copies the environment when it spawns
   const t0 = performance.now();
   const r = await startRun([args.config!, ...args.set!.flatMap((s) => ["--set", s]), "--run-dir", dir]).done;
@@ -35,7 +38,10 @@ const lastCheckpoint = (dir: string) => {
 
 const inline = await runOn("inline");
 const shards = await runOn("shards");
-const norm = (json: string, runDir: string) => JSON.stringify(JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v)));
+// Records read back from shards list their fields in another order than inline rows: compare with sorted keys.
+const sorted = (v: unknown): unknown =>
+  Array.isArray(v) ? v.map(sorted) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
+const norm = (json: string, runDir: string) => JSON.stringify(sorted(JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v))));
 const want = units(inline.dir);
 const got = units(shards.dir);
 const differing = [...want].filter(([id, r]) => !got.has(id) || norm(got.get(id)!, shards.dir) !== norm(r, inline.dir)).map(([id]) => id);
