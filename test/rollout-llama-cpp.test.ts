@@ -3,7 +3,7 @@
 // with parallel slots, then weight sync for real: a real worker trains the policy (SFT steps), saves a
 // checkpoint, the checkpoint is written as GGUF and served, and the server's greedy text changes to the
 // trained worker's own greedy text. Skips (saying so) only when llama-server is not built on this machine.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,7 +29,10 @@ describe.skipIf(!binary)("llama.cpp engine (real llama-server)", () => {
     engine = new LlamaCppEngine(server, { model: "smollm2", api: "completions", maxConcurrency: 4, timeoutS: 300, retries: 2 }, join(dir, "gguf"), "f32");
     await engine.start();
   }, 400_000);
-  afterAll(async () => engine?.close());
+  afterAll(async () => {
+    await engine?.close();
+    rmSync(dir, { recursive: true, force: true }); // ~1 GB of GGUFs and a checkpoint
+  });
 
   it("serves /health with the configured slots, and samples are a function of the seed", async () => {
     const props = (await (await fetch(`${engine.server.baseUrl.replace(/\/v1$/, "")}/props`)).json()) as { total_slots: number };

@@ -3,7 +3,7 @@
 // checkpoint (GGUF export + restart) before it samples again. The controller is SIGKILLed inside the second
 // iteration's rollout; the rerun re-syncs the fresh server to the latest checkpoint before sampling, redoes
 // only the missing samples and finishes. Skips (saying so) only when llama-server is not built here.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,5 +90,6 @@ describe.skipIf(!binary)("self-play on the llama.cpp engine (real llama-server)"
     expect(countUnits(dir, "eval")).toBe(2 * 2 * 2);
     expect(readFileSync(join(dir, "report.md"), "utf8")).toContain("held-out");
     expect(serversOf(dir)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true }); // ~1.7 GB of checkpoints and GGUFs; kept when the test fails
   }, 1_500_000);
 });
