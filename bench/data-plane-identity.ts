@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { compareCheckpoints, startRun, units } from "../test/helpers/run-harness.js";
+import { compareCheckpoints, lastCheckpoint, normalizedUnit, shardReadLines, startRun, units } from "../test/helpers/run-harness.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -24,24 +24,18 @@ const root = args.out ?? mkdtempSync(join(tmpdir(), "pcot-dp-identity-"));
 async function runOn(plane: "inline" | "shards"): Promise<{ dir: string; seconds: number }> {
   const dir = join(root, plane);
   if (args.reuse) return { dir, seconds: Number.NaN };
-  process.env.PROMPTCOT_DATA_PLANE = plane; // startRun copies the environment when it spawns
   const t0 = performance.now();
-  const r = await startRun([args.config!, ...args.set!.flatMap((s) => ["--set", s]), "--run-dir", dir]).done;
+  const r = await startRun([args.config!, ...args.set!.flatMap((s) => ["--set", s]), "--run-dir", dir], { PROMPTCOT_DATA_PLANE: plane }).done;
   if (r.code !== 0) throw new Error(`${plane} run failed (${r.code}):\n${r.out.slice(-3000)}`);
   return { dir, seconds: (performance.now() - t0) / 1000 };
 }
-
-const lastCheckpoint = (dir: string) => {
-  const steps = readdirSync(join(dir, "checkpoints")).filter((d) => d.startsWith("step-")).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
-  return join(dir, "checkpoints", steps.at(-1)!);
-};
 
 const inline = await runOn("inline");
 const shards = await runOn("shards");
 // Records read back from shards list their fields in another order than inline rows: compare with sorted keys.
 const sorted = (v: unknown): unknown =>
   Array.isArray(v) ? v.map(sorted) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
-const norm = (json: string, runDir: string) => JSON.stringify(sorted(JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v))));
+const norm = (json: string, runDir: string) => JSON.stringify(sorted(normalizedUnit(json, runDir)));
 const want = units(inline.dir);
 const got = units(shards.dir);
 const differing = [...want].filter(([id, r]) => !got.has(id) || norm(got.get(id)!, shards.dir) !== norm(r, inline.dir)).map(([id]) => id);
@@ -51,7 +45,7 @@ for (const id of want.keys()) stages.set(id.split("/")[1]!, (stages.get(id.split
 const pairs = [...want].filter(([id]) => id.endsWith("/pairs")).map(([, r]) => (JSON.parse(r) as { pairs: unknown[] }).pairs.length);
 const artifacts = readdirSync(join(inline.dir, "artifacts")).filter((d) => d.startsWith("it")).flatMap((it) =>
   ["samples.jsonl", "pairs.jsonl"].map((f) => ({ f: `${it}/${f}`, same: readFileSync(join(inline.dir, "artifacts", it, f), "utf8") === readFileSync(join(shards.dir, "artifacts", it, f), "utf8") })));
-const reads = (readFileSync(join(shards.dir, "logs", "worker-0.log"), "utf8").match(/read from \d+ shard records/g) ?? []).length;
+const reads = shardReadLines(shards.dir).length;
 const cmp = compareCheckpoints(lastCheckpoint(inline.dir), lastCheckpoint(shards.dir));
 const report = {
   config: args.config, set: args.set, runs: { inline: inline.dir, shards: shards.dir }, wall_s: { inline: inline.seconds, shards: shards.seconds },

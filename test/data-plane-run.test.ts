@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compareCheckpoints, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL, workerLog } from "./helpers/run-harness.js";
+import { compareCheckpoints, lastCheckpoint, normalizedUnit, shardReadLines, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL, workerLog } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 const ARGS = [
@@ -17,19 +17,10 @@ const root = mkdtempSync(join(tmpdir(), "pcot-dp-run-"));
 
 async function runWith(plane: "inline" | "shards"): Promise<string> {
   const dir = join(root, plane);
-  const saved = process.env.PROMPTCOT_DATA_PLANE;
-  process.env.PROMPTCOT_DATA_PLANE = plane; // startRun copies the environment when it spawns
-  const run = startRun([EXP, ...ARGS, "--run-dir", dir]);
-  process.env.PROMPTCOT_DATA_PLANE = saved;
-  const r = await run.done;
+  const r = await startRun([EXP, ...ARGS, "--run-dir", dir], { PROMPTCOT_DATA_PLANE: plane }).done;
   expect(r.code, r.out).toBe(0);
   return dir;
 }
-
-const lastCheckpoint = (dir: string) => {
-  const steps = readdirSync(join(dir, "checkpoints")).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
-  return join(dir, "checkpoints", steps.at(-1)!);
-};
 
 describe("inline journal vs shard data plane", () => {
   it("a run gives the same units, pairs, artifacts and final weights on both", async () => {
@@ -37,12 +28,10 @@ describe("inline journal vs shard data plane", () => {
     expect(existsSync(join(inline, "shards"))).toBe(false);
     expect(readdirSync(join(shards, "shards", "rollout"))).toEqual(["it001", "it002"]);
     expect(readdirSync(join(shards, "shards")).sort()).toEqual(["eval", "rollout"]);
-    const norm = (json: string, runDir: string) =>
-      JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v)) as unknown;
     const want = units(inline);
     const got = units(shards);
     expect([...got.keys()]).toEqual([...want.keys()]);
-    for (const [id, result] of want) expect(norm(got.get(id)!, shards), id).toEqual(norm(result, inline));
+    for (const [id, result] of want) expect(normalizedUnit(got.get(id)!, shards), id).toEqual(normalizedUnit(result, inline));
     const pairs = JSON.parse(want.get("it001/pairs")!) as { pairs: unknown[] };
     expect(pairs.pairs.length).toBeGreaterThan(0);
     for (const it of ["it001", "it002"]) {
@@ -50,9 +39,9 @@ describe("inline journal vs shard data plane", () => {
         expect(readFileSync(join(shards, "artifacts", it, f), "utf8"), `${it}/${f}`).toBe(readFileSync(join(inline, "artifacts", it, f), "utf8"));
       }
     }
-    const reads = (dir: string) => workerLog(dir).match(/^.*(score|train step): \d+ [a-z -]+ read from \d+ shard records$/gm) ?? [];
-    expect(reads(inline)).toEqual([]);
-    expect(reads(shards).some((l) => l.includes("score:")) && reads(shards).some((l) => l.includes("train step:")), workerLog(shards).slice(-3000)).toBe(true);
+    expect(shardReadLines(inline)).toEqual([]);
+    const reads = shardReadLines(shards);
+    expect(reads.some((l) => l.includes("score:")) && reads.some((l) => l.includes("train step:")), workerLog(shards).slice(-3000)).toBe(true);
     const cmp = compareCheckpoints(lastCheckpoint(inline), lastCheckpoint(shards));
     for (const part of [cmp.weights, cmp.optimizer]) {
       expect(part.mismatch).toBeUndefined();

@@ -1,11 +1,11 @@
 // A small GRPO run (tiny random model, 2 iterations, KL on) where the trainer reads prompts, completions
 // and behaviour log-probs from the shards (the default for local workers) against the same run with
 // PROMPTCOT_WORKER_READS=inline: the same units and the same final weights and optimizer state.
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compareCheckpoints, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL, workerLog } from "./helpers/run-harness.js";
+import { compareCheckpoints, lastCheckpoint, normalizedUnit, shardReadLines, startRun, units, VALIDITY_OFF_FOR_RANDOM_MODEL } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/tiny-selfplay.yaml";
 const ARGS = [
@@ -17,34 +17,21 @@ const root = mkdtempSync(join(tmpdir(), "pcot-reads-run-"));
 
 async function runWith(reads: "auto" | "inline"): Promise<string> {
   const dir = join(root, reads);
-  const saved = process.env.PROMPTCOT_WORKER_READS;
-  process.env.PROMPTCOT_WORKER_READS = reads; // startRun copies the environment when it spawns
-  const run = startRun([EXP, ...ARGS, "--run-dir", dir]);
-  if (saved === undefined) delete process.env.PROMPTCOT_WORKER_READS;
-  else process.env.PROMPTCOT_WORKER_READS = saved;
-  const r = await run.done;
+  const r = await startRun([EXP, ...ARGS, "--run-dir", dir], { PROMPTCOT_WORKER_READS: reads }).done;
   expect(r.code, r.out).toBe(0);
   return dir;
 }
 
-const lastCheckpoint = (dir: string) => {
-  const steps = readdirSync(join(dir, "checkpoints")).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
-  return join(dir, "checkpoints", steps.at(-1)!);
-};
-
 describe("GRPO with the trainer reading shards vs token ids inline", () => {
   it("gives the same units and final weights", async () => {
     const [refs, inline] = await Promise.all([runWith("auto"), runWith("inline")]);
-    const reads = (dir: string) => workerLog(dir).match(/^.*(score|train step): \d+ [a-z -]+ read from \d+ shard records$/gm) ?? [];
-    expect(reads(inline)).toEqual([]);
-    expect(reads(refs).filter((l) => l.includes("train step:")).length).toBeGreaterThan(0);
-    expect(reads(refs).filter((l) => l.includes("score:")).length).toBeGreaterThan(0);
-    const norm = (json: string, runDir: string) =>
-      JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v)) as unknown;
+    expect(shardReadLines(inline)).toEqual([]);
+    expect(shardReadLines(refs).filter((l) => l.includes("train step:")).length).toBeGreaterThan(0);
+    expect(shardReadLines(refs).filter((l) => l.includes("score:")).length).toBeGreaterThan(0);
     const [a, b] = [units(refs), units(inline)];
     expect([...a.keys()]).toEqual([...b.keys()]);
     expect([...a.keys()].some((id) => id.includes("/old/"))).toBe(true);
-    for (const [id, result] of b) expect(norm(a.get(id)!, refs), id).toEqual(norm(result, inline));
+    for (const [id, result] of b) expect(normalizedUnit(a.get(id)!, refs), id).toEqual(normalizedUnit(result, inline));
     const cmp = compareCheckpoints(lastCheckpoint(inline), lastCheckpoint(refs));
     for (const part of [cmp.weights, cmp.optimizer]) {
       expect(part.mismatch).toBeUndefined();

@@ -6,7 +6,7 @@ import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import type { UnitRow } from "../experiment/journal.js";
-import type { RolloutEngine } from "../rollout/engine.js";
+import type { EngineSample, RolloutEngine } from "../rollout/engine.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { workerEngine } from "../rollout/worker-engine.js";
 import { Progress } from "../telemetry/progress.js";
@@ -93,19 +93,10 @@ async function engineStage(ctx: RunContext, pe: PolicyEngine, o: GenerateStageOp
     const promptIds = new Map(prompts.map((p) => [p.id, p.promptTokenIds!]));
     const opts = { logprobs: true, chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
     for await (const r of engine.generate(prompts, o.sampling, opts)) {
-      const problem = byId.get(r.promptId);
-      if (!problem) throw new Error(`${engine.name} answered for unknown prompt '${r.promptId}'`);
-      const index = wanted.get(problem.id)?.[r.position];
-      if (index === undefined) throw new Error(`${engine.name} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
-      const id = unitId(o.iteration, o.stage, problem.id, index);
-      if (ctx.journal.has(id)) continue;
-      const sample: SampleRecord = {
-        prompt_id: problem.id, sample: index, seed: seeds.get(problem.id)![index]!, text: r.text,
-        token_ids: await pe.completionIds(ctx, r),
-        prompt_token_ids: promptIds.get(problem.id)!,
-        finish_reason: r.finishReason, prompt_opens_think: opensThink.get(problem.id)!,
-      };
-      if (ctx.journal.record(await o.toRows(problem, sample, id)) > 0) progress.tick(1);
+      const added = await journalAnswer(ctx, o, { byId, wanted, seeds }, engine.name, r, async (p) => ({
+        token_ids: await pe.completionIds(ctx, r), prompt_token_ids: promptIds.get(p.id)!, prompt_opens_think: opensThink.get(p.id)!,
+      }));
+      if (added) progress.tick(1);
     }
   }
   progress.finish();
@@ -130,23 +121,40 @@ async function runChunk(
   }));
   const opts = { chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
   for await (const r of engine.generate(prompts, o.sampling, opts)) {
-    const problem = byId.get(r.promptId);
-    if (!problem) throw new Error(`${engine.name} answered for unknown prompt '${r.promptId}'`);
-    const index = wanted.get(problem.id)?.[r.position];
-    if (index === undefined) throw new Error(`${engine.name} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
-    const id = unitId(o.iteration, o.stage, problem.id, index);
-    if (ctx.journal.has(id)) continue;
-    const sample: SampleRecord = {
-      prompt_id: problem.id,
-      sample: index,
-      seed: seeds.get(problem.id)![index]!,
-      text: r.text,
-      token_ids: r.tokenIds ?? [],
-      prompt_token_ids: r.promptTokenIds ?? [],
-      finish_reason: r.finishReason,
-      prompt_opens_think: r.promptOpensThink,
-    };
-    const added = ctx.journal.record(await o.toRows(problem, sample, id));
-    if (added > 0) progress.tick(1);
+    const added = await journalAnswer(ctx, o, { byId, wanted, seeds }, engine.name, r, async () => ({
+      token_ids: r.tokenIds ?? [], prompt_token_ids: r.promptTokenIds ?? [], prompt_opens_think: r.promptOpensThink,
+    }));
+    if (added) progress.tick(1);
   }
+}
+
+interface AnswerLookup {
+  byId: Map<string, Problem>;
+  /** Per prompt, the sample index of each requested position (the engine numbers answers by position). */
+  wanted: Map<string, number[]>;
+  seeds: Map<string, number[]>;
+}
+
+/**
+ * Journals one engine answer as its unit, unless already journaled; true when a row was added. `ids` gives
+ * the token ids: the worker's own, or (policy engine) the server's completion and the worker's prompt.
+ */
+async function journalAnswer(
+  ctx: RunContext,
+  o: GenerateStageOptions,
+  l: AnswerLookup,
+  engineName: string,
+  r: EngineSample,
+  ids: (p: Problem) => Promise<Pick<SampleRecord, "token_ids" | "prompt_token_ids" | "prompt_opens_think">>,
+): Promise<boolean> {
+  const problem = l.byId.get(r.promptId);
+  if (!problem) throw new Error(`${engineName} answered for unknown prompt '${r.promptId}'`);
+  const index = l.wanted.get(problem.id)?.[r.position];
+  if (index === undefined) throw new Error(`${engineName} answered sample position ${r.position} of prompt '${r.promptId}', which was not requested`);
+  const id = unitId(o.iteration, o.stage, problem.id, index);
+  if (ctx.journal.has(id)) return false;
+  const sample: SampleRecord = {
+    prompt_id: problem.id, sample: index, seed: l.seeds.get(problem.id)![index]!, text: r.text, finish_reason: r.finishReason, ...(await ids(problem)),
+  };
+  return ctx.journal.record(await o.toRows(problem, sample, id)) > 0;
 }

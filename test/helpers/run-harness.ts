@@ -7,8 +7,9 @@ import { pythonPath } from "../../src/cluster/python-env.js";
 import { inlineJson } from "../../src/experiment/payload.js";
 import { SampleStore } from "../../src/experiment/sample-store.js";
 
-export function startRun(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; out: string }> } {
-  const child = spawn("node", ["bin/promptcot.mjs", "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+/** `env`: variables set for this run only (a data plane, a worker-reads mode), on top of this process's. */
+export function startRun(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<{ code: number | null; out: string }> } {
+  const child = spawn("node", ["bin/promptcot.mjs", "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true", ...env } });
   let out = "";
   child.stdout!.on("data", (b) => (out += b));
   child.stderr!.on("data", (b) => (out += b));
@@ -124,3 +125,19 @@ export const VALIDITY_OFF_FOR_RANDOM_MODEL = ["--set", "pairs.validity.require_b
 
 /** The worker's log line of a finished TrainStep of the journaled update unit. */
 export const stepLine = (iteration: number, step: number) => `train step it${String(iteration).padStart(3, "0")}/update/step-${step} `;
+
+/** The newest `checkpoints/step-N` of a run. */
+export function lastCheckpoint(runDir: string): string {
+  const steps = readdirSync(join(runDir, "checkpoints")).filter((d) => d.startsWith("step-")).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+  return join(runDir, "checkpoints", steps.at(-1)!);
+}
+
+/** A unit's result for comparison across runs: wall times dropped, the run's own directory as "<run>". */
+export function normalizedUnit(json: string, runDir: string): unknown {
+  return JSON.parse(json.replaceAll(runDir, "<run>"), (k, v) => (/seconds|time/.test(k) ? undefined : v));
+}
+
+/** The worker's log lines saying a score or train step read its token ids from shard records. */
+export function shardReadLines(runDir: string): string[] {
+  return workerLog(runDir).match(/^.*(score|train step): \d+ [a-z -]+ read from \d+ shard records$/gm) ?? [];
+}
