@@ -27,7 +27,7 @@ describe("math equivalence", () => {
       [["\\dfrac{3}{4}", "3/4"], ["\\frac34", "0.75"], ["\\tfrac{6}{8}", "\\frac{3}{4}"], ["75\\%", "\\frac{3}{4}"], ["75", "75\\%"],
        ["28 \\text{ percent}", "28\\%"], ["2\\sqrt{3}", "\\sqrt{12}"], ["\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"],
        ["3\\sqrt{13}", "\\sqrt{117}"], ["\\frac94\\pi", "\\frac{9\\pi}{4}"], ["2^{10}", "1024"], ["\\binom{10}{3}", "120"],
-       ["\\log_2 8", "3"], ["8^{2/3}", "4"], ["\\sqrt[3]{27}", "3"], ["5!", "120"], ["204_5", "54"]],
+       ["\\log_2 8", "3"], ["8^{2/3}", "4"], ["\\sqrt[3]{27}", "3"], ["5!", "120"], ["204_5", "204_{5}"]],
       "correct",
     );
     await expectSame([["2\\sqrt{3}", "3\\sqrt{2}"], ["3.14", "\\pi"], ["75", "0.75"]], "incorrect");
@@ -116,6 +116,59 @@ describe("math equivalence", () => {
     expect((await grader.grade("\\boxed{)(}", "1")).verdict).toBe("incorrect");
     expect((await grader.grade(42 as unknown as string, "1")).verdict).toBe("error");
     expect((await grader.grade("\\boxed{1}", null as unknown as string)).verdict).toBe("error");
+  });
+});
+
+describe("four classes a held-out check found (issue 18)", () => {
+  it("units: conflicting units are different; a unit on one side only, or spelled another way, is not", async () => {
+    // [answer, reference]
+    await expectSame(
+      [["5\\text{ m}", "5\\text{ cm}"], ["5 meters", "5 cm"], ["5\\text{ cm}", "5\\text{ m}"], ["5 \\text{ kg}", "5 \\text{ g}"],
+       ["15 \\text{ cm}^2", "15 \\text{ cm}"], ["3 \\text{ hours}", "3 \\text{ minutes}"], ["12 \\text{ inches}", "12 \\text{ feet}"],
+       ["7 \\text{ cm}", "5 \\text{ cm}"]],
+      "incorrect",
+    );
+    await expectSame(
+      [["5\\text{ cm}", "5 cm"], ["5", "5 cm"], ["5 cm", "5"], ["5 centimeters", "5\\text{ cm}"], ["15\\mbox{ cm}^2", "15 \\text{cm}^{2}"],
+       ["125 miles", "125\\textnormal{ miles}"], ["3 \\text{ hours}", "3 hours"], ["1 \\text{ hour}", "1 \\text{ hours}"], ["8 \\text{ ft}", "8 feet"]],
+      "correct",
+    );
+  });
+
+  it("a base-n numeral matches the same numeral, not its decimal value", async () => {
+    await expectSame(
+      [["11", "1011_2"], ["27", "123_{4}"], ["1011_2", "11"], ["204_5", "54"], ["21_5", "1011_2"], ["1011_3", "1011_2"]],
+      "incorrect",
+    );
+    await expectSame(
+      [["1011_2", "1011_2"], ["1011_{2}", "1011_2"], ["01011_2", "1011_2"], ["1011", "1011_2"], ["11_{10}", "11"], ["(1011_2, 12_3)", "(1011_2, 12_3)"]],
+      "correct",
+    );
+  });
+
+  it("repeating decimals are exact values", async () => {
+    await expectSame(
+      [["0.\\overline{3}", "\\frac13"], ["\\frac16", "0.1\\overline{6}"], ["0.(3)", "1/3"], ["0.\\overline{142857}", "\\frac17"],
+       ["1.\\overline{6}", "\\frac53"], ["0.\\dot{3}", "\\frac{1}{3}"], ["0.1\\dot{6}", "\\frac{1}{6}"], ["-0.\\overline{3}", "-\\frac13"],
+       ["0.333333", "0.\\overline{3}"], ["0.\\overline{9}", "1"], ["0.\\overline{3}", "0.\\overline{33}"], ["0.\\bar{3}", "\\frac13"]],
+      "correct",
+    );
+    await expectSame(
+      [["0.3", "0.\\overline{3}"], ["0.33", "0.\\overline{3}"], ["0.\\overline{3}", "\\frac{1}{6}"], ["0.1\\overline{6}", "0.\\overline{16}"]],
+      "incorrect",
+    );
+  });
+
+  it("the empty set and 'no solution' are one answer; neither is 0 or a set with an element", async () => {
+    await expectSame(
+      [["\\emptyset", "\\varnothing"], ["\\{\\}", "\\emptyset"], ["\\text{no solution}", "\\emptyset"], ["no solutions", "\\varnothing"],
+       ["none", "\\text{No solution}"], ["\\varnothing", "\\{ \\}"], ["\\text{no real solutions}", "\\emptyset"], ["∅", "\\emptyset"]],
+      "correct",
+    );
+    await expectSame(
+      [["\\emptyset", "0"], ["0", "\\text{no solution}"], ["\\emptyset", "\\{0\\}"], ["\\{0\\}", "\\emptyset"], ["\\emptyset", "(1, 2)"]],
+      "incorrect",
+    );
   });
 });
 

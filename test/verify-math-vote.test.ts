@@ -24,6 +24,11 @@ describe("majority vote over answers", () => {
     expect(await majorityVote(["", "  "], grader)).toEqual({ answer: null, share: 0, clusters: [] });
   });
 
+  it("keeps answers whose units conflict apart, though their numbers normalize alike", async () => {
+    const r = await majorityVote(["5\\text{ cm}", "5\\text{ m}", "5 meters", "\\varnothing", "\\text{no solution}"], grader);
+    expect(r.clusters.map((c) => c.members)).toEqual([[1, 2], [3, 4], [0]]);
+  });
+
   it("works without a grader (starts and closes its own)", async () => {
     const r = await majorityVote(["70", "070", "71"]);
     expect(r).toMatchObject({ answer: "70", share: 2 / 3 });

@@ -21,6 +21,8 @@ export interface Leaf {
   inf: number;
   /** Why the fast parser gave up, when it did. */
   why?: string;
+  /** The whole leaf is a numeral in a base other than 10 (1011_2, 123_{4}): its digits and base. */
+  numeral?: { digits: string; base: number };
 }
 
 export type Node =
@@ -201,6 +203,8 @@ export function leaf(src: string): Leaf {
   const decM = /^-?\d*\.(\d+)$/.exec(s);
   const node: Leaf = { kind: "expr", src: s, value: null, dec: decM ? decM[1]!.length : null, pct, inf };
   if (inf !== 0 || s === "") return node;
+  const num = /^(\d+)\s*_\s*(?:\{\s*(\d+)\s*\}|(\d))$/.exec(s);
+  if (num && Number(num[2] ?? num[3]) !== 10) node.numeral = { digits: num[1]!, base: Number(num[2] ?? num[3]) };
   try {
     const ratio = topLevelCuts(s, /:/);
     if (ratio.length === 1) {
@@ -310,6 +314,7 @@ export class AnswerParser {
   }
 
   private bracketed(s: string, depth: number): Node | null {
+    if (/^\\emptyset$/.test(s)) return { kind: "set", src: s, items: [] }; // \varnothing, ∅ and \{\} normalize to it
     const mm = MATRIX_ENV.exec(s);
     if (mm) return this.matrix(s, mm[1]!, mm[2]!, depth);
     if (s.startsWith("\\{") && s.endsWith("\\}") && closingIndex(s, 0) === s.length - 2) {

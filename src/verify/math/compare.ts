@@ -259,6 +259,7 @@ export class Comparison {
 
   private leaves(g: Leaf, p: Leaf): Tri {
     if (g.inf !== 0 || p.inf !== 0) return g.inf === p.inf ? "T" : "F";
+    if (g.numeral || p.numeral) return numerals(g, p);
     if (g.pct && !p.pct) {
       // a reference x% against a plain number: the number written without its unit, or its value x/100
       return or3(
@@ -378,6 +379,24 @@ export class Comparison {
     if (iv && set.kind === "union") return this.unions({ kind: "interval", src: rel.src, ...iv }, set);
     return this.ask("relset", rel, set);
   }
+}
+
+/**
+ * A numeral in base n (1011_2) is the numeral, not its decimal value: a decimal with the same value ("11")
+ * is an echo of the question, not the answer it asks for. Two numerals in the same base compare by value
+ * (leading zeros do not count); a numeral against a bare integer compares digits (the base written on one
+ * side only, as the problem states it). Anything else is different.
+ */
+function numerals(g: Leaf, p: Leaf): Tri {
+  const plainDigits = (l: Leaf) => (!l.pct && /^\d+$/.test(l.src.trim()) ? l.src.trim() : null);
+  const noZeros = (d: string) => d.replace(/^0+(?=\d)/, "");
+  if (g.numeral && p.numeral) {
+    if (g.numeral.base !== p.numeral.base || !g.value || !p.value) return "F";
+    return V.equal(g.value, p.value) === "T" ? "T" : "F";
+  }
+  const [num, other] = g.numeral ? [g.numeral, p] : [p.numeral!, g];
+  const digits = plainDigits(other);
+  return digits !== null && noZeros(digits) === noZeros(num.digits) ? "T" : "F";
 }
 
 /** One relation a op b against c op2 d, both with exact values free of opaque atoms. */

@@ -6,7 +6,7 @@ import type { GradeContext, MathGrader, MathVerdict } from "../types.js";
 import { AnswerParser, type Node, leaf } from "./answer-parse.js";
 import { type CompareOptions, Comparison, DEFAULT_COMPARE, type SymbolicQuery, queryKey } from "./compare.js";
 import { type ExtractOptions, MAX_ANSWER, findAnswer, findReference } from "./extract.js";
-import { normalizeAnswer } from "./latex-normalize.js";
+import { normalizeAnswer, normalizeWithUnits } from "./latex-normalize.js";
 import { Bail } from "./rational.js";
 import { SymbolicPool } from "./symbolic-pool.js";
 
@@ -53,19 +53,36 @@ function plainInteger(s: string): bigint | null {
   return m ? BigInt(m[1]!) : null;
 }
 
+interface Parsed {
+  norm: string;
+  /** Recognized units cut off the answer, canonical (latex-normalize.ts). */
+  units: string[];
+  node: Node;
+}
+
+/**
+ * Two answers whose units conflict ("5 cm" and "5 m", "15 cm^2" and "15 cm") are different whatever their
+ * numbers; a unit on one side only, or a word that is not a unit, decides nothing (docs/MATH_GRADER.md, "Units").
+ */
+export function unitConflict(a: string[], b: string[]): string | null {
+  if (a.length === 0 || b.length === 0) return null;
+  if (a.length === b.length && a.every((u, i) => u === b[i])) return null;
+  return `units differ: ${a.join(", ")} vs ${b.join(", ")}`;
+}
+
 /** A small LRU of normalized and parsed answers: references recur (k samples per prompt, votes). */
 class ParseCache {
-  private readonly map = new Map<string, { norm: string; node: Node }>();
+  private readonly map = new Map<string, Parsed>();
   constructor(private readonly parser: AnswerParser, private readonly limit = 2000) {}
-  get(raw: string): { norm: string; node: Node } {
+  get(raw: string): Parsed {
     let hit = this.map.get(raw);
     if (hit) {
       this.map.delete(raw);
       this.map.set(raw, hit);
       return hit;
     }
-    const norm = normalizeAnswer(raw);
-    hit = { norm, node: norm === "" ? leaf("") : parseOrLeaf(this.parser, norm) };
+    const { norm, units } = normalizeWithUnits(raw);
+    hit = { norm, units, node: norm === "" ? leaf("") : parseOrLeaf(this.parser, norm) };
     if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value as string);
     this.map.set(raw, hit);
     return hit;
@@ -103,10 +120,12 @@ export function createMathGrader(opts: MathGraderOptions = {}): FullMathGrader {
     const gi = plainInteger(gold);
     const pi = gi === null ? null : plainInteger(pred);
     if (gi !== null && pi !== null) return { verdict: gi === pi ? "correct" : "incorrect", path: "fast" };
-    const { norm: g, node: gn } = parsed.get(gold);
-    const { norm: p, node: pn } = parsed.get(pred);
+    const { norm: g, node: gn, units: gu } = parsed.get(gold);
+    const { norm: p, node: pn, units: pu } = parsed.get(pred);
     if (g === "") return { verdict: "error", reason: "empty reference", path: "fast" };
     if (p === "") return { verdict: "incorrect", reason: "empty answer", path: "fast" };
+    const units = unitConflict(gu, pu);
+    if (units) return { verdict: "incorrect", reason: units, path: "fast" };
     let path: "fast" | "symbolic" = "fast";
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const cmp = new Comparison(o, answers);

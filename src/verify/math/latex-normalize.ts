@@ -67,7 +67,7 @@ function rewriteTextCommands(s: string): string {
   });
 }
 
-function stripMarkedUnits(s: string): string {
+function stripMarkedUnits(s: string, units: string[]): string {
   // A marked text after something containing a digit (or a closing bracket) is an annotation: unit, currency, words.
   s = s.replace(/\u0001([^\u0001\u0002]*)\u0002(\s*\^\s*\{?[23]\}?)?/g, (all, inner: string, _p, offset: number, whole: string) => {
     const before = whole.slice(0, offset);
@@ -76,7 +76,10 @@ function stripMarkedUnits(s: string): string {
     if (/^\(?[A-Ea-e]\)?$/.test(inText)) return inText; // (C) answer choices stay
     const quantityBefore = /[\d)\]}]\s*$/.test(before) || /\d/.test(before.replace(/\\[a-zA-Z]+/g, ""));
     const isWords = /^[a-zA-Z\s.]+$/.test(inText) && inText.length > 0;
-    if (isWords && quantityBefore && !/\d/.test(after.replace(/\u0001[^\u0002]*\u0002/g, ""))) return "";
+    if (isWords && quantityBefore && !/\d/.test(after.replace(/\u0001[^\u0002]*\u0002/g, ""))) {
+      units.push(inText + (_p ?? ""));
+      return "";
+    }
     if (/^[a-zA-Z\s]+$/.test(inText) && before.trim() === "" && after.trim() === "") return `\\text{${inText}}`;
     return inner;
   });
@@ -84,7 +87,7 @@ function stripMarkedUnits(s: string): string {
 }
 
 /** Plain trailing words after a quantity ("125 miles", "35 cm^2", "3 hours ago") are units or prose. */
-function stripTrailingWords(s: string): string {
+function stripTrailingWords(s: string, units: string[]): string {
   const m = /^(.*?[\d)\]}])\s*([a-zA-Z][a-zA-Z\s.]*(?:\^\s*\{?[23]\}?|[²³])?)$/.exec(s);
   if (!m) return s;
   const words = m[2]!.trim();
@@ -92,7 +95,140 @@ function stripTrailingWords(s: string): string {
   const first = words.split(/\s+/)[0]!.toLowerCase().replace(/[.^²³].*$/, "");
   if (first.length < 2 || FUNCTION_WORDS.has(first)) return s;
   if (!UNIT_WORD.test(words)) return s;
+  units.push(words);
   return m[1]!;
+}
+
+/**
+ * Repeating decimals as exact fractions: 0.\overline{3}, 0.1\overline{6}, 0.\bar{3}, 0.(3), 0.\dot{3},
+ * 0.\dot{1}4\dot{2} (dots over the first and last repeating digit) -> \frac{N}{D}, reduced.
+ */
+const REPEATING_RE = new RegExp(
+  [
+    String.raw`(?<![\d.])(\d*)\.(\d*)\\(?:overline|bar)\s*(?:\{\s*(\d{1,60})\s*\}|(\d))`,
+    String.raw`(?<![\d.])(\d+)\.(\d*)\((\d{1,60})\)`,
+    String.raw`(?<![\d.])(\d*)\.(\d*)\\dot\s*(?:\{\s*(\d)\s*\}|(\d))(?:(\d{0,58})\\dot\s*(?:\{\s*(\d)\s*\}|(\d)))?`,
+  ].join("|"),
+  "g",
+);
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+export function repeatingDecimals(s: string): string {
+  if (!/\\(?:overline|bar|dot)|\.\d*\(/.test(s)) return s;
+  return s.replace(REPEATING_RE, (all, ...g: (string | undefined)[]) => {
+    let int: string;
+    let fixed: string;
+    let rep: string;
+    if (g[0] !== undefined) [int, fixed, rep] = [g[0], g[1]!, g[2] ?? g[3]!];
+    else if (g[4] !== undefined) [int, fixed, rep] = [g[4], g[5]!, g[6]!];
+    else {
+      int = g[7]!;
+      fixed = g[8]!;
+      const first = g[9] ?? g[10]!;
+      rep = g[11] !== undefined ? first + g[11] + (g[12] ?? g[13]!) : first;
+    }
+    if (int.length + fixed.length > 60 || rep.length === 0) return all;
+    // x = (int.fixed rep - int.fixed) / (10^|fixed| (10^|rep| - 1))
+    const whole = BigInt(int + fixed + rep || "0");
+    const head = BigInt(int + fixed || "0");
+    let n = whole - head;
+    let d = 10n ** BigInt(fixed.length) * (10n ** BigInt(rep.length) - 1n);
+    const k = gcd(n, d);
+    n /= k;
+    d /= k;
+    return d === 1n ? ` ${n} ` : `\\frac{${n}}{${d}}`;
+  });
+}
+
+/** "No solution" in words: the empty set (docs/MATH_GRADER.md, "The empty set"). */
+const EMPTY_WORDS =
+  /^\s*(?:(?:there\s+(?:are|is)\s+)?no\s+(?:real\s+|integer\s+|integral\s+)?(?:solutions?|roots?)(?:\s+exists?)?|none)\s*$/i;
+
+/**
+ * Unit names, singular and lower case, to one symbol. Only these count as units: other words after a
+ * quantity ("apples", "ways", "hours ago", "units") are prose and never make two answers differ.
+ */
+const UNIT_ALIASES: Record<string, string> = {};
+for (const [sym, names] of Object.entries({
+  mm: "mm millimeter millimetre",
+  cm: "cm centimeter centimetre",
+  m: "m meter metre",
+  km: "km kilometer kilometre",
+  in: "in inch inche",
+  ft: "ft foot feet",
+  yd: "yd yard",
+  mi: "mi mile",
+  mg: "mg milligram",
+  g: "g gm gram gramme",
+  kg: "kg kilogram kilo",
+  t: "t ton tonne",
+  lb: "lb pound",
+  oz: "oz ounce",
+  ml: "ml milliliter millilitre cc",
+  l: "l liter litre",
+  gal: "gal gallon",
+  s: "s sec second",
+  min: "min minute",
+  h: "h hr hour",
+  day: "day",
+  week: "week wk",
+  month: "month",
+  year: "year yr",
+  dollar: "dollar usd buck",
+  cent: "cent",
+  euro: "euro",
+  yuan: "yuan rmb",
+  rad: "rad radian",
+  deg: "deg degree",
+  acre: "acre",
+  ha: "ha hectare",
+  "mi/h": "mph",
+  "km/h": "kph kmh",
+  n: "n newton",
+  j: "j joule",
+  w: "w watt",
+  v: "v volt",
+  a: "a amp ampere",
+})) {
+  for (const name of names.split(" ")) UNIT_ALIASES[name] = sym;
+}
+
+function unitWord(w: string): string | null {
+  const x = w.toLowerCase().replace(/\.$/, "");
+  return UNIT_ALIASES[x] ?? (x.length > 2 && x.endsWith("s") ? (UNIT_ALIASES[x.slice(0, -1)] ?? null) : null);
+}
+
+/**
+ * A unit as written after a quantity ("cm", " square centimeters", "cm^{2}", "km/h", "miles per hour")
+ * as one canonical spelling ("cm^2", "km/h", "mi/h"), or null when a word in it is not a known unit.
+ */
+export function canonicalUnit(text: string): string | null {
+  let t = text.trim().replace(/\s+/g, " ");
+  if (t === "" || t.length > 60) return null;
+  t = t.replace(/\s*\^\s*\{?\s*([23])\s*\}?/g, "^$1").replace(/²/g, "^2").replace(/³/g, "^3");
+  const parts = t.split(/\s*\/\s*|\s+per\s+/i);
+  if (parts.length > 2) return null;
+  const out: string[] = [];
+  for (const part of parts) {
+    let words = part.split(" ").filter((w) => w !== "");
+    let power = "";
+    const lead = words[0]?.toLowerCase().replace(/\.$/, "");
+    if (lead === "square" || lead === "sq") [power, words] = ["^2", words.slice(1)];
+    else if (lead === "cubic" || lead === "cu") [power, words] = ["^3", words.slice(1)];
+    const tail = words[words.length - 1]?.toLowerCase();
+    if (!power && (tail === "squared" || tail === "cubed")) [power, words] = [tail === "squared" ? "^2" : "^3", words.slice(0, -1)];
+    if (words.length !== 1) return null;
+    const m = /^([a-zA-Z.]+)(\^[23])?$/.exec(words[0]!);
+    if (!m) return null;
+    const sym = unitWord(m[1]!);
+    if (sym === null || (power && m[2])) return null;
+    out.push(sym + (power || m[2] || ""));
+  }
+  return out.join("/");
 }
 
 const REL_REPLACEMENTS: [RegExp, string][] = [
@@ -118,6 +254,24 @@ export function foldFullwidth(s: string): string {
 }
 
 export function normalizeAnswer(input: string): string {
+  return normalizeWithUnits(input).norm;
+}
+
+/** A normalized answer and the units that were cut off it, canonical (see canonicalUnit). */
+export interface Normalized {
+  norm: string;
+  /** Recognized units that followed a quantity ("cm^2", "km/h"), canonical and sorted; words that are not units are left out. */
+  units: string[];
+}
+
+export function normalizeWithUnits(input: string): Normalized {
+  const cut: string[] = [];
+  const norm = normalizeCore(input, cut);
+  const units = [...new Set(cut.map(canonicalUnit).filter((u): u is string => u !== null))].sort();
+  return { norm, units };
+}
+
+function normalizeCore(input: string, units: string[]): string {
   let s = collapseDoubleEscapes(foldFullwidth(input));
   s = s.replace(/\r\n?/g, "\n");
   // math delimiters and boxes
@@ -135,12 +289,15 @@ export function normalizeAnswer(input: string): string {
   s = s.replace(/\\q?quad/g, " ");
   s = s.replace(/(?<!\\)\\[,;:! ]|~/g, " ");
   s = s.replace(/\\(?:dfrac|tfrac|cfrac)(?![a-zA-Z])/g, "\\frac");
+  s = repeatingDecimals(s);
+  // the empty set: \varnothing, ∅ and \{\} are \emptyset
+  s = s.replace(/\\varnothing(?![a-zA-Z])|∅|\\\{\s*\\\}/g, "\\emptyset ");
   // degrees, primes of units, currency
   s = s.replace(/\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}/g, "");
   s = s.replace(/[€£¥₹₽₩]|\\euro(?![a-zA-Z])|\\pounds(?![a-zA-Z])/g, " ");
   s = s.replace(/\\pmod\s*\{[^{}]*\}|\(\s*mod\s*\d+\s*\)/g, "");
   s = rewriteTextCommands(s);
-  s = stripMarkedUnits(s);
+  s = stripMarkedUnits(s, units);
   s = s.replace(/[\u0001\u0002]/g, "");
   // malformed fractions and roots: \frac12, \frac1{3}, \frac{1}3, \sqrt3, \sqrt 2
   s = s.replace(/\\frac\s*(\d)\s*(\d)/g, "\\frac{$1}{$2}");
@@ -159,7 +316,8 @@ export function normalizeAnswer(input: string): string {
   s = s.replace(/(?<=[)\]}])\s*(?:and|or)\s*(?=[-(\[{\\\d])/gi, ", ");
   s = s.replace(/\s+/g, " ").trim();
   s = s.replace(/^(?:[,;:]|=)\s*/, "").replace(/[\s.,;:]+$/, "");
-  s = stripTrailingWords(s);
+  s = stripTrailingWords(s, units);
+  if (EMPTY_WORDS.test(s.replace(/^\\text\{([^{}]*)\}$/, "$1"))) return "\\emptyset";
   // a whole-number answer written with thousands separators
   if (/^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$/.test(s) || /^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/[, ]/g, "");
   return s;

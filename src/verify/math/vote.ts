@@ -1,7 +1,7 @@
 // Majority voting over extracted answers, clustering by mathematical equivalence (PromptCoT 2.0 labels a
 // synthetic prompt with the majority answer of 8 teacher samples). "1/2", "0.5" and "\frac{1}{2}" are one
 // cluster; an answer is compared with the first member of each cluster, in input order.
-import { compactForm, normalizeAnswer } from "./latex-normalize.js";
+import { compactForm, normalizeWithUnits } from "./latex-normalize.js";
 import { type FullMathGrader, createMathGrader } from "./grader.js";
 
 export interface VoteCluster {
@@ -29,8 +29,11 @@ export async function majorityVote(answers: ReadonlyArray<string | null | undefi
   try {
     const clusters: (VoteCluster & { key: string })[] = [];
     for (const [i, raw] of answers.entries()) {
-      if (typeof raw !== "string" || normalizeAnswer(raw) === "") continue;
-      const key = compactForm(normalizeAnswer(raw));
+      if (typeof raw !== "string") continue;
+      const { norm, units } = normalizeWithUnits(raw);
+      if (norm === "") continue;
+      // "5 cm" and "5 m" normalize alike; their units keep them apart
+      const key = `${compactForm(norm)}\u0000${units.join(",")}`;
       let home = clusters.find((c) => c.key === key);
       if (!home) {
         for (const c of clusters) {
