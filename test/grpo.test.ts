@@ -81,12 +81,16 @@ describe("config", () => {
   it("train.algorithm switches to grpo with the documented defaults; bad values name the key", () => {
     const cfg = ExperimentSchema.parse({ name: "x", train: { algorithm: "grpo" } });
     expect(cfg.train.grpo).toMatchObject({
-      advantage: "mean_std", clip_low: 0.2, clip_high: 0.28, kl_coef: 0, kl_estimator: "k3", loss_aggregation: "token",
+      advantage: "mean_std", clip_low: 0.2, clip_high: 0.28, clip_ratio_c: 3, kl_coef: 0, kl_estimator: "k3", loss_aggregation: "token",
       dynamic_sampling: true, overlong_filter: true, reward: "verdict",
     });
     const bad = ExperimentSchema.safeParse({ name: "x", train: { grpo: { advantage: "median" } } });
     expect(bad.success).toBe(false);
     expect(JSON.stringify(bad.error!.issues[0]!.path)).toBe('["train","grpo","advantage"]');
+    // dual clip: the cap must lie above the ratio's upper clip (verl asserts clip_ratio_c > 1)
+    const dual = ExperimentSchema.safeParse({ name: "x", train: { grpo: { clip_ratio_c: 1 } } });
+    expect(dual.success).toBe(false);
+    expect(JSON.stringify(dual.error!.issues[0]!.path)).toBe('["train","grpo","clip_ratio_c"]');
   });
 });
 

@@ -355,8 +355,8 @@ class TransformersBackend:
         self, kind: LossKind, examples: list[Example], hyper: Hyper, masters: MasterWeights
     ) -> dict[str, Any]:
         normalizer = _normalizer(kind, examples, hyper)
-        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "kl": [],
-                                 "micro_batches": 0}
+        stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [],
+                                 "dual_clip": [], "kl": [], "micro_batches": 0}
         for micro in micro_batches(_rows_of(kind, examples), hyper.micro_batch_size, hyper.max_tokens_per_micro_batch):
             loss = self._micro_loss(kind, [examples[i] for i in micro], hyper, normalizer, stats)
             loss.backward()
@@ -400,9 +400,10 @@ class TransformersBackend:
         ref = _padded([e.ref_logprobs for e in micro], tok) if hyper.kl_coef > 0 else None
         loss, extra = losses.grpo_loss(
             tok, old, adv, batch.mask, hyper.clip_low, hyper.clip_high, hyper.loss_aggregation, normalizer,
-            ref, hyper.kl_coef, hyper.kl_estimator,
+            ref, hyper.kl_coef, hyper.kl_estimator, hyper.clip_ratio_c,
         )
         stats["clip"].append(float(extra["clip_fraction"]))
+        stats.setdefault("dual_clip", []).append(float(extra["dual_clip_fraction"]))  # setdefault: callers' own dicts
         stats["kl"].append(float(extra["kl"]))
         return loss
 
@@ -478,9 +479,10 @@ def _padded(rows: list[list[float]], like: torch.Tensor) -> torch.Tensor:
 
 
 def _validate_grpo(examples: list[Example], hyper: Hyper) -> None:
-    if hyper.logit_temperature <= 0 or not 0 <= hyper.clip_low < 1 or hyper.clip_high < 0:
-        raise ValueError(f"GRPO needs logit_temperature > 0, 0 <= clip_low < 1, clip_high >= 0 (got "
-                         f"{hyper.logit_temperature}, {hyper.clip_low}, {hyper.clip_high})")
+    if (hyper.logit_temperature <= 0 or not 0 <= hyper.clip_low < 1 or hyper.clip_high < 0
+            or not hyper.clip_ratio_c > 1):
+        raise ValueError(f"GRPO needs logit_temperature > 0, 0 <= clip_low < 1, clip_high >= 0, clip_ratio_c > 1 "
+                         f"(got {hyper.logit_temperature}, {hyper.clip_low}, {hyper.clip_high}, {hyper.clip_ratio_c})")
     with_old = [bool(e.old_logprobs) for e in examples]
     if any(with_old) and not all(with_old):
         raise ValueError("GRPO: either every example has old_logprobs or none (on-policy)")
@@ -540,5 +542,7 @@ def _finish_metrics(
         metrics["router_aux_loss"] = sum(stats["router_aux"]) / len(stats["router_aux"])
     if stats["clip"]:
         metrics["clip_fraction"] = sum(stats["clip"]) / len(stats["clip"])
+        if stats.get("dual_clip"):
+            metrics["dual_clip_fraction"] = sum(stats["dual_clip"]) / len(stats["dual_clip"])
         metrics["kl"] = sum(stats["kl"]) / len(stats["kl"])
     return metrics

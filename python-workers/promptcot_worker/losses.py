@@ -105,22 +105,36 @@ def grpo_loss(
     ref_token_logps: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     kl_estimator: str = "k3",
+    clip_ratio_c: float = 3.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO-clipped surrogate with clip-higher (ratio clipped to [1 - clip_low, 1 + clip_high], DAPO) and an
-    optional KL penalty to a reference, ``kl_coef * KL_est`` added per token.
+    """PPO-clipped surrogate with clip-higher (ratio clipped to [1 - clip_low, 1 + clip_high], DAPO), dual
+    clip, and an optional KL penalty to a reference, ``kl_coef * KL_est`` added per token.
+
+    Dual clip (Ye et al. 2020, "dual-clip PPO"; DAPO and verl's ``clip_ratio_c``, default 3): for a token
+    with advantage A < 0 the PPO term max(-ratio * A, -clip(ratio) * A) grows without bound with the ratio;
+    it is capped at -clip_ratio_c * A, so a token the policy now makes far likelier than the sampler did
+    (ratio 10, A = -1: 10 -> 3) cannot dominate the step. A capped token gets no gradient. Tokens with
+    A >= 0 are unchanged. ``clip_ratio_c`` must be > 1.
 
     ``advantages`` is [B] (one per completion, broadcast over its tokens) or [B, T].
     ``aggregation``: "token" = sum over counted tokens / token count (each token weighs the same, DAPO);
     "sequence" = mean over sequences of each sequence's token mean (the original GRPO). ``normalizer``
     replaces the local count (tokens, or sequences) for gradient accumulation.
     Returns (loss, stats) with detached stats: clip_fraction (share of counted tokens whose ratio was
-    clipped in the direction that matters), kl (mean per-token estimate, 0 without a reference).
+    clipped in the direction that matters), dual_clip_fraction (share of counted tokens capped by the dual
+    clip), kl (mean per-token estimate, 0 without a reference).
     """
+    if not clip_ratio_c > 1.0:
+        raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c!r}")
     adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+    adv = adv.expand_as(token_logps)
     ratio = torch.exp(token_logps - old_token_logps)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)
+    ppo = -torch.minimum(unclipped, clipped)
+    cap = -clip_ratio_c * adv
+    dual = (adv < 0) & (ppo > cap)
+    per_token = torch.where(dual, cap, ppo)
     kl = torch.zeros_like(per_token)
     if ref_token_logps is not None and kl_coef > 0:
         kl = kl_penalty(token_logps, ref_token_logps, kl_estimator)
@@ -137,6 +151,7 @@ def grpo_loss(
         raise ValueError(f"loss_aggregation must be 'token' or 'sequence', got {aggregation!r}")
     stats = {
         "clip_fraction": (((clipped < unclipped).float() * mask).sum() / counted).detach(),
+        "dual_clip_fraction": ((dual.float() * mask).sum() / counted).detach(),
         "kl": ((kl * mask).sum() / counted).detach(),
     }
     return loss, stats

@@ -37,6 +37,7 @@ class Hyper:
     max_tokens_per_micro_batch: int = 0  # 0 = micro batches are bounded by micro_batch_size only
     clip_low: float = 0.2  # GRPO: ratio clipped to [1 - clip_low, 1 + clip_high]
     clip_high: float = 0.2
+    clip_ratio_c: float = 3.0  # GRPO dual clip: a negative advantage's per-token loss is at most -clip_ratio_c * A
     kl_coef: float = 0.0  # GRPO: 0 = no KL term
     kl_estimator: str = "k3"  # GRPO: "k1" | "k3"
     loss_aggregation: str = "token"  # GRPO: "token" | "sequence"

@@ -236,7 +236,7 @@ class ShardedBackend(TransformersBackend):
 
 
 def _scratch() -> dict[str, Any]:
-    return {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "kl": [], "micro_batches": 0}
+    return {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [], "dual_clip": [], "kl": [], "micro_batches": 0}
 
 
 def _gather_stats(stats: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +247,7 @@ def _gather_stats(stats: dict[str, Any]) -> dict[str, Any]:
     out = dict(stats)
     out["loss"] = sum(p["loss"] for p in parts)
     out["tokens"] = sum(p["tokens"] for p in parts)
-    for key in ("chosen", "rejected", "clip", "kl", "router_aux"):
+    for key in ("chosen", "rejected", "clip", "dual_clip", "kl", "router_aux"):
         out[key] = [v for p in parts for v in p.get(key, [])]
     return out
 

@@ -103,6 +103,35 @@ def test_grpo_clip_higher_closed_form() -> None:
     assert symmetric.item() == pytest.approx(-(1.2 - 1.5 + 0.5 - 0.8 + 1.2) / 5, abs=1e-6)
 
 
+def test_grpo_dual_clip_closed_form() -> None:
+    # clip 0.2 / 0.28, clip_ratio_c 3 (DAPO, verl): a negative advantage's term is capped at -3 * A.
+    #   -1 @10  -> max(10, 1.28) = 10, capped to 3 (dual clip; no gradient)
+    #   -2 @5   -> max(10, 2.56) = 10, capped to 6
+    #   -1 @2   -> 2 (under the cap: unchanged, gradient -ratio * A)
+    #   +1 @10  -> -min(10, 1.28) = -1.28 (positive advantages are never dual-clipped)
+    #   -1 @0.5 -> max(0.5, 0.8) = 0.8 (the ordinary lower clip)
+    old = torch.zeros(1, 5)
+    new = torch.log(torch.tensor([[10.0, 5.0, 2.0, 10.0, 0.5]])).requires_grad_(True)
+    adv = torch.tensor([[-1.0, -2.0, -1.0, 1.0, -1.0]])
+    mask = torch.ones(1, 5)
+    loss, stats = grpo_loss(new, old, adv, mask, clip_low=0.2, clip_high=0.28)
+    assert loss.item() == pytest.approx((3.0 + 6.0 + 2.0 - 1.28 + 0.8) / 5, abs=1e-6)
+    assert stats["dual_clip_fraction"].item() == pytest.approx(2 / 5)
+    loss.backward()
+    grad = new.grad[0].tolist()
+    assert grad[0] == 0.0 and grad[1] == 0.0 and grad[3] == 0.0 and grad[4] == 0.0
+    assert grad[2] == pytest.approx(2.0 / 5)
+    # the cap follows clip_ratio_c; one token A = -1, ratio 10 costs 3 per token by default, not 10
+    one = torch.log(torch.tensor([[10.0]]))
+    a1 = torch.tensor([-1.0])
+    m1 = torch.ones(1, 1)
+    assert grpo_loss(one, torch.zeros(1, 1), a1, m1, 0.2, 0.28)[0].item() == pytest.approx(3.0)
+    assert grpo_loss(one, torch.zeros(1, 1), a1, m1, 0.2, 0.28, clip_ratio_c=5.0)[0].item() == pytest.approx(5.0)
+    assert grpo_loss(one, torch.zeros(1, 1), a1, m1, 0.2, 0.28, clip_ratio_c=20.0)[0].item() == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="clip_ratio_c"):
+        grpo_loss(one, torch.zeros(1, 1), a1, m1, 0.2, 0.28, clip_ratio_c=1.0)
+
+
 def test_grpo_token_level_mean_and_mask() -> None:
     logps = torch.zeros(2, 3)
     adv = torch.tensor([2.0, -1.0])  # one advantage per completion, broadcast over its tokens

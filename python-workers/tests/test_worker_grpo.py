@@ -64,8 +64,8 @@ def test_old_logprobs_drive_the_clipped_ratio(tiny_worker: RunningWorker) -> Non
     pairs = items(2)
     old = score(tiny_worker, pairs, temperature=1.3)
 
-    def examples(shift: float) -> list[pb.TrainExample]:
-        return [pb.TrainExample(prompt_token_ids=p, completion_token_ids=c, advantage=1.0,
+    def examples(shift: float, advantage: float = 1.0) -> list[pb.TrainExample]:
+        return [pb.TrainExample(prompt_token_ids=p, completion_token_ids=c, advantage=advantage,
                                 old_logprobs=[v + shift for v in lp], ref_logprobs=lp)
                 for (p, c), lp in zip(pairs, old)]
 
@@ -74,9 +74,16 @@ def test_old_logprobs_drive_the_clipped_ratio(tiny_worker: RunningWorker) -> Non
     clipped = grpo_step(tiny_worker, examples(-1.0), "clip", logit_temperature=1.3).metrics
     assert clipped["clip_fraction"] == pytest.approx(1.0)
     assert clipped["grad_norm"] == 0.0
+    # Dual clip: old log-probs 3 nats below, ratio e^3 ~ 20 with advantage -1; each token's loss is capped at
+    # -clip_ratio_c * A (3 when the wire leaves it 0, as an older controller does), with no gradient.
+    dual = grpo_step(tiny_worker, examples(-3.0, -1.0), "dual", logit_temperature=1.3).metrics
+    assert dual["dual_clip_fraction"] == pytest.approx(1.0) and dual["grad_norm"] == 0.0
+    assert dual["loss"] == pytest.approx(3.0, abs=1e-4)
+    dual5 = grpo_step(tiny_worker, examples(-3.0, -1.0), "dual-5", logit_temperature=1.3, clip_ratio_c=5.0).metrics
+    assert dual5["loss"] == pytest.approx(5.0, abs=1e-4)
     # The behaviour policy's own log-probs: ratio ~1, nothing clipped, a real update; k3 KL at the start ~0.
     fresh = grpo_step(tiny_worker, examples(0.0), "on-policy", logit_temperature=1.3, kl_coef=0.1).metrics
-    assert fresh["clip_fraction"] == 0.0 and fresh["grad_norm"] > 0
+    assert fresh["clip_fraction"] == 0.0 and fresh["dual_clip_fraction"] == 0.0 and fresh["grad_norm"] > 0
     assert fresh["loss"] == pytest.approx(-1.0, abs=1e-3)  # -mean(ratio * A) with ratio 1, A 1, KL 0
     assert abs(fresh["kl"]) < 1e-5
 
@@ -91,6 +98,9 @@ def test_bad_grpo_inputs_are_refused(tiny_worker: RunningWorker) -> None:
     with pytest.raises(grpc.RpcError) as err:
         grpo_step(tiny_worker, no_ref, "bad-ref", kl_coef=0.1)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ref_logprobs" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        grpo_step(tiny_worker, no_ref, "bad-dual", clip_ratio_c=0.5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "clip_ratio_c > 1" in err.value.details()
 
 
 def test_generate_refuses_other_weights_and_a_synced_worker_agrees(tiny_worker: RunningWorker, tmp_path: Path) -> None:

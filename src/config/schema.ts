@@ -117,6 +117,9 @@ export const GrpoSchema = z
     /** Importance ratio clipped to [1 - clip_low, 1 + clip_high]; clip_high > clip_low is DAPO's clip-higher. */
     clip_low: z.number().gt(0).lt(1).default(0.2),
     clip_high: z.number().gt(0).default(0.28),
+    /** Dual clip (DAPO, verl's clip_ratio_c): a token with advantage A < 0 costs at most -clip_ratio_c * A, however
+     *  far its ratio grows; must be > 1. */
+    clip_ratio_c: z.number().gt(1).default(3),
     /** KL penalty to the iteration's starting weights, per token; 0 = none (and no reference scoring). */
     kl_coef: z.number().nonnegative().default(0),
     kl_estimator: z.enum(["k1", "k3"]).default("k3"),

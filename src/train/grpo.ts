@@ -216,7 +216,7 @@ function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[], re
 export async function grpoUpdateStage(ctx: RunContext, iteration: number, groups: GrpoGroup[], globalStep: number): Promise<UpdateRecord> {
   const g = ctx.cfg.train.grpo;
   const hyper = {
-    clipLow: g.clip_low, clipHigh: g.clip_high, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
+    clipLow: g.clip_low, clipHigh: g.clip_high, clipRatioC: g.clip_ratio_c, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
     lossAggregation: g.loss_aggregation, logitTemperature: ctx.cfg.rollout.temperature || 1,
   };
   return updateUnit(ctx, iteration, { label: "GRPO", loss: LossKind.GRPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, groups, await workerReadsShards(ctx, TRAINER))) }, globalStep);

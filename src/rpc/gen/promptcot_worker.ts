@@ -343,6 +343,8 @@ export interface TrainHyper {
   adamBeta2: number;
   /** 0 = 1e-8 */
   adamEps: number;
+  /** GRPO dual clip: a token with advantage A < 0 costs at most -clip_ratio_c * A (0 = 3; must be > 1) */
+  clipRatioC: number;
 }
 
 export interface TrainStepRequest {
@@ -2827,6 +2829,7 @@ function createBaseTrainHyper(): TrainHyper {
     adamBeta1: 0,
     adamBeta2: 0,
     adamEps: 0,
+    clipRatioC: 0,
   };
 }
 
@@ -2879,6 +2882,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     }
     if (message.adamEps !== 0) {
       writer.uint32(129).double(message.adamEps);
+    }
+    if (message.clipRatioC !== 0) {
+      writer.uint32(137).double(message.clipRatioC);
     }
     return writer;
   },
@@ -3018,6 +3024,14 @@ export const TrainHyper: MessageFns<TrainHyper> = {
           message.adamEps = reader.double();
           continue;
         }
+        case 17: {
+          if (tag !== 137) {
+            break;
+          }
+
+          message.clipRatioC = reader.double();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -3105,6 +3119,11 @@ export const TrainHyper: MessageFns<TrainHyper> = {
         : isSet(object.adam_eps)
         ? globalThis.Number(object.adam_eps)
         : 0,
+      clipRatioC: isSet(object.clipRatioC)
+        ? globalThis.Number(object.clipRatioC)
+        : isSet(object.clip_ratio_c)
+        ? globalThis.Number(object.clip_ratio_c)
+        : 0,
     };
   },
 
@@ -3158,6 +3177,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     if (message.adamEps !== 0) {
       obj.adamEps = message.adamEps;
     }
+    if (message.clipRatioC !== 0) {
+      obj.clipRatioC = message.clipRatioC;
+    }
     return obj;
   },
 
@@ -3182,6 +3204,7 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     message.adamBeta1 = object.adamBeta1 ?? 0;
     message.adamBeta2 = object.adamBeta2 ?? 0;
     message.adamEps = object.adamEps ?? 0;
+    message.clipRatioC = object.clipRatioC ?? 0;
     return message;
   },
 };
