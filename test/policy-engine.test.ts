@@ -15,7 +15,7 @@ function recordingEngine(calls: string[]): SyncableEngine {
     },
     async syncWeights(dir, label) {
       calls.push(`sync ${dir} as ${label}`);
-      return { export_s: 0, restart_s: 0, total_s: 0, gguf: `${label}.gguf` };
+      return { total_s: 0, phases: { export_s: 0, restart_s: 0 } };
     },
     async serveBase() {
       calls.push("base");

@@ -77,7 +77,7 @@ describe.skipIf(!binary)("llama.cpp engine (real llama-server)", () => {
       const ckpt = join(dir, "step-4");
       await rpc.saveCheckpoint({ path: ckpt }, 300_000);
       const sync = await engine.syncWeights(ckpt, "step-4");
-      console.log(`weight sync: export ${sync.export_s.toFixed(1)} s + restart ${sync.restart_s.toFixed(1)} s = ${sync.total_s.toFixed(1)} s`);
+      console.log(`weight sync: export ${sync.phases.export_s!.toFixed(1)} s + restart ${sync.phases.restart_s!.toFixed(1)} s = ${sync.total_s.toFixed(1)} s`);
       const [after] = await generateAll(engine, [rawPrompt("p", [0])], greedy);
       expect(after!.text).not.toBe(before!.text);
       expect(after!.text).toBe(trained.text); // same weights (f32 GGUF), same greedy tokens as the worker

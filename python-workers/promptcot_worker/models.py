@@ -154,3 +154,25 @@ def load_source(source: str, seed: int, dtype: torch.dtype) -> LoadedModel:
         known = ", ".join([SMOLLM2, *TINY_CONFIGS])
         raise ValueError(f"unknown model source {source!r}: not one of [{known}] and not an HF directory")
     return _hf_dir(path, str(path), dtype)
+
+
+def hf_dir(source: str) -> Path:
+    """The HF directory of a model source (the built-in quickstart model is converted once); servers that load
+    weights from disk (vLLM) need one. Tiny random models have none."""
+    if source == SMOLLM2:
+        return smollm2_dir()
+    path = Path(source).expanduser()
+    if (path / "config.json").exists():
+        return path.resolve()
+    raise ValueError(f"model source {source!r} has no HF directory (tiny random models live only in a worker's memory)")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Prints the HF directory of a model source.")
+    ap.add_argument("--hf-dir", required=True, metavar="SOURCE")
+    try:
+        print(hf_dir(ap.parse_args().hf_dir))
+    except ValueError as e:
+        raise SystemExit(str(e)) from e

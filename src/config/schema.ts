@@ -375,7 +375,7 @@ export const SftSchema = z
 export const EngineSchema = z
   .strictObject({
     /** "worker": the gRPC workers (default); "openai": any OpenAI-compatible server at base_url; "llama_cpp":
-     *  a llama.cpp llama-server the controller starts on the policy's GGUF; "vllm": vLLM (GPU machines only). */
+     *  a llama.cpp llama-server the controller starts on the policy's GGUF; "vllm": vLLM servers (the `vllm` block). */
     type: z.enum(["worker", "openai", "llama_cpp", "vllm"]).default("worker"),
     /** Up to and including /v1 (openai, or vllm behind `vllm serve`). */
     base_url: z.string().url("use http://HOST:PORT/v1").optional(),
@@ -411,13 +411,28 @@ export const EngineSchema = z
         startup_timeout_s: z.number().positive().default(180),
       })
       .prefault({}),
+    /** vLLM. Without base_url the controller runs the servers itself (managed: started, health-checked,
+     *  restarted, weights reloaded in place after each update; the CPU build on CPU machines). With base_url, an
+     *  external `vllm serve` (teachers only: its weights cannot follow the policy). */
     vllm: z
       .strictObject({
+        /** Managed servers per run; prompts are spread over them. */
+        engines: positiveInt.default(1),
         tensor_parallel_size: positiveInt.default(1),
         gpu_memory_utilization: z.number().gt(0).max(1).default(0.9),
         dtype: z.enum(["auto", "bfloat16", "float16", "float32"]).default("auto"),
+        /** Prompt + completion tokens per sequence (managed: default 4096). */
         max_model_len: positiveInt.optional(),
         enforce_eager: z.boolean().default(false),
+        /** CPU build: GiB of KV cache per server (VLLM_CPU_KVCACHE_SPACE; vLLM's default takes most of the RAM). */
+        kv_cache_gib: z.number().positive().default(2),
+        /** CPU build: threads per server, bound to cores 0..n-1; 0 = vLLM's default. */
+        threads: nonNegInt.default(0),
+        /** VLLM_BATCH_INVARIANT=1: the same sample whatever else is in the batch, where the build supports it. */
+        batch_invariant: z.boolean().default(false),
+        /** Build the vLLM virtualenv (scripts/vllm-env.sh, ~2 min once per machine) when it is missing. */
+        auto_build: z.boolean().default(true),
+        startup_timeout_s: z.number().positive().default(300),
       })
       .prefault({}),
   })

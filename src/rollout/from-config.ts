@@ -7,6 +7,9 @@ import type { RolloutEngine } from "./engine.js";
 import { LlamaCppEngine, LlamaServer, quickstartGguf, resolveLlamaServer } from "./llama-cpp.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import { PolicyEngine } from "./policy-engine.js";
+import { resolveVllmPython, VllmEngine, VllmServer } from "./vllm.js";
+import { pythonEnv, pythonPath } from "../cluster/python-env.js";
+import { execa } from "execa";
 
 type EngineConfig = Experiment["engine"];
 
@@ -35,14 +38,41 @@ export function vllmServeCommand(model: string, e: EngineConfig, port = 8000): s
   return cmd;
 }
 
-/** An engine for engine.type openai | vllm | llama_cpp; a llama_cpp engine is started (and must be closed). */
+/** The HF directory of model.source (vLLM loads weights from disk; the quickstart model is converted once). */
+export async function modelHfDir(source: string): Promise<string> {
+  const { stdout } = await execa(pythonPath(), ["-m", "promptcot_worker.models", "--hf-dir", source], { env: pythonEnv() });
+  return stdout.trim().split("\n").pop()!;
+}
+
+/** Managed vLLM servers on the model's HF directory (engine.vllm), started; the caller closes them. */
+export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, model?: string): Promise<VllmEngine> {
+  const e = cfg.engine;
+  const v = e.vllm;
+  const python = await resolveVllmPython(v.auto_build, log);
+  const dir = model ?? (await modelHfDir(cfg.model.source));
+  const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
+    python, model: dir, dtype: v.dtype, maxModelLen: v.max_model_len ?? 4096, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
+    threads: v.threads, tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
+    batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: `vllm-${i}`,
+  }));
+  const { model: _m, apiKey: _k, ...client } = clientOptions(e);
+  const engine = new VllmEngine(servers, { ...client, api: "completions" });
+  log(`starting ${v.engines} vLLM server(s) on ${dir} (${v.dtype}, max_model_len ${v.max_model_len ?? 4096})`);
+  try {
+    await engine.start();
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+  return engine;
+}
+
+/** An engine for engine.type openai | vllm | llama_cpp; a llama_cpp or managed vllm engine is started (and must be closed). */
 export async function engineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void): Promise<RolloutEngine & { close?: () => Promise<void> }> {
   const e = cfg.engine;
   if (e.type === "openai") return new OpenAIEngine({ ...clientOptions(e), baseUrl: e.base_url!, flavor: "openai" });
   if (e.type === "vllm") {
-    if (!e.base_url) {
-      throw new Error(`engine.type vllm: set engine.base_url to a running 'vllm serve' (GPU machines; e.g. ${vllmServeCommand(cfg.model.source, e).join(" ")})`);
-    }
+    if (!e.base_url) return vllmEngineFromConfig(cfg, workDir, log);
     return new OpenAIEngine({ ...clientOptions(e), baseUrl: e.base_url, flavor: "vllm" });
   }
   if (e.type === "llama_cpp") {
@@ -69,8 +99,14 @@ export function policyEngineProblem(cfg: Experiment): string | undefined {
   const e = cfg.engine;
   if (e.type === "worker") return undefined;
   if (e.type === "vllm") {
-    return "engine.type vllm: self-play needs the served vLLM to load each update's weights, which is not built yet " +
-      "(a `vllm serve` cannot be told to over its OpenAI API); set engine.type worker to run it (docs/SCALING.md)";
+    if (e.base_url) {
+      return "engine.type vllm with engine.base_url: an external `vllm serve` cannot be told to load each update's weights; " +
+        "remove engine.base_url so the controller runs the vLLM servers itself (weights reloaded in place; docs/SCALING.md)";
+    }
+    if (cfg.rollout.stop.length || cfg.eval.stop.length) {
+      return "engine.type vllm with rollout.stop / eval.stop: the server's token ids would not end where the text is cut; remove the stop strings or use engine.type worker";
+    }
+    return undefined;
   }
   if (e.type !== "llama_cpp") {
     return `engine.type ${e.type} cannot serve the policy's updated weights after each update; self-play samples through engine.type worker or llama_cpp (an OpenAI-compatible server serves teachers: see docs/SCALING.md)`;
@@ -90,6 +126,6 @@ export async function policyEngineFromConfig(cfg: Experiment, runDir: string, lo
   const problem = policyEngineProblem(cfg);
   if (problem) throw new ConfigError(problem, undefined, undefined, "engine");
   const engine = await engineFromConfig(cfg, runDir, log);
-  if (!(engine instanceof LlamaCppEngine)) throw new Error(`engine ${engine.name} cannot sync weights`);
+  if (!(engine instanceof LlamaCppEngine) && !(engine instanceof VllmEngine)) throw new Error(`engine ${engine.name} cannot sync weights`);
   return new PolicyEngine(engine);
 }

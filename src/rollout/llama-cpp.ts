@@ -1,14 +1,17 @@
 // llama.cpp's C++ llama-server as a rollout engine on CPU: started on a free port with N parallel slots
 // (continuous batching), health-checked, stopped on every exit path; weight sync writes the policy
 // checkpoint as GGUF (python-workers/promptcot_worker/gguf_export.py) and restarts the server on it.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { execa } from "execa";
 import { pythonEnv, pythonPath, REPO_ROOT } from "../cluster/python-env.js";
 import type { EnginePrompt, EngineSample, EngineSampling, GenerateOptions, RolloutEngine } from "./engine.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
+import type { SyncTiming } from "./policy-engine.js";
+import { exited, freePort, spawnServer, stopProcess, waitHealthy } from "./server-process.js";
+
+export { freePort } from "./server-process.js";
 
 export interface LlamaServerOptions {
   binary: string;
@@ -24,9 +27,6 @@ export interface LlamaServerOptions {
 }
 
 const BUILD_SCRIPT = join(REPO_ROOT, "scripts", "llama-server.sh");
-const live = new Set<ChildProcess>();
-process.once("exit", () => { for (const p of live) p.kill("SIGKILL"); });
-
 /** The cached llama-server binary if it is built (or PROMPTCOT_LLAMA_SERVER), else undefined. */
 export async function findLlamaServer(): Promise<string | undefined> {
   if (process.env.PROMPTCOT_LLAMA_SERVER) return existsSync(process.env.PROMPTCOT_LLAMA_SERVER) ? process.env.PROMPTCOT_LLAMA_SERVER : undefined;
@@ -55,24 +55,6 @@ export async function quickstartGguf(): Promise<string> {
   return stdout.trim();
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// The "exit" hook above misses a controller killed by a signal; PDEATHSIG (util-linux setpriv, where
-// present) makes the kernel kill the server when its parent dies, as the workers arrange for themselves.
-const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
-function withParentDeath(cmd: string, args: string[]): [string, string[]] {
-  return SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", cmd, ...args]] : [cmd, args];
-}
-
 export function serverArgs(o: LlamaServerOptions, port: number): string[] {
   const args = ["--model", o.gguf, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(o.parallel),
     "--ctx-size", String(o.ctxSize * o.parallel), "--cont-batching", "--no-webui"];
@@ -99,43 +81,24 @@ export class LlamaServer {
     this.port = await freePort();
     mkdirSync(this.o.logDir, { recursive: true });
     const log = openSync(join(this.o.logDir, `llama-server-${++this.starts}.log`), "w");
-    const proc = spawn(...withParentDeath(this.o.binary, serverArgs(this.o, this.port)), { stdio: ["ignore", log, log] });
+    const proc = spawnServer(this.o.binary, serverArgs(this.o, this.port), { stdio: ["ignore", log, log] });
     this.proc = proc;
-    live.add(proc);
-    proc.once("exit", () => live.delete(proc));
     try {
-      await this.waitHealthy(proc);
+      await waitHealthy(proc, `http://127.0.0.1:${this.port}/health`, this.o.startupTimeoutS, `llama-server on ${this.o.gguf} (log: ${this.o.logDir})`);
     } catch (e) {
       await this.stop();
       throw e;
     }
   }
 
-  private async waitHealthy(proc: ChildProcess): Promise<void> {
-    const deadline = Date.now() + this.o.startupTimeoutS * 1000;
-    const where = `llama-server on ${this.o.gguf} (log: ${this.o.logDir})`;
-    while (Date.now() < deadline) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${where} exited (${proc.exitCode ?? proc.signalCode}) before it was healthy`);
-      try {
-        const res = await fetch(`http://127.0.0.1:${this.port}/health`, { signal: AbortSignal.timeout(2000) });
-        if (res.ok) return; // 503 while the model loads
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`${where} not healthy within startup_timeout_s=${this.o.startupTimeoutS}`);
-  }
-
   async stop(): Promise<void> {
     const proc = this.proc;
     this.proc = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-    proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopProcess(proc);
+  }
+
+  alive(): boolean {
+    return this.proc !== undefined && !exited(this.proc);
   }
 
   get pid(): number | undefined {
@@ -143,12 +106,6 @@ export class LlamaServer {
   }
 }
 
-export interface SyncTiming {
-  export_s: number;
-  restart_s: number;
-  total_s: number;
-  gguf: string;
-}
 
 /**
  * A RolloutEngine over a LlamaServer it owns. `syncWeights(checkpoint)` exports the checkpoint as GGUF
@@ -178,7 +135,7 @@ export class LlamaCppEngine implements RolloutEngine {
     return this.inner.generate(prompts, sampling, opts);
   }
 
-  async syncWeights(checkpointDir: string, label: string): Promise<SyncTiming> {
+  async syncWeights(checkpointDir: string, label: string): Promise<SyncTiming & { gguf: string }> {
     const t0 = performance.now();
     mkdirSync(this.syncDir, { recursive: true });
     const out = join(this.syncDir, `${label}.gguf`);
@@ -190,7 +147,19 @@ export class LlamaCppEngine implements RolloutEngine {
     const t2 = performance.now();
     if (this.synced && this.synced !== out) rmSync(this.synced, { force: true }); // only the served GGUF is kept
     this.synced = out;
-    return { export_s: (t1 - t0) / 1000, restart_s: (t2 - t1) / 1000, total_s: (t2 - t0) / 1000, gguf: out };
+    return { total_s: (t2 - t0) / 1000, phases: { export_s: (t1 - t0) / 1000, restart_s: (t2 - t1) / 1000 }, gguf: out };
+  }
+
+  alive(): boolean {
+    return this.server.alive();
+  }
+
+  /** Restarts a dead server on the GGUF it served. */
+  async recover(log: (m: string) => void): Promise<void> {
+    log(`${this.name}: llama-server is not running; restarting it on ${this.synced ?? this.baseGguf}`);
+    await this.server.stop();
+    await this.server.start(this.synced ?? this.baseGguf);
+    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
   }
 
   async serveBase(): Promise<void> {

@@ -9,13 +9,22 @@ import type { RunContext } from "../experiment/context.js";
 import type { Problem } from "../data/problems.js";
 import { problemMessages } from "../data/prompt-format.js";
 import type { EnginePrompt, EngineSample, RolloutEngine } from "./engine.js";
-import type { SyncTiming } from "./llama-cpp.js";
+
+/** How long a weight sync took, in all and by phase (llama.cpp: export_s, restart_s; vLLM: pause_s, reload_s, resume_s). */
+export interface SyncTiming {
+  total_s: number;
+  phases: Record<string, number>;
+}
 
 export interface SyncableEngine extends RolloutEngine {
   /** Serves the checkpoint's weights from the next generate on. */
   syncWeights(checkpointDir: string, label: string): Promise<SyncTiming>;
   /** Serves the base model it started on again. */
   serveBase(): Promise<void>;
+  /** False when a server process of the engine has died (it must be recovered before it samples). */
+  alive?(): boolean;
+  /** Restarts dead servers and brings them back to the weights the engine serves. */
+  recover?(log: (m: string) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,9 +42,15 @@ export class PolicyEngine {
     return this.engine.name;
   }
 
+  /** The pool step the engine's weights belong to (journaled with each sample); 0 = the base model. */
+  servedStep(ctx: RunContext): number {
+    return this.served === undefined ? 0 : ctx.pool.checkpointStep;
+  }
+
   /** The engine, serving the pool's current checkpoint (synced first when it serves other weights). */
   async current(ctx: RunContext): Promise<RolloutEngine> {
     const { pool } = ctx;
+    if (this.engine.alive?.() === false) await this.engine.recover!(ctx.log);
     if (pool.checkpoint === this.served) return this.engine;
     if (!pool.checkpoint) {
       await this.engine.serveBase();
@@ -46,11 +61,9 @@ export class PolicyEngine {
       const label = `step-${pool.checkpointStep}-${createHash("sha256").update(pool.checkpoint).digest("hex").slice(0, 8)}`;
       const t = await this.engine.syncWeights(pool.checkpoint, label);
       this.served = pool.checkpoint;
-      ctx.metrics.write({
-        kind: "sync", reason: "engine", engine: this.engine.name, seconds: t.total_s, export_s: t.export_s,
-        restart_s: t.restart_s, weights_version: pool.checkpointStep,
-      });
-      ctx.log(`${this.engine.name}: serving step ${pool.checkpointStep} (export ${t.export_s.toFixed(1)} s + restart ${t.restart_s.toFixed(1)} s)`);
+      ctx.metrics.write({ kind: "sync", reason: "engine", engine: this.engine.name, seconds: t.total_s, ...t.phases, weights_version: pool.checkpointStep });
+      const phases = Object.entries(t.phases).map(([k, v]) => `${k.replace(/_s$/, "")} ${v.toFixed(1)} s`).join(" + ");
+      ctx.log(`${this.engine.name}: serving step ${pool.checkpointStep} in ${t.total_s.toFixed(1)} s (${phases})`);
     }
     return this.engine;
   }

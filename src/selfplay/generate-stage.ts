@@ -23,6 +23,11 @@ export interface SampleRecord {
   finish_reason: string;
   /** The templated prompt ended inside an open <think> block: graders need it (see verify/think.ts). */
   prompt_opens_think: boolean;
+  /** The policy version the sample was drawn from (the pool step whose weights the engine held; 0 = base). */
+  weights_version?: number;
+  /** The engine's log-prob of each sampled token (raw, before temperature), when the engine returns them. The
+   *  trainer scores its own; these are for checking rollout/trainer agreement. */
+  logprobs?: number[];
 }
 
 export interface GenerateStageOptions {
@@ -76,30 +81,52 @@ export async function generateStage(ctx: RunContext, o: GenerateStageOptions): P
   progress.finish();
 }
 
+/** A window whose engine died mid-generation is redone (its missing samples only) after this many recoveries at most. */
+const ENGINE_RECOVERIES = 2;
+
 /**
- * Generation on the policy engine (engine.type llama_cpp): windows of prompts, each tokenized by a worker
- * and sent with enough samples to keep every server slot busy; the engine's lanes pull requests as slots free.
+ * Generation on the policy engine (engine.type llama_cpp or vllm): windows of prompts, each tokenized by a
+ * worker and sent with enough samples to keep every server slot busy; the engine's lanes pull requests as
+ * slots free. A server that dies mid-window is restarted and brought back to the pool's checkpoint before
+ * the window's missing samples are asked for again.
  */
 async function engineStage(ctx: RunContext, pe: PolicyEngine, o: GenerateStageOptions, pending: Problem[], total: number): Promise<void> {
   const progress = new Progress(o.label, total);
   const window = Math.max(o.sampling.prompts_per_request, Math.ceil((4 * ctx.cfg.engine.max_concurrency) / o.sampling.samples_per_prompt));
-  const byId = new Map(pending.map((p) => [p.id, p]));
   for (let i = 0; i < pending.length; i += window) {
     const chunk = pending.slice(i, i + window);
-    const engine = await pe.current(ctx);
-    const wanted = new Map(chunk.map((p) => [p.id, missingSamples(ctx, o, p)]));
-    const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
-    const { prompts, opensThink } = await pe.prompts(ctx, chunk, (p) => wanted.get(p.id)!.map((j) => seeds.get(p.id)![j]!));
-    const promptIds = new Map(prompts.map((p) => [p.id, p.promptTokenIds!]));
-    const opts = { logprobs: true, chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
-    for await (const r of engine.generate(prompts, o.sampling, opts)) {
-      const added = await journalAnswer(ctx, o, { byId, wanted, seeds }, engine.name, r, async (p) => ({
-        token_ids: await pe.completionIds(ctx, r), prompt_token_ids: promptIds.get(p.id)!, prompt_opens_think: opensThink.get(p.id)!,
-      }));
-      if (added) progress.tick(1);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await engineWindow(ctx, pe, o, chunk, progress);
+        break;
+      } catch (e) {
+        if (pe.engine.alive?.() !== false || attempt >= ENGINE_RECOVERIES) throw e;
+        ctx.log(`${pe.name} died while generating (${(e as Error).message.split("\n")[0]}); restarting it`);
+        ctx.metrics.write({ kind: "engine_restart", stage: o.stage, iteration: o.iteration, engine: pe.name });
+      }
     }
   }
   progress.finish();
+}
+
+async function engineWindow(ctx: RunContext, pe: PolicyEngine, o: GenerateStageOptions, chunk: Problem[], progress: Progress): Promise<void> {
+  const engine = await pe.current(ctx); // recovers a dead server and syncs it to the pool's checkpoint first
+  const version = pe.servedStep(ctx);
+  const byId = new Map(chunk.map((p) => [p.id, p]));
+  const wanted = new Map(chunk.map((p) => [p.id, missingSamples(ctx, o, p)]));
+  const todo = chunk.filter((p) => wanted.get(p.id)!.length > 0);
+  if (todo.length === 0) return;
+  const seeds = new Map(chunk.map((p) => [p.id, sampleSeeds(ctx, o, p)]));
+  const { prompts, opensThink } = await pe.prompts(ctx, todo, (p) => wanted.get(p.id)!.map((j) => seeds.get(p.id)![j]!));
+  const promptIds = new Map(prompts.map((p) => [p.id, p.promptTokenIds!]));
+  const opts = { logprobs: true, chatTemplateKwargs: ctx.cfg.model.chat_template_kwargs };
+  for await (const r of engine.generate(prompts, o.sampling, opts)) {
+    const added = await journalAnswer(ctx, o, { byId, wanted, seeds }, engine.name, r, async (p) => ({
+      token_ids: await pe.completionIds(ctx, r), prompt_token_ids: promptIds.get(p.id)!, prompt_opens_think: opensThink.get(p.id)!,
+      weights_version: version, ...(r.logprobs ? { logprobs: r.logprobs } : {}),
+    }));
+    if (added) progress.tick(1);
+  }
 }
 
 async function runChunk(
@@ -123,6 +150,7 @@ async function runChunk(
   for await (const r of engine.generate(prompts, o.sampling, opts)) {
     const added = await journalAnswer(ctx, o, { byId, wanted, seeds }, engine.name, r, async () => ({
       token_ids: r.tokenIds ?? [], prompt_token_ids: r.promptTokenIds ?? [], prompt_opens_think: r.promptOpensThink,
+      weights_version: expectedWeightsVersion(ctx.pool),
     }));
     if (added) progress.tick(1);
   }
@@ -145,7 +173,7 @@ async function journalAnswer(
   l: AnswerLookup,
   engineName: string,
   r: EngineSample,
-  ids: (p: Problem) => Promise<Pick<SampleRecord, "token_ids" | "prompt_token_ids" | "prompt_opens_think">>,
+  ids: (p: Problem) => Promise<Pick<SampleRecord, "token_ids" | "prompt_token_ids" | "prompt_opens_think" | "weights_version" | "logprobs">>,
 ): Promise<boolean> {
   const problem = l.byId.get(r.promptId);
   if (!problem) throw new Error(`${engineName} answered for unknown prompt '${r.promptId}'`);

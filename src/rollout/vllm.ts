@@ -1,0 +1,296 @@
+// vLLM as a managed rollout engine: the controller starts its OpenAI-compatible server (python-workers'
+// vllm_serve.py in the vLLM virtualenv that scripts/vllm-env.sh builds), health-checks it, restarts it and
+// stops it. Weights follow the policy in place, without a restart: pause, reload from the checkpoint's
+// safetensors (collective_rpc "reload_weights"), reset the prefix cache (its KV was computed by the old
+// weights), set the weight version, resume. Every route, control routes included, needs the per-run key,
+// and the server listens on loopback only.
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { REPO_ROOT } from "../cluster/python-env.js";
+import type { EnginePrompt, EngineSample, EngineSampling, GenerateOptions, RolloutEngine } from "./engine.js";
+import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
+import type { SyncableEngine, SyncTiming } from "./policy-engine.js";
+import { exited, freePort, spawnServer, stopProcess, waitHealthy } from "./server-process.js";
+
+export interface VllmServerOptions {
+  /** The vLLM virtualenv's python (scripts/vllm-env.sh). */
+  python: string;
+  /** HF model directory the server starts on (the base model). */
+  model: string;
+  dtype: "auto" | "bfloat16" | "float16" | "float32";
+  maxModelLen: number;
+  enforceEager: boolean;
+  /** CPU: KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); vLLM's default reserves most of the RAM. */
+  kvCacheGib: number;
+  /** CPU threads of the engine (VLLM_CPU_OMP_THREADS_BIND "0-(n-1)"); 0 = vLLM's default. */
+  threads: number;
+  /** GPU only (vLLM ignores them on CPU). */
+  tensorParallelSize: number;
+  gpuMemoryUtilization: number;
+  /** vLLM's batch-invariant kernels (VLLM_BATCH_INVARIANT=1), where the build supports them. */
+  batchInvariant: boolean;
+  seed: number;
+  startupTimeoutS: number;
+  logDir: string;
+  /** Interface to listen on; loopback unless a cluster's private address is given. */
+  host?: string;
+  /** Name used in logs and log files: several servers of one run ("vllm-0", "vllm-1"). */
+  name?: string;
+}
+
+/** The server's command line (after the python): what `vllm serve` gets, through our guarded launcher. */
+export function vllmServerArgs(o: VllmServerOptions, port: number): string[] {
+  const args = ["-m", "promptcot_worker.vllm_serve", "--model", o.model, "--served-model-name", "policy", "--host", o.host ?? "127.0.0.1",
+    "--port", String(port), "--dtype", o.dtype, "--max-model-len", String(o.maxModelLen), "--seed", String(o.seed),
+    "--tensor-parallel-size", String(o.tensorParallelSize), "--gpu-memory-utilization", String(o.gpuMemoryUtilization),
+    "--api-server-count", "1", "--disable-log-stats"];
+  if (o.enforceEager) args.push("--enforce-eager");
+  return args;
+}
+
+/** The server's environment: the key travels here, never on the command line (ps and vLLM's own arg log). */
+export function vllmServerEnv(o: VllmServerOptions, apiKey: string): Record<string, string> {
+  const env: Record<string, string> = {
+    PYTHONPATH: join(REPO_ROOT, "python-workers"), PYTHONUNBUFFERED: "1", HF_HUB_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1",
+    VLLM_API_KEY: apiKey, VLLM_SERVER_DEV_MODE: "1", VLLM_CPU_KVCACHE_SPACE: String(o.kvCacheGib), VLLM_NO_USAGE_STATS: "1",
+    VLLM_DO_NOT_TRACK: "1", TOKENIZERS_PARALLELISM: "false",
+  };
+  if (o.threads > 0) env.VLLM_CPU_OMP_THREADS_BIND = `0-${o.threads - 1}`;
+  if (o.batchInvariant) env.VLLM_BATCH_INVARIANT = "1";
+  return env;
+}
+
+/** The vLLM virtualenv's python (built by scripts/vllm-env.sh when `build`), or a clear error. */
+export async function resolveVllmPython(build: boolean, log: (m: string) => void): Promise<string> {
+  const script = join(REPO_ROOT, "scripts", "vllm-env.sh");
+  if (process.env.PROMPTCOT_VLLM_PYTHON) return process.env.PROMPTCOT_VLLM_PYTHON;
+  const where = (await execa("bash", [script, "--path"])).stdout.trim();
+  if (existsSync(join(where, "..", "..", ".complete"))) return where;
+  if (!build) throw new Error(`the vLLM environment is not built: run 'bash scripts/vllm-env.sh' (expected ${where})`);
+  log("building the vLLM environment (first time on this machine: about 2 minutes)");
+  const { stdout } = await execa("bash", [script], { stderr: "inherit" });
+  return stdout.trim().split("\n").pop()!;
+}
+
+/** A refusal to sample from weights other than the ones asked for. */
+export class StaleEngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StaleEngineError";
+  }
+}
+
+/** One vLLM server process and its control routes. */
+export class VllmServer {
+  private proc: ChildProcess | undefined;
+  private starts = 0;
+  port = 0;
+  /** Per-process secret: every request carries it; a new one at every start. */
+  readonly apiKey = randomBytes(24).toString("hex");
+
+  constructor(readonly o: VllmServerOptions) {}
+
+  get name(): string {
+    return this.o.name ?? "vllm";
+  }
+
+  get origin(): string {
+    return `http://${this.o.host ?? "127.0.0.1"}:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  alive(): boolean {
+    return this.proc !== undefined && !exited(this.proc);
+  }
+
+  async start(): Promise<void> {
+    if (this.alive()) throw new Error(`${this.name} already running`);
+    if (!existsSync(join(this.o.model, "config.json"))) throw new Error(`${this.name}: model directory '${this.o.model}' has no config.json`);
+    this.port = await freePort(this.o.host);
+    mkdirSync(this.o.logDir, { recursive: true });
+    const logFile = join(this.o.logDir, `${this.name}-${++this.starts}.log`);
+    const log = openSync(logFile, "w");
+    const proc = spawnServer(this.o.python, vllmServerArgs(this.o, this.port), {
+      stdio: ["ignore", log, log], env: { ...process.env, ...vllmServerEnv(this.o, this.apiKey) }, group: true,
+    });
+    this.proc = proc;
+    try {
+      await waitHealthy(proc, `${this.origin}/health`, this.o.startupTimeoutS, `${this.name} on ${this.o.model} (log: ${logFile})`, this.auth());
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    await stopProcess(proc, 10_000);
+  }
+
+  auth(): Record<string, string> {
+    return { authorization: `Bearer ${this.apiKey}` };
+  }
+
+  /** Calls a control route; a non-2xx answer is an error naming the route and the server's message. */
+  async control(method: "GET" | "POST", path: string, body?: object, timeoutMs = 600_000): Promise<unknown> {
+    const res = await fetch(`${this.origin}${path}`, {
+      method, headers: { ...this.auth(), ...(body ? { "content-type": "application/json" } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${this.name}: ${method} ${path}: HTTP ${res.status}: ${text.slice(0, 500)}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  async weightVersion(): Promise<string> {
+    return ((await this.control("GET", "/weight_info", undefined, 30_000)) as { weight_version: string }).weight_version;
+  }
+}
+
+/** The half-written-checkpoint guard: a checkpoint directory is complete once worker_meta.json is in it (written before the rename). */
+function assertCompleteCheckpoint(dir: string): void {
+  if (!existsSync(join(dir, "worker_meta.json")) || !existsSync(join(dir, "config.json"))) {
+    throw new Error(`checkpoint ${dir} is incomplete (no worker_meta.json or config.json); an engine never loads a half-written checkpoint`);
+  }
+}
+
+/**
+ * A RolloutEngine over vLLM servers it owns (engine.vllm.engines of them); prompts are spread over them.
+ * It samples only at the weight version it last set: every generate first asks each server for its version
+ * and refuses (StaleEngineError) when one differs, e.g. a server restarted behind our back.
+ */
+export class VllmEngine implements SyncableEngine {
+  private clients: OpenAIEngine[] = [];
+  /** The version every server must report; "base" until the first sync. */
+  private version = "base";
+  /** The weights directory the servers hold: the base model's, or the last synced checkpoint. */
+  private weights: string;
+
+  constructor(readonly servers: VllmServer[], private readonly client: Omit<OpenAIEngineOptions, "baseUrl" | "flavor" | "apiKey" | "model">) {
+    if (servers.length === 0) throw new Error("vLLM engine without servers");
+    this.weights = servers[0]!.o.model;
+  }
+
+  get name(): string {
+    return `vllm:${this.servers.length}x ${this.servers[0]!.o.model}`;
+  }
+
+  get weightVersion(): string {
+    return this.version;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.start()));
+    await Promise.all(this.servers.map((s) => s.control("POST", "/update_weight_version", { new_version: this.version })));
+    this.clients = this.servers.map((s) => this.clientOf(s));
+  }
+
+  private clientOf(s: VllmServer): OpenAIEngine {
+    const perServer = Math.max(1, Math.ceil(this.client.maxConcurrency / this.servers.length));
+    return new OpenAIEngine({ ...this.client, maxConcurrency: perServer, baseUrl: `${s.origin}/v1`, flavor: "vllm", apiKey: s.apiKey, model: "policy" });
+  }
+
+  alive(): boolean {
+    return this.servers.every((s) => s.alive());
+  }
+
+  /** Restarts every dead server and brings it back to the weights the engine serves (before it samples again). */
+  async recover(log: (m: string) => void): Promise<void> {
+    for (const [i, s] of this.servers.entries()) {
+      if (s.alive()) continue;
+      log(`${s.name} is not running; restarting it and reloading ${this.weights} (version ${this.version})`);
+      await s.stop();
+      await s.start();
+      if (this.weights !== s.o.model) await this.reloadOne(s, this.weights);
+      await s.control("POST", "/update_weight_version", { new_version: this.version });
+      this.clients[i] = this.clientOf(s);
+    }
+  }
+
+  /** Refuses unless every server reports the version the engine last set. */
+  async assertCurrent(): Promise<void> {
+    for (const s of this.servers) {
+      let v: string;
+      try {
+        v = await s.weightVersion();
+      } catch (e) {
+        throw new StaleEngineError(`${s.name} did not report its weight version (${(e as Error).message}); it is not sampled`);
+      }
+      if (v !== this.version) throw new StaleEngineError(`${s.name} serves weight version '${v}', not '${this.version}'; it is not sampled`);
+    }
+  }
+
+  async *generate(prompts: EnginePrompt[], sampling: EngineSampling, opts?: GenerateOptions): AsyncIterable<EngineSample> {
+    if (this.clients.length === 0) throw new Error("vLLM engine not started");
+    await this.assertCurrent();
+    const parts = this.clients.map((_, k) => prompts.filter((_, i) => i % this.clients.length === k)).map((ps, k) => ({ ps, k })).filter((x) => x.ps.length > 0);
+    yield* merge(parts.map(({ ps, k }) => this.clients[k]!.generate(ps, sampling, opts)));
+  }
+
+  async syncWeights(checkpointDir: string, label: string): Promise<SyncTiming> {
+    assertCompleteCheckpoint(checkpointDir);
+    return this.reloadAll(checkpointDir, label);
+  }
+
+  async serveBase(): Promise<void> {
+    await this.reloadAll(this.servers[0]!.o.model, "base");
+  }
+
+  /** Pause, reload in place, reset the prefix cache, set the version, resume: on every server at once. */
+  private async reloadAll(dir: string, label: string): Promise<SyncTiming> {
+    const t0 = performance.now();
+    this.version = `syncing:${label}`; // a failure half-way leaves a version no server reports: the engine refuses to sample
+    const phases = await Promise.all(this.servers.map((s) => this.reloadOne(s, dir)));
+    await Promise.all(this.servers.map((s) => s.control("POST", "/update_weight_version", { new_version: label })));
+    this.version = label;
+    this.weights = dir;
+    const max = (k: string) => Math.max(...phases.map((p) => p[k]!));
+    return { total_s: (performance.now() - t0) / 1000, phases: { pause_s: max("pause_s"), reload_s: max("reload_s"), resume_s: max("resume_s") } };
+  }
+
+  private async reloadOne(s: VllmServer, dir: string): Promise<Record<string, number>> {
+    const t0 = performance.now();
+    await s.control("POST", "/pause?mode=wait");
+    const t1 = performance.now();
+    let t2 = t1;
+    try {
+      await s.control("POST", "/collective_rpc", { method: "reload_weights", kwargs: { weights_path: dir } });
+      await s.control("POST", "/reset_prefix_cache");
+      t2 = performance.now();
+    } finally {
+      await s.control("POST", "/resume");
+    }
+    return { pause_s: (t1 - t0) / 1000, reload_s: (t2 - t1) / 1000, resume_s: (performance.now() - t2) / 1000 };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}
+
+/** Interleaves several async streams: yields each item as soon as any stream produces it. */
+async function* merge<T>(streams: AsyncIterable<T>[]): AsyncIterable<T> {
+  const its = streams.map((s) => s[Symbol.asyncIterator]());
+  const next = (i: number) => its[i]!.next().then((r) => ({ i, r }));
+  const pending = new Map(its.map((_, i) => [i, next(i)]));
+  try {
+    while (pending.size) {
+      const { i, r } = await Promise.race(pending.values());
+      if (r.done) pending.delete(i);
+      else {
+        pending.set(i, next(i));
+        yield r.value;
+      }
+    }
+  } finally {
+    // a consumer that stops early (or a failed stream) tells the others to take no new requests
+    for (const it of its) void it.return?.()?.catch(() => {});
+  }
+}
