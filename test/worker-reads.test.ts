@@ -13,7 +13,7 @@ import type { RunContext } from "../src/experiment/context.js";
 import { Journal } from "../src/experiment/journal.js";
 import { fieldRef } from "../src/experiment/payload.js";
 import { LossKind, type TrainExample } from "../src/rpc/gen/promptcot_worker.js";
-import type { SampleRecord } from "../src/selfplay/generate-stage.js";
+import type { SampleRecord } from "../src/rollout/generate-stage.js";
 import { pairIds, scoreItemOf, workerReadsShards, workersReadShards } from "../src/train/worker-reads.js";
 
 describe("workersReadShards", () => {

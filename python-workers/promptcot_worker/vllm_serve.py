@@ -27,13 +27,28 @@ def guard_every_route() -> None:
     authenticate.GUARDED_PREFIX = ("/",)  # str.startswith: every path
 
 
+def cpu_scheduling_args(argv: list[str], on_cpu: bool) -> list[str]:
+    """On the CPU build, a token budget per step that holds every sequence whole (max_num_seqs x max_model_len).
+    A partly prefilled request with its own seed makes vLLM 0.32 rewind the request's generator
+    (``gen.set_offset``), which a CPU generator refuses ("CPU Generator does not use offset"), killing the
+    engine mid-batch; seen with 26 new requests of ~81 tokens against the default budget of 2048. With room
+    for every sequence no prefill is ever split."""
+    if not on_cpu or "--max-num-batched-tokens" in argv or "--max-model-len" not in argv or "--max-num-seqs" not in argv:
+        return argv
+    max_len = int(argv[argv.index("--max-model-len") + 1])
+    seqs = int(argv[argv.index("--max-num-seqs") + 1])
+    return [*argv, "--max-num-batched-tokens", str(max_len * seqs)]
+
+
 def main() -> None:
     if not os.environ.get("VLLM_API_KEY"):
         raise SystemExit("vllm_serve: VLLM_API_KEY is not set; a managed engine never runs without a key")
     if "--api-key" in sys.argv:
         raise SystemExit("vllm_serve: pass the key in VLLM_API_KEY, not --api-key (argv is visible to every user)")
     guard_every_route()
-    sys.argv = ["vllm.entrypoints.openai.api_server", *sys.argv[1:]]
+    from vllm.platforms import current_platform
+
+    sys.argv = ["vllm.entrypoints.openai.api_server", *cpu_scheduling_args(sys.argv[1:], current_platform.is_cpu())]
     runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__", alter_sys=True)
 
 

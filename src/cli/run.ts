@@ -43,7 +43,7 @@ export function planText(cfg: Experiment, runDir: string): string {
     `run directory: ${runDir}`,
     ...(cfg.proposer.enabled ? proposerPlanLines(cfg) : []),
     `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
-    ...(cfg.engine.type === "llama_cpp" ? [engineLine(cfg)] : []),
+    ...(cfg.engine.type === "llama_cpp" || cfg.engine.type === "vllm" ? [engineLine(cfg)] : []),
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1}: rollout ${n} prompts × ${k} samples (≤${cfg.rollout.max_tokens} tokens, T=${cfg.rollout.temperature}) → grade (${cfg.grader.math}) ` +
@@ -54,6 +54,14 @@ export function planText(cfg: Experiment, runDir: string): string {
 }
 
 function engineLine(cfg: Experiment): string {
+  if (cfg.engine.type === "vllm") {
+    const v = cfg.engine.vllm;
+    if (cfg.engine.base_url) return `rollout engine: an external vLLM at ${cfg.engine.base_url} (refused for self-play: its weights cannot follow the policy)`;
+    return `rollout engine: vLLM, ${v.engines} managed server(s) (tensor parallel ${v.tensor_parallel_size}, ${v.dtype}, max_model_len ${v.max_model_len ?? 4096}, ` +
+      `${cfg.engine.max_concurrency} sequences in flight); workers tokenize, score and train; after each update every server is paused, ` +
+      `reloaded in place from the checkpoint (no restart), its prefix cache reset and its weight version set` +
+      (cfg.cluster.type === "ray" ? "; the servers start on the controller's host (placing them on Ray nodes is not built)" : "");
+  }
   const l = cfg.engine.llama_cpp;
   return `rollout engine: llama.cpp llama-server (${l.parallel} slots, ${l.ctx_size} tokens each, GGUF ${l.gguf ?? "of the quickstart model"}); ` +
     `workers tokenize, score and train; before sampling after an update the checkpoint is written as ${l.sync_type} GGUF and served`;

@@ -13,7 +13,7 @@ import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { Journal } from "../experiment/journal.js";
 import { lockRunDir } from "../experiment/run-dir.js";
-import { generateStage, type SampleRecord } from "../selfplay/generate-stage.js";
+import { generateStage, type SampleRecord } from "../rollout/generate-stage.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { createCodeGrader, type CodeGraderHandle } from "../verify/code/index.js";
 import { createMathGrader, type FullMathGrader } from "../verify/math/grader.js";

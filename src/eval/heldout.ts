@@ -1,7 +1,7 @@
 // Held-out evaluation: k samples per problem, graded as they stream in (sample and verdict are one unit).
 // Every eval draws the same per-sample seeds (pairedSeeds), so before/after differ by the weights only.
 import type { RunContext } from "../experiment/context.js";
-import { generateStage } from "../selfplay/generate-stage.js";
+import { generateStage } from "../rollout/generate-stage.js";
 import { gradeProblem, type ProblemVerdict } from "../verify/dispatch.js";
 import { bootstrapMeanCI, type Estimate, mean, passAtKEstimate, reportedKs } from "./stats.js";
 

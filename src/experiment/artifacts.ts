@@ -7,7 +7,7 @@ import type { RunContext } from "./context.js";
 import { iterTag, unitId } from "./ids.js";
 import type { UnitRow } from "./journal.js";
 import type { Problem } from "../data/problems.js";
-import type { SampleRecord } from "../selfplay/generate-stage.js";
+import type { SampleRecord } from "../rollout/generate-stage.js";
 import type { GradeRecord } from "../selfplay/stages.js";
 import type { Pair } from "../selfplay/pairs.js";
 

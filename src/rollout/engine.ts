@@ -26,6 +26,8 @@ export interface EnginePrompt {
   messages: EngineMessage[];
   /** The prompt as token ids, already chat-templated: sent as is (/v1/completions), `messages` is then only for logs. */
   promptTokenIds?: number[];
+  /** Raw prompt text, no chat template (base models): sent as is (/v1/completions); `messages` is then empty. */
+  text?: string;
   /** One seed per wanted sample; a sample is named by its position in this list. */
   seeds: number[];
 }
@@ -60,6 +62,11 @@ export interface RolloutEngine {
   readonly name: string;
   /** Yields every wanted sample once as it finishes, in any order. */
   generate(prompts: EnginePrompt[], sampling: EngineSampling, opts?: GenerateOptions): AsyncIterable<EngineSample>;
+}
+
+/** Sampling by temperature, top_p and max_tokens alone (teachers, synthesis): top_k, min_p, repetition penalty and stop strings off. */
+export function plainSampling(s: { temperature: number; top_p: number; max_tokens: number }): EngineSampling {
+  return { temperature: s.temperature, top_p: s.top_p, top_k: 0, min_p: 0, repetition_penalty: 1, max_tokens: s.max_tokens, stop: [] };
 }
 
 /** Maps an engine's finish reason onto ours: only "length" means cut at max_tokens. */

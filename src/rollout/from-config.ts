@@ -54,6 +54,7 @@ export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log
     python, model: dir, dtype: v.dtype, maxModelLen: v.max_model_len ?? 4096, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
     threads: v.threads, tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
     batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: `vllm-${i}`,
+    maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
   }));
   const { model: _m, apiKey: _k, ...client } = clientOptions(e);
   const engine = new VllmEngine(servers, { ...client, api: "completions" });

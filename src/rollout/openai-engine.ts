@@ -160,9 +160,9 @@ export function requestBody(o: Pick<OpenAIEngineOptions, "model" | "api" | "flav
 
 type Endpoint = OpenAIEngineOptions["api"];
 
-/** A prompt given as token ids is already templated: it always goes to /v1/completions. */
+/** A prompt given as token ids or raw text is not chat-templated by the server: it always goes to /v1/completions. */
 function endpointOf(o: Pick<OpenAIEngineOptions, "api">, p: EnginePrompt): Endpoint {
-  return p.promptTokenIds ? "completions" : o.api;
+  return p.promptTokenIds || p.text !== undefined ? "completions" : o.api;
 }
 
 /** llama.cpp's own defaults are top_k 40, min_p 0.05, repeat_penalty 1.1: always send ours, or it samples differently from the worker. */
@@ -176,8 +176,9 @@ function samplerExtras(flavor: ServerFlavor, s: EngineSampling): Record<string, 
   return extras;
 }
 
-/** /v1/completions takes text: a prompt given as one user message (already templated) goes as is. */
+/** /v1/completions takes text: raw text, or a prompt given as one user message (already templated), goes as is. */
 function completionPrompt(p: EnginePrompt): string {
+  if (p.text !== undefined) return p.text;
   const m = p.messages;
   if (m.length === 1 && m[0]!.role === "user") return m[0]!.content;
   throw new Error(`prompt '${p.id}': engine api 'completions' needs one already-templated user message (got ${m.length} messages); use api 'chat' to let the server apply the chat template`);

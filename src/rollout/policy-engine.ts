@@ -20,7 +20,7 @@ export interface SyncableEngine extends RolloutEngine {
   /** Serves the checkpoint's weights from the next generate on. */
   syncWeights(checkpointDir: string, label: string): Promise<SyncTiming>;
   /** Serves the base model it started on again. */
-  serveBase(): Promise<void>;
+  serveBase(): Promise<unknown>;
   /** False when a server process of the engine has died (it must be recovered before it samples). */
   alive?(): boolean;
   /** Restarts dead servers and brings them back to the weights the engine serves. */

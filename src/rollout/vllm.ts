@@ -39,6 +39,8 @@ export interface VllmServerOptions {
   host?: string;
   /** Name used in logs and log files: several servers of one run ("vllm-0", "vllm-1"). */
   name?: string;
+  /** Sequences decoded together (vLLM's max_num_seqs): the requests this server gets in flight at most. */
+  maxNumSeqs: number;
 }
 
 /** The server's command line (after the python): what `vllm serve` gets, through our guarded launcher. */
@@ -46,7 +48,7 @@ export function vllmServerArgs(o: VllmServerOptions, port: number): string[] {
   const args = ["-m", "promptcot_worker.vllm_serve", "--model", o.model, "--served-model-name", "policy", "--host", o.host ?? "127.0.0.1",
     "--port", String(port), "--dtype", o.dtype, "--max-model-len", String(o.maxModelLen), "--seed", String(o.seed),
     "--tensor-parallel-size", String(o.tensorParallelSize), "--gpu-memory-utilization", String(o.gpuMemoryUtilization),
-    "--api-server-count", "1", "--disable-log-stats"];
+    "--max-num-seqs", String(o.maxNumSeqs), "--api-server-count", "1", "--disable-log-stats"];
   if (o.enforceEager) args.push("--enforce-eager");
   return args;
 }
@@ -57,6 +59,8 @@ export function vllmServerEnv(o: VllmServerOptions, apiKey: string): Record<stri
     PYTHONPATH: join(REPO_ROOT, "python-workers"), PYTHONUNBUFFERED: "1", HF_HUB_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1",
     VLLM_API_KEY: apiKey, VLLM_SERVER_DEV_MODE: "1", VLLM_CPU_KVCACHE_SPACE: String(o.kvCacheGib), VLLM_NO_USAGE_STATS: "1",
     VLLM_DO_NOT_TRACK: "1", TOKENIZERS_PARALLELISM: "false",
+    // inherited by vLLM's engine-core and worker processes: tells whose they are (tests look for orphans by it)
+    PROMPTCOT_ENGINE_LOGS: o.logDir,
   };
   if (o.threads > 0) env.VLLM_CPU_OMP_THREADS_BIND = `0-${o.threads - 1}`;
   if (o.batchInvariant) env.VLLM_BATCH_INVARIANT = "1";
@@ -193,8 +197,7 @@ export class VllmEngine implements SyncableEngine {
   }
 
   private clientOf(s: VllmServer): OpenAIEngine {
-    const perServer = Math.max(1, Math.ceil(this.client.maxConcurrency / this.servers.length));
-    return new OpenAIEngine({ ...this.client, maxConcurrency: perServer, baseUrl: `${s.origin}/v1`, flavor: "vllm", apiKey: s.apiKey, model: "policy" });
+    return new OpenAIEngine({ ...this.client, maxConcurrency: s.o.maxNumSeqs, baseUrl: `${s.origin}/v1`, flavor: "vllm", apiKey: s.apiKey, model: "policy" });
   }
 
   alive(): boolean {
@@ -239,8 +242,8 @@ export class VllmEngine implements SyncableEngine {
     return this.reloadAll(checkpointDir, label);
   }
 
-  async serveBase(): Promise<void> {
-    await this.reloadAll(this.servers[0]!.o.model, "base");
+  async serveBase(): Promise<SyncTiming> {
+    return this.reloadAll(this.servers[0]!.o.model, "base");
   }
 
   /** Pause, reload in place, reset the prefix cache, set the version, resume: on every server at once. */

@@ -5,7 +5,7 @@ import { problemKind, type Problem } from "../data/problems.js";
 import { gradeProblem, type ProblemVerdict } from "../verify/dispatch.js";
 import type { CodeVerdictKind, MathVerdictKind } from "../verify/types.js";
 import type { UnitRow } from "../experiment/journal.js";
-import type { SampleRecord } from "./generate-stage.js";
+import type { SampleRecord } from "../rollout/generate-stage.js";
 import { countableGroups, pairBuilder, type ExcludedCounts, type Pair, type SampleOutcome } from "./pairs.js";
 import { invalidReasons, type ValidityCounts } from "./validity.js";
 

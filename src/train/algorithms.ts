@@ -2,7 +2,7 @@
 // build from the iteration's graded rollouts and how to update on it; rollout rounds, grading and
 // scoring live with each algorithm, since GRPO's dynamic sampling decides how many prompts to roll out.
 import type { RunContext } from "../experiment/context.js";
-import { generateStage } from "../selfplay/generate-stage.js";
+import { generateStage } from "../rollout/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { gradeStage, pairsStage } from "../selfplay/stages.js";
 import { dpoUpdateStage, referenceStage, type UpdateRecord } from "./dpo.js";

@@ -10,7 +10,7 @@ import type { RunContext } from "../experiment/context.js";
 import type { Journal } from "../experiment/journal.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { LossKind, type TrainExample, type TrainHyper } from "../rpc/gen/promptcot_worker.js";
-import type { SampleRecord } from "../selfplay/generate-stage.js";
+import type { SampleRecord } from "../rollout/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
 import { optimizerHyper, totalStepsOf } from "./schedule.js";

@@ -19,7 +19,7 @@ import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { LossKind, type TrainExample } from "../rpc/gen/promptcot_worker.js";
-import { generateStage, type SampleRecord } from "../selfplay/generate-stage.js";
+import { generateStage, type SampleRecord } from "../rollout/generate-stage.js";
 import type { SampleOutcome } from "../selfplay/pairs.js";
 import { gradeStage, gradingCounts, sampleOutcomes } from "../selfplay/stages.js";
 import { Progress } from "../telemetry/progress.js";

@@ -5,7 +5,7 @@ import type { Experiment } from "../config/schema.js";
 import type { RunContext } from "../experiment/context.js";
 import { fieldRef } from "../experiment/payload.js";
 import type { ScoreItem, ShardRef, TrainExample } from "../rpc/gen/promptcot_worker.js";
-import type { SampleRecord } from "../selfplay/generate-stage.js";
+import type { SampleRecord } from "../rollout/generate-stage.js";
 
 /** Escape hatch: `inline` sends token ids inline whatever the cluster (comparisons, a suspect filesystem). */
 export const WORKER_READS_ENV = "PROMPTCOT_WORKER_READS";

@@ -6,9 +6,9 @@ import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
 import { unitId, unitSeed } from "../experiment/ids.js";
 import type { UnitRow } from "../experiment/journal.js";
-import type { EngineSample, RolloutEngine } from "../rollout/engine.js";
-import type { PolicyEngine } from "../rollout/policy-engine.js";
-import { workerEngine } from "../rollout/worker-engine.js";
+import type { EngineSample, RolloutEngine } from "./engine.js";
+import type { PolicyEngine } from "./policy-engine.js";
+import { workerEngine } from "./worker-engine.js";
 import { Progress } from "../telemetry/progress.js";
 import { expectedWeightsVersion, withCurrentWeights } from "../train/weight-sync.js";
 
