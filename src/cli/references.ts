@@ -9,8 +9,8 @@ import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
 import { createMathGrader } from "../verify/math/grader.js";
+import { workerGenerator } from "../rollout/engine-generator.js";
 import { REFERENCE_INSTRUCTION, checkReferenceOptions, referenceStage } from "../synthesis/references.js";
-import { workerGenerator } from "../synthesis/teacher.js";
 import { readProblems } from "./synth-tests.js";
 
 export interface ReferencesOptions {

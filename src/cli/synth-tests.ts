@@ -6,8 +6,8 @@ import { WorkerPool } from "../cluster/pool.js";
 import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
+import { workerGenerator } from "../rollout/engine-generator.js";
 import { createCodeGrader } from "../verify/code/grader.js";
-import { workerGenerator } from "../synthesis/teacher.js";
 import type { CodeProblem } from "../synthesis/test-cases.js";
 import { journaledTestSynthesis } from "../synthesis/test-case-stage.js";
 

@@ -16,6 +16,7 @@ import type { RunContext } from "../experiment/context.js";
 import { shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { Journal } from "../experiment/journal.js";
 import type { EvalSummary } from "../eval/heldout.js";
+import { workerGenerator } from "../rollout/engine-generator.js";
 import { selfPlay, type IterationResult, type ProblemSource } from "../selfplay/loop.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
@@ -25,7 +26,7 @@ import {
   type IterationProblems, type ProposerContext,
 } from "./proposer-stages.js";
 import { renderProposerReport, type TwinResult } from "./proposer-report.js";
-import { workerGenerator, type Generator } from "./teacher.js";
+import type { Generator } from "./teacher.js";
 
 export interface SelfPlayResult {
   before: EvalSummary;

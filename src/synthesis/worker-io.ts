@@ -3,7 +3,9 @@
 // rerun after a worker restart produces the same samples, and the caller's journal skips finished ones.
 import type { WorkerPool } from "../cluster/pool.js";
 import type { Journal } from "../experiment/journal.js";
-import type { GenerateResponse, TrainExample } from "../rpc/gen/promptcot_worker.js";
+import { plainSampling, type EngineSample } from "../rollout/engine.js";
+import { poolChunks } from "../rollout/worker-engine.js";
+import type { TrainExample } from "../rpc/gen/promptcot_worker.js";
 
 const DEADLINE_MS = 60 * 60 * 1000;
 
@@ -32,34 +34,23 @@ export async function generateEach(
   items: GenItem[],
   s: Sampling,
   isDone: (item: GenItem) => boolean,
-  onItem: (item: GenItem, samples: GenerateResponse[]) => Promise<void>,
+  onItem: (item: GenItem, samples: EngineSample[]) => Promise<void>,
 ): Promise<void> {
-  const chunks: GenItem[][] = [];
-  for (let i = 0; i < items.length; i += s.prompts_per_request) chunks.push(items.slice(i, i + s.prompts_per_request));
-  let next = 0;
-  const loop = async (w: number) => {
-    for (let c = next++; c < chunks.length; c = next++) {
-      await pool.run(w, async (rpc) => {
-        const todo = chunks[c]!.filter((it) => !isDone(it));
-        if (todo.length === 0) return;
-        journal.event("synth_generate", { stage, ids: todo.map((t) => t.id) });
-        const got = new Map(todo.map((t) => [t.id, [] as GenerateResponse[]]));
-        const byId = new Map(todo.map((t) => [t.id, t]));
-        const req = {
-          prompts: todo.map((t) => ({ id: t.id, text: t.text, sampleSeeds: t.seeds })),
-          sampling: { temperature: s.temperature, topP: s.top_p, topK: 0, maxTokens: s.max_tokens },
-        };
-        for await (const r of rpc.generate(req, DEADLINE_MS)) {
-          const item = byId.get(r.promptId);
-          const list = got.get(r.promptId);
-          if (!item || !list) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);
-          list[r.sampleIndex] = r;
-          if (list.filter(Boolean).length === item.seeds.length) await onItem(item, list);
-        }
-      });
+  await poolChunks(pool, items, s.prompts_per_request, async (engine, chunk) => {
+    const todo = chunk.filter((it) => !isDone(it));
+    if (todo.length === 0) return;
+    journal.event("synth_generate", { stage, ids: todo.map((t) => t.id) });
+    const got = new Map(todo.map((t) => [t.id, [] as EngineSample[]]));
+    const byId = new Map(todo.map((t) => [t.id, t]));
+    const prompts = todo.map((t) => ({ id: t.id, messages: [], text: t.text, seeds: t.seeds }));
+    for await (const r of engine.generate(prompts, plainSampling(s))) {
+      const item = byId.get(r.promptId);
+      const list = got.get(r.promptId);
+      if (!item || !list) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);
+      list[r.position] = r;
+      if (list.filter(Boolean).length === item.seeds.length) await onItem(item, list);
     }
-  };
-  await Promise.all(Array.from({ length: pool.size }, (_, w) => loop(w)));
+  }, { timeoutMs: DEADLINE_MS });
 }
 
 export interface TokenizeInput {
