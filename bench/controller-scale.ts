@@ -18,7 +18,7 @@ import { exportIteration } from "../src/experiment/artifacts.js";
 import type { RunContext } from "../src/experiment/context.js";
 import { unitId } from "../src/experiment/ids.js";
 import { Journal, type DataPlane, type UnitRow } from "../src/experiment/journal.js";
-import type { SampleRecord } from "../src/selfplay/generate-stage.js";
+import type { SampleRecord } from "../src/rollout/generate-stage.js";
 import { gradeStage, pairsStage } from "../src/selfplay/stages.js";
 import type { MathGrader, MathVerdict } from "../src/verify/types.js";
 

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { ExperimentSchema } from "../src/config/schema.js";
 import { Journal } from "../src/experiment/journal.js";
 import { ScoreRequest, TrainStepRequest, type TrainExample } from "../src/rpc/gen/promptcot_worker.js";
-import type { SampleRecord } from "../src/selfplay/generate-stage.js";
+import type { SampleRecord } from "../src/rollout/generate-stage.js";
 import { completionIds, logprobsOf, pairIds, scoreItemOf } from "../src/train/worker-reads.js";
 
 const VOCAB = 151_936;

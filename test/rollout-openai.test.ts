@@ -180,7 +180,9 @@ describe("engine config", () => {
     expect(run({ type: "worker" })).toBeUndefined();
     expect(run({ type: "llama_cpp" }, { model: { source: "smollm2-135m-instruct" } })).toBeUndefined();
     expect(run({ type: "openai", base_url: "http://h/v1", model: "m" })).toMatch(/cannot serve the policy's updated weights/);
-    expect(run({ type: "vllm", base_url: "http://h/v1" })).toMatch(/self-play needs the served vLLM to load each update.s weights, which is not built/);
+    expect(run({ type: "vllm", base_url: "http://h/v1" })).toMatch(/an external `vllm serve` cannot be told to load each update's weights; remove engine.base_url/);
+    expect(run({ type: "vllm" })).toBeUndefined(); // managed: the controller reloads its servers in place
+    expect(run({ type: "vllm" }, { rollout: { samples_per_prompt: 2, temperature: 1, max_tokens: 8, stop: ["\n\n"] } })).toMatch(/engine.type vllm with rollout.stop/);
     expect(run({ type: "llama_cpp" }, { model: { source: "Qwen/Qwen3-4B" } })).toMatch(/engine\.llama_cpp\.gguf: set the GGUF of model\.source 'Qwen\/Qwen3-4B'/);
     expect(run({ type: "llama_cpp", llama_cpp: { gguf: "/m/qwen3-4b.gguf" } }, { model: { source: "Qwen/Qwen3-4B" } })).toBeUndefined();
     expect(run({ type: "llama_cpp" }, { model: { source: "smollm2-135m-instruct" }, eval: { samples_per_prompt: 1, temperature: 0, max_tokens: 8, stop: ["\n\n"] } })).toMatch(/stop strings/);

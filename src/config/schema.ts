@@ -426,7 +426,8 @@ export const EngineSchema = z
         enforce_eager: z.boolean().default(false),
         /** CPU build: GiB of KV cache per server (VLLM_CPU_KVCACHE_SPACE; vLLM's default takes most of the RAM). */
         kv_cache_gib: z.number().positive().default(2),
-        /** CPU build: threads per server, bound to cores 0..n-1; 0 = vLLM's default. */
+        /** CPU build: threads per server, each server bound to its own block of cores while the machine has room;
+         *  0 = the machine's cores split evenly over the servers (vLLM's own default keeps one core back). */
         threads: nonNegInt.default(0),
         /** VLLM_BATCH_INVARIANT=1: the same sample whatever else is in the batch, where the build supports it. */
         batch_invariant: z.boolean().default(false),

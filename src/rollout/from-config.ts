@@ -7,7 +7,8 @@ import type { RolloutEngine } from "./engine.js";
 import { LlamaCppEngine, LlamaServer, quickstartGguf, resolveLlamaServer } from "./llama-cpp.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import { PolicyEngine } from "./policy-engine.js";
-import { resolveVllmPython, VllmEngine, VllmServer } from "./vllm.js";
+import { resolveVllmPython, serverCores, VllmEngine, VllmServer } from "./vllm.js";
+import { availableParallelism } from "node:os";
 import { pythonEnv, pythonPath } from "../cluster/python-env.js";
 import { execa } from "execa";
 
@@ -28,16 +29,6 @@ function clientOptions(e: EngineConfig): Omit<OpenAIEngineOptions, "baseUrl" | "
   };
 }
 
-/** The `vllm serve` command for a model and the config's vllm block (what a GPU node runs; see docs/SCALING.md). */
-export function vllmServeCommand(model: string, e: EngineConfig, port = 8000): string[] {
-  const v = e.vllm;
-  const cmd = ["vllm", "serve", model, "--port", String(port), "--tensor-parallel-size", String(v.tensor_parallel_size),
-    "--gpu-memory-utilization", String(v.gpu_memory_utilization), "--dtype", v.dtype];
-  if (v.max_model_len) cmd.push("--max-model-len", String(v.max_model_len));
-  if (v.enforce_eager) cmd.push("--enforce-eager");
-  return cmd;
-}
-
 /** The HF directory of model.source (vLLM loads weights from disk; the quickstart model is converted once). */
 export async function modelHfDir(source: string): Promise<string> {
   const { stdout } = await execa(pythonPath(), ["-m", "promptcot_worker.models", "--hf-dir", source], { env: pythonEnv() });
@@ -52,7 +43,7 @@ export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log
   const dir = model ?? (await modelHfDir(cfg.model.source));
   const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
     python, model: dir, dtype: v.dtype, maxModelLen: v.max_model_len ?? 4096, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
-    threads: v.threads, tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
+    cores: serverCores(i, v.threads, availableParallelism(), v.engines), tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
     batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: `vllm-${i}`,
     maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
   }));

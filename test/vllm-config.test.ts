@@ -1,0 +1,43 @@
+// The managed vLLM server's command line and environment, without a server: the key never on argv, every
+// server bound to its own cores, the CPU token budget left to the launcher, and the config's vllm block.
+import { describe, expect, it } from "vitest";
+import { ExperimentSchema } from "../src/config/schema.js";
+import { policyEngineProblem } from "../src/rollout/from-config.js";
+import { serverCores, vllmServerArgs, vllmServerEnv, type VllmServerOptions } from "../src/rollout/vllm.js";
+
+const o: VllmServerOptions = {
+  python: "/venv/bin/python", model: "/m", dtype: "float32", maxModelLen: 256, enforceEager: true, kvCacheGib: 1, cores: "0-1",
+  tensorParallelSize: 1, gpuMemoryUtilization: 0.9, batchInvariant: false, seed: 7, startupTimeoutS: 10, logDir: "/run/logs", maxNumSeqs: 64,
+};
+
+describe("managed vLLM server settings", () => {
+  it("passes the key only in the environment, listens on loopback, and sizes max_num_seqs", () => {
+    const args = vllmServerArgs(o, 8123);
+    expect(args.slice(0, 2)).toEqual(["-m", "promptcot_worker.vllm_serve"]);
+    expect(args.join(" ")).not.toMatch(/api-key/);
+    expect(args[args.indexOf("--host") + 1]).toBe("127.0.0.1");
+    expect(args[args.indexOf("--max-num-seqs") + 1]).toBe("64");
+    expect(args).toContain("--enforce-eager");
+    const env = vllmServerEnv(o, "s3cret");
+    expect(env.VLLM_API_KEY).toBe("s3cret");
+    expect(env.VLLM_SERVER_DEV_MODE).toBe("1");
+    expect(env.VLLM_CPU_OMP_THREADS_BIND).toBe("0-1");
+    expect(env.VLLM_BATCH_INVARIANT).toBeUndefined();
+    expect(vllmServerEnv({ ...o, batchInvariant: true }, "k").VLLM_BATCH_INVARIANT).toBe("1");
+  });
+
+  it("binds each server to its own cores while the machine has room", () => {
+    expect(serverCores(0, 0, 2, 1)).toBe("0-1"); // one server takes the whole machine (vLLM's auto keeps a core back)
+    expect([0, 1].map((i) => serverCores(i, 0, 2, 2))).toEqual(["0-0", "1-1"]);
+    expect([0, 1, 2].map((i) => serverCores(i, 2, 4, 3))).toEqual(["0-1", "2-3", "0-1"]);
+    expect(serverCores(0, 0, 1, 4)).toBe("0-0");
+  });
+
+  it("a managed vLLM engine may serve the policy; an external one, or stop strings, are refused with the fix", () => {
+    const problem = (extra: object) => policyEngineProblem(ExperimentSchema.parse({ name: "x", ...extra }));
+    expect(problem({ engine: { type: "vllm", vllm: { engines: 2 } } })).toBeUndefined();
+    expect(problem({ engine: { type: "vllm", base_url: "http://h:8000/v1" } })).toMatch(/remove engine.base_url/);
+    expect(problem({ engine: { type: "vllm" }, eval: { samples_per_prompt: 1, temperature: 0, max_tokens: 8, stop: ["\n"] } })).toMatch(/stop strings/);
+    expect(() => ExperimentSchema.parse({ name: "x", engine: { type: "vllm", vllm: { engines: 0 } } })).toThrow();
+  });
+});
