@@ -3,7 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { ExperimentSchema } from "../src/config/schema.js";
 import { policyEngineProblem } from "../src/rollout/from-config.js";
-import { serverCores, vllmServerArgs, vllmServerEnv, type VllmServerOptions } from "../src/rollout/vllm.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serverCores, VllmEngine, VllmServer, vllmServerArgs, vllmServerEnv, type VllmServerOptions } from "../src/rollout/vllm.js";
 
 const o: VllmServerOptions = {
   python: "/venv/bin/python", model: "/m", dtype: "float32", maxModelLen: 256, enforceEager: true, kvCacheGib: 1, cores: "0-1",
@@ -39,5 +42,20 @@ describe("managed vLLM server settings", () => {
     expect(problem({ engine: { type: "vllm", base_url: "http://h:8000/v1" } })).toMatch(/remove engine.base_url/);
     expect(problem({ engine: { type: "vllm" }, eval: { samples_per_prompt: 1, temperature: 0, max_tokens: 8, stop: ["\n"] } })).toMatch(/stop strings/);
     expect(() => ExperimentSchema.parse({ name: "x", engine: { type: "vllm", vllm: { engines: 0 } } })).toThrow();
+  });
+
+  it("never hands a half-written checkpoint to a server (no worker_meta.json: refused before any request)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pcot-vllm-ckpt-"));
+    try {
+      const half = join(dir, "step-3.tmp-123");
+      mkdirSync(half);
+      writeFileSync(join(half, "config.json"), "{}");
+      writeFileSync(join(half, "model.safetensors"), "");
+      const engine = new VllmEngine([new VllmServer({ ...o, logDir: join(dir, "logs") })], { api: "completions", maxConcurrency: 1, timeoutS: 1, retries: 0 });
+      await expect(engine.syncWeights(half, "step-3")).rejects.toThrow(/is incomplete .*never loads a half-written checkpoint/);
+      expect(engine.weightVersion).toBe("base"); // nothing was attempted
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
