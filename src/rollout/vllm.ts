@@ -6,7 +6,7 @@
 // and the server listens on loopback only.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, openSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { REPO_ROOT } from "../cluster/python-env.js";
@@ -272,6 +272,7 @@ export class VllmEngine implements SyncableEngine {
   private async reloadOne(s: VllmServer, dir: string): Promise<Record<string, number>> {
     const t0 = performance.now();
     await s.control("POST", "/pause?mode=wait");
+    await faultHold("vllm-sync", s.o.logDir);
     const t1 = performance.now();
     let t2 = t1;
     try {
@@ -287,6 +288,17 @@ export class VllmEngine implements SyncableEngine {
   async close(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
   }
+}
+
+/**
+ * Fault injection for the recovery tests (a process killed inside a step, not only between steps): with
+ * PROMPTCOT_FAULT_HOLD=<point>, the controller stops at that point for good, after writing
+ * <dir>/fault-<point> so the test knows when to kill it. Unset, it costs one environment lookup.
+ */
+async function faultHold(point: string, dir: string): Promise<void> {
+  if (process.env.PROMPTCOT_FAULT_HOLD !== point) return;
+  writeFileSync(join(dir, `fault-${point}`), String(process.pid));
+  await new Promise(() => {}); // held until killed
 }
 
 /** Interleaves several async streams: yields each item as soon as any stream produces it. */
