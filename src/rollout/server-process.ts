@@ -23,13 +23,22 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
 // The "exit" hook above misses a controller killed by a signal; PDEATHSIG (util-linux setpriv, where
 // present) makes the kernel kill the server when its parent dies, as the workers arrange for themselves.
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
-export function withParentDeath(cmd: string, args: string[]): [string, string[]] {
-  return SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", cmd, ...args]] : [cmd, args];
+export function withParentDeath(cmd: string, args: string[], signal = "KILL"): [string, string[]] {
+  return SETPRIV ? [SETPRIV, ["--pdeathsig", signal, "--", cmd, ...args]] : [cmd, args];
 }
 
-/** Spawns a server process (its own process group when `group`, so helpers it forks die with it). */
+// PDEATHSIG reaches only the process it is set on, and is cleared in its forks: a server's own helpers (vLLM's
+// engine core, multiprocessing's resource tracker) would outlive a SIGKILLed controller. This shell leads the
+// group, runs the server, and on the controller's death (TERM by PDEATHSIG) or the server's exit kills the group.
+const GROUP_REAPER = `"$@" & trap 'kill -KILL -- -$$' TERM INT HUP; wait $!; s=$?; kill -KILL -- -$$; exit $s`;
+
+/**
+ * Spawns a server process. With `group`, in its own process group under a reaper shell, so every process the
+ * server forks dies with it: on stop, on the server's exit and on the controller's death.
+ */
 export function spawnServer(cmd: string, args: string[], opts: SpawnOptions & { group?: boolean }): ChildProcess {
-  const proc = spawn(...withParentDeath(cmd, args), { ...opts, detached: opts.group ?? false });
+  const [c, a] = opts.group ? withParentDeath("bash", ["-c", GROUP_REAPER, "promptcot-reaper", cmd, ...args], "TERM") : withParentDeath(cmd, args);
+  const proc = spawn(c, a, { ...opts, detached: opts.group ?? false });
   if (opts.group) leaders.add(proc);
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
