@@ -25,7 +25,8 @@ async function runOn(plane: "inline" | "shards"): Promise<{ dir: string; seconds
   const dir = join(root, plane);
   if (args.reuse) return { dir, seconds: Number.NaN };
   const t0 = performance.now();
-  const r = await startRun([args.config!, ...args.set!.flatMap((s) => ["--set", s]), "--run-dir", dir], { PROMPTCOT_DATA_PLANE: plane }).done;
+  // the worker engine: its samples replay exactly, so the two planes must journal identical units (vLLM's need not)
+  const r = await startRun([args.config!, "--set", "engine.type=worker", ...args.set!.flatMap((s) => ["--set", s]), "--run-dir", dir], { PROMPTCOT_DATA_PLANE: plane }).done;
   if (r.code !== 0) throw new Error(`${plane} run failed (${r.code}):\n${r.out.slice(-3000)}`);
   return { dir, seconds: (performance.now() - t0) / 1000 };
 }

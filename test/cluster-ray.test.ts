@@ -141,7 +141,7 @@ describe("quickstart on the Ray backend", () => {
     const args = ["experiments/quickstart.yaml", "--run-dir", dir, "--set", "iterations=1", "--set", "data.train_size=4",
       "--set", "data.heldout_size=2", "--set", "eval.samples_per_prompt=2", "--set", "rollout.max_tokens=16", "--set", "eval.max_tokens=16", "--set", "workers.count=2",
       "--set", "workers.threads=1", "--set", "rollout.prompts_per_request=1", "--set", "eval.prompts_per_request=1", "--set", "cluster.type=ray", "--set", `cluster.address=${head!.address}`,
-      "--set", "cluster.ray.controller_timeout_s=8"];
+      "--set", "cluster.ray.controller_timeout_s=8", "--set", "engine.type=worker"]; // the Ray workers generate
     const jobDirs = () => readdirSync(join(dir, "ray")).filter((d) => d.startsWith("promptcot-")).sort();
     const registration = (job: string, id: string): Record<string, unknown> | undefined => {
       try {
