@@ -9,7 +9,7 @@ import { pythonEnv, pythonPath, REPO_ROOT } from "../cluster/python-env.js";
 import type { EnginePrompt, EngineSample, EngineSampling, GenerateOptions, RolloutEngine } from "./engine.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import type { SyncTiming } from "./policy-engine.js";
-import { exited, freePort, spawnServer, stopProcess, waitHealthy } from "./server-process.js";
+import { exited, freePort, healthyOrStopped, spawnServer, stopProcess } from "./server-process.js";
 
 export { freePort } from "./server-process.js";
 
@@ -83,12 +83,7 @@ export class LlamaServer {
     const log = openSync(join(this.o.logDir, `llama-server-${++this.starts}.log`), "w");
     const proc = spawnServer(this.o.binary, serverArgs(this.o, this.port), { stdio: ["ignore", log, log] });
     this.proc = proc;
-    try {
-      await waitHealthy(proc, `http://127.0.0.1:${this.port}/health`, this.o.startupTimeoutS, `llama-server on ${this.o.gguf} (log: ${this.o.logDir})`);
-    } catch (e) {
-      await this.stop();
-      throw e;
-    }
+    await healthyOrStopped(proc, `http://127.0.0.1:${this.port}/health`, this.o.startupTimeoutS, `llama-server on ${this.o.gguf} (log: ${this.o.logDir})`, () => this.stop());
   }
 
   async stop(): Promise<void> {

@@ -65,7 +65,7 @@ function killTree(proc: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** Polls `url` until it answers 2xx; fails at once if the process exits, or after `timeoutS`. */
-export async function waitHealthy(proc: ChildProcess, url: string, timeoutS: number, where: string, headers: Record<string, string> = {}): Promise<void> {
+async function waitHealthy(proc: ChildProcess, url: string, timeoutS: number, where: string, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + timeoutS * 1000;
   while (Date.now() < deadline) {
     if (exited(proc)) throw new Error(`${where} exited (${proc.exitCode ?? proc.signalCode}) before it was healthy`);
@@ -78,6 +78,16 @@ export async function waitHealthy(proc: ChildProcess, url: string, timeoutS: num
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${where} not healthy within ${timeoutS} s`);
+}
+
+/** Waits for the server's health route; on failure stops it (`stop`) and rethrows, so a failed start leaves nothing running. */
+export async function healthyOrStopped(proc: ChildProcess, url: string, timeoutS: number, where: string, stop: () => Promise<void>, headers: Record<string, string> = {}): Promise<void> {
+  try {
+    await waitHealthy(proc, url, timeoutS, where, headers);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. Safe on an exited process. */

@@ -13,7 +13,7 @@ import { REPO_ROOT } from "../cluster/python-env.js";
 import type { EnginePrompt, EngineSample, EngineSampling, GenerateOptions, RolloutEngine } from "./engine.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import type { SyncableEngine, SyncTiming } from "./policy-engine.js";
-import { exited, freePort, spawnServer, stopProcess, waitHealthy } from "./server-process.js";
+import { exited, freePort, healthyOrStopped, spawnServer, stopProcess } from "./server-process.js";
 
 export interface VllmServerOptions {
   /** The vLLM virtualenv's python (scripts/vllm-env.sh). */
@@ -135,12 +135,7 @@ export class VllmServer {
       stdio: ["ignore", log, log], env: { ...process.env, ...vllmServerEnv(this.o, this.apiKey) }, group: true,
     });
     this.proc = proc;
-    try {
-      await waitHealthy(proc, `${this.origin}/health`, this.o.startupTimeoutS, `${this.name} on ${this.o.model} (log: ${logFile})`, this.auth());
-    } catch (e) {
-      await this.stop();
-      throw e;
-    }
+    await healthyOrStopped(proc, `${this.origin}/health`, this.o.startupTimeoutS, `${this.name} on ${this.o.model} (log: ${logFile})`, () => this.stop(), this.auth());
   }
 
   async stop(): Promise<void> {
