@@ -2,7 +2,8 @@
 // server bound to its own cores, the CPU token budget left to the launcher, and the config's vllm block.
 import { describe, expect, it } from "vitest";
 import { ExperimentSchema } from "../src/config/schema.js";
-import { policyEngineProblem } from "../src/rollout/from-config.js";
+import { ConfigError } from "../src/config/errors.js";
+import { policyEngineProblem, roleEngineType, roleVllmEngine } from "../src/rollout/from-config.js";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,4 +59,19 @@ describe("managed vLLM server settings", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("a proposer role generates where it says, else on vLLM when the policy does; a model without an HF directory is refused", async () => {
+    const cfg = (extra: object) => ExperimentSchema.parse({ name: "x", ...extra });
+    const vllm = cfg({ engine: { type: "vllm" }, proposer: { enabled: true, teacher: { engine: "worker" } } });
+    expect(roleEngineType(vllm, vllm.proposer.prompt_model)).toBe("vllm");
+    expect(roleEngineType(vllm, vllm.proposer.teacher)).toBe("worker");
+    const worker = cfg({ proposer: { enabled: true, prompt_model: { engine: "vllm", max_model_len: 512 } } });
+    expect(roleEngineType(worker, worker.proposer.prompt_model)).toBe("vllm");
+    expect(roleEngineType(worker, worker.proposer.teacher)).toBe("worker");
+    expect(roleEngineType(cfg({ engine: { type: "vllm", base_url: "http://h:1/v1" } }), {})).toBe("worker");
+    expect(() => cfg({ proposer: { teacher: { engine: "sglang" } } })).toThrow();
+    const err = await roleVllmEngine(worker, "/nonexistent", () => {}, "prompt", "tiny-random-llama", worker.proposer.prompt_model, "completions").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/the prompt runs on vLLM.*tiny-random-llama.*no HF directory.*set its engine: worker/);
+  }, 600_000);
 });

@@ -210,6 +210,15 @@ const SynthTrainSchema = (lr: number, batch: number, epochs: number) =>
     .prefault({});
 
 /** A role's model: any key left out comes from the top-level `model`. */
+/** Where a role (the proposer's prompt model, its teacher) generates. */
+const roleEngineKeys = {
+  /** "worker": its own gRPC worker (HF generate); "vllm": managed vLLM servers with engine.vllm's settings,
+   *  whose weights follow the role's checkpoints in place. Default: vllm when engine.type is vllm, else worker. */
+  engine: z.enum(["worker", "vllm"]).optional(),
+  /** vLLM: prompt + completion tokens per sequence for this role's servers (default engine.vllm.max_model_len). */
+  max_model_len: positiveInt.optional(),
+};
+
 const RoleModelSchema = z
   .strictObject({
     source: z.string().min(1).optional(),
@@ -217,6 +226,9 @@ const RoleModelSchema = z
     decode_width: positiveInt.optional(),
   })
   .prefault({});
+
+/** A proposer role's model and where it generates. */
+const ProposerRoleSchema = RoleModelSchema.unwrap().extend(roleEngineKeys).prefault({});
 
 const SynthSamplingSchema = (temperature: number, maxTokens: number) =>
   z
@@ -522,7 +534,7 @@ export const ProposerSchema = z
     /** Also train a twin policy by the same self-play on as many seed problems (no synthesis) and compare on held-out. */
     twin: z.boolean().default(false),
     /** The prompt model p(z, x | c): its own workers and checkpoints; keys left out come from `model`. */
-    prompt_model: RoleModelSchema,
+    prompt_model: ProposerRoleSchema,
     /** SFT of the prompt model on the seeds (concepts → rationale, problem) before the first iteration. */
     warm_start: SynthTrainSchema(2e-5, 8, 3),
     generate: z
@@ -544,6 +556,7 @@ export const ProposerSchema = z
         /** A model (as model.source; default model.source) served by its own worker, or "file.ts#export": a
          *  function (configDir) => Generator (src/synthesis/teacher.ts), e.g. an endpoint client. */
         source: z.string().min(1).optional(),
+        ...roleEngineKeys,
         samples: positiveInt.default(4),
         /** Problems whose largest answer class holds a smaller share are dropped (counted). */
         min_agreement: probability.default(0.5),

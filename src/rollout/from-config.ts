@@ -35,21 +35,32 @@ export async function modelHfDir(source: string): Promise<string> {
   return stdout.trim().split("\n").pop()!;
 }
 
+export interface VllmRoleOptions {
+  /** The HF directory to serve (default: model.source's). */
+  model?: string;
+  /** Names the servers and their logs (vllm-<role>-<i>); the policy's are vllm-<i>. */
+  role?: string;
+  maxModelLen?: number;
+  /** "chat" lets the server apply the chat template (teachers send messages); the policy sends token ids. */
+  api?: "chat" | "completions";
+}
+
 /** Managed vLLM servers on the model's HF directory (engine.vllm), started; the caller closes them. */
-export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, model?: string): Promise<VllmEngine> {
+export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, o: VllmRoleOptions = {}): Promise<VllmEngine> {
   const e = cfg.engine;
   const v = e.vllm;
   const python = await resolveVllmPython(v.auto_build, log);
-  const dir = model ?? (await modelHfDir(cfg.model.source));
+  const dir = o.model ?? (await modelHfDir(cfg.model.source));
+  const maxModelLen = o.maxModelLen ?? v.max_model_len ?? 4096;
   const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
-    python, model: dir, dtype: v.dtype, maxModelLen: v.max_model_len ?? 4096, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
+    python, model: dir, dtype: v.dtype, maxModelLen, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
     cores: serverCores(i, v.threads, availableParallelism(), v.engines), tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
-    batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: `vllm-${i}`,
+    batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`,
     maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
   }));
   const { model: _m, apiKey: _k, ...client } = clientOptions(e);
-  const engine = new VllmEngine(servers, { ...client, api: "completions" });
-  log(`starting ${v.engines} vLLM server(s) on ${dir} (${v.dtype}, max_model_len ${v.max_model_len ?? 4096})`);
+  const engine = new VllmEngine(servers, { ...client, api: o.api ?? "completions" });
+  log(`starting ${v.engines} vLLM server(s)${o.role ? ` (${o.role})` : ""} on ${dir} (${v.dtype}, max_model_len ${maxModelLen})`);
   try {
     await engine.start();
   } catch (err) {
@@ -57,6 +68,30 @@ export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log
     throw err;
   }
   return engine;
+}
+
+/** A proposer role's generation settings (proposer.prompt_model, proposer.teacher). */
+export interface RoleEngineConfig {
+  source?: string | undefined;
+  engine?: "worker" | "vllm" | undefined;
+  max_model_len?: number | undefined;
+}
+
+/** Where a role generates: its own setting, else vLLM when the policy runs on managed vLLM, else its worker. */
+export function roleEngineType(cfg: Experiment, role: RoleEngineConfig): "worker" | "vllm" {
+  return role.engine ?? (cfg.engine.type === "vllm" && !cfg.engine.base_url ? "vllm" : "worker");
+}
+
+/** Managed vLLM servers for a role on `source` (a model name or a resolved local path), started. */
+export async function roleVllmEngine(cfg: Experiment, workDir: string, log: (m: string) => void, role: string, source: string, r: RoleEngineConfig, api: "chat" | "completions"): Promise<VllmEngine> {
+  let dir: string;
+  try {
+    dir = await modelHfDir(source);
+  } catch (e) {
+    const why = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split("\n").pop();
+    throw new ConfigError(`the ${role} runs on vLLM, which loads an HF directory, but model '${source}' has none (${why}); set its engine: worker`, undefined, undefined, "proposer");
+  }
+  return vllmEngineFromConfig(cfg, workDir, log, { model: dir, role, api, ...(r.max_model_len ? { maxModelLen: r.max_model_len } : {}) });
 }
 
 /** An engine for engine.type openai | vllm | llama_cpp; a llama_cpp or managed vllm engine is started (and must be closed). */

@@ -5,6 +5,7 @@
 // after an update, after a resume and after a server restart one rule holds — never sample from weights
 // older than the run's latest checkpoint.
 import { createHash } from "node:crypto";
+import type { WorkerPool } from "../cluster/pool.js";
 import type { RunContext } from "../experiment/context.js";
 import type { Problem } from "../data/problems.js";
 import { problemMessages } from "../data/prompt-format.js";
@@ -48,8 +49,12 @@ export class PolicyEngine {
   }
 
   /** The engine, serving the pool's current checkpoint (synced first when it serves other weights). */
-  async current(ctx: RunContext): Promise<RolloutEngine> {
-    const { pool } = ctx;
+  current(ctx: RunContext): Promise<RolloutEngine> {
+    return this.currentFor(ctx.pool, ctx);
+  }
+
+  /** The engine, serving `pool`'s current checkpoint: the policy's pool, or another trained role's (the proposer's prompt model). */
+  async currentFor(pool: WorkerPool, ctx: Pick<RunContext, "metrics" | "log">): Promise<RolloutEngine> {
     if (this.engine.alive?.() === false) await this.engine.recover!(ctx.log);
     if (pool.checkpoint === this.served) return this.engine;
     if (!pool.checkpoint) {

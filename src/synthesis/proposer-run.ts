@@ -16,7 +16,11 @@ import type { RunContext } from "../experiment/context.js";
 import { shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { Journal } from "../experiment/journal.js";
 import type { EvalSummary } from "../eval/heldout.js";
-import { workerGenerator } from "../rollout/engine-generator.js";
+import { engineGenerator, workerGenerator } from "../rollout/engine-generator.js";
+import { roleEngineType, roleVllmEngine } from "../rollout/from-config.js";
+import { PolicyEngine } from "../rollout/policy-engine.js";
+import { RoleEngine } from "../rollout/role-engine.js";
+import type { VllmEngine } from "../rollout/vllm.js";
 import { selfPlay, type IterationResult, type ProblemSource } from "../selfplay/loop.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { latestUpdate } from "../train/dpo.js";
@@ -48,9 +52,10 @@ function specOf(ctx: RunContext, role: RoleModel, logDir: string): WorkerSpec {
   };
 }
 
-/** The teacher: a worker of its own model, or a user's Generator factory ("file.ts#export", called with the config dir). */
-async function teacherOf(ctx: RunContext): Promise<{ gen: Generator; pool?: WorkerPool }> {
-  const source = ctx.cfg.proposer.teacher.source ?? ctx.cfg.model.source;
+/** The teacher: a worker of its own model, managed vLLM servers on it, or a user's Generator factory ("file.ts#export", called with the config dir). */
+async function teacherOf(ctx: RunContext): Promise<{ gen: Generator; pool?: WorkerPool; engine?: VllmEngine }> {
+  const t = ctx.cfg.proposer.teacher;
+  const source = t.source ?? ctx.cfg.model.source;
   const hash = source.indexOf("#");
   if (hash > 0 && /\.[cm]?[jt]s$/.test(source.slice(0, hash))) {
     const file = resolve(ctx.configDir, source.slice(0, hash));
@@ -58,8 +63,21 @@ async function teacherOf(ctx: RunContext): Promise<{ gen: Generator; pool?: Work
     if (typeof make !== "function") throw new Error(`proposer.teacher.source '${source}': ${file} has no exported function '${source.slice(hash + 1)}'`);
     return { gen: (make as (dir: string) => Generator)(ctx.configDir) };
   }
+  if (roleEngineType(ctx.cfg, t) === "vllm") {
+    // frozen: the servers keep the teacher's own weights for the whole run (they apply its chat template)
+    const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "teacher", specOf(ctx, { source }, "").modelSource, t, "chat");
+    return { gen: engineGenerator(engine), engine };
+  }
   const pool = new WorkerPool(1, specOf(ctx, { source }, join(ctx.runDir, "logs", "teacher")), restartPolicyOf(ctx.cfg.workers), ctx.journal);
   return { gen: workerGenerator(pool, source), pool };
+}
+
+/** The prompt model's generation on managed vLLM servers that follow its pool's checkpoints; undefined: its worker generates. */
+async function promptEngineOf(ctx: RunContext, pool: WorkerPool): Promise<RoleEngine | undefined> {
+  const p = ctx.cfg.proposer.prompt_model;
+  if (roleEngineType(ctx.cfg, p) !== "vllm") return undefined;
+  const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "prompt", specOf(ctx, p, "").modelSource, p, "completions");
+  return new RoleEngine(new PolicyEngine(engine), pool, ctx);
 }
 
 const iterationProblems = (ctx: RunContext, it: number) => ctx.journal.get<IterationProblems>(unitId(it, P_PROBLEMS))!;
@@ -88,18 +106,25 @@ export async function proposerRegime(ctx: RunContext): Promise<SelfPlayResult> {
   const { cfg } = ctx;
   const seeds = readSeeds(cfg, ctx.configDir);
   const prompt = new WorkerPool(1, specOf(ctx, cfg.proposer.prompt_model, join(ctx.runDir, "logs", "prompt")), restartPolicyOf(cfg.workers), ctx.journal);
-  const teacher = await teacherOf(ctx);
+  let teacher: Awaited<ReturnType<typeof teacherOf>> | undefined;
+  let promptEngine: RoleEngine | undefined;
   let main: Omit<SelfPlayResult, "report">;
   try {
     const last = latestProposerUpdate(ctx);
+    // the role servers start together (each takes about a minute on CPU); one failing stops the other
+    const started = await ctx.timer.time("engine startup", () => Promise.allSettled([teacherOf(ctx), promptEngineOf(ctx, prompt)]));
+    if (started[0].status === "fulfilled") teacher = started[0].value;
+    if (started[1].status === "fulfilled") promptEngine = started[1].value;
+    for (const r of started) if (r.status === "rejected") throw r.reason;
+    if (!teacher) throw new Error("teacher not started");
     ctx.log(`starting the prompt model from ${last?.checkpoint ?? "the base model"}${teacher.pool ? " and the teacher" : ""}`);
-    await ctx.timer.time("worker startup", () => Promise.all([prompt.start(last?.checkpoint, last?.global_step ?? 0), teacher.pool?.start()]));
-    const px: ProposerContext = { pool: prompt, teacher: teacher.gen, seeds };
+    await ctx.timer.time("worker startup", () => Promise.all([prompt.start(last?.checkpoint, last?.global_step ?? 0), teacher!.pool?.start()]));
+    const px: ProposerContext = { pool: prompt, teacher: teacher.gen, seeds, ...(promptEngine ? { engine: promptEngine } : {}) };
     await ctx.timer.time("proposer warm start", () => warmStart(ctx, px));
     main = await selfPlay(ctx, synthesizedSource(px));
     await closeIteration(ctx, px, cfg.iterations, false); // nothing is synthesized after the last iteration
   } finally {
-    await Promise.all([prompt.stop(), teacher.pool?.stop()]);
+    await Promise.all([prompt.stop(), teacher?.pool?.stop(), teacher?.engine?.close(), promptEngine?.close()]);
   }
   const counts = main.iterations.map((r) => iterationProblems(ctx, r.iteration).problems.length);
   const twin = cfg.proposer.twin ? await ctx.timer.time("twin", () => twinRun(ctx, counts)) : undefined;
@@ -133,8 +158,8 @@ export function proposerPlanLines(cfg: Experiment): string[] {
   const p = cfg.proposer;
   const g = p.generate;
   return [
-    `proposer: prompt model ${p.prompt_model.source ?? cfg.model.source} (own worker), warm start on seeds (${p.seeds_path ?? cfg.data.train_path}; ${p.warm_start.epochs} epochs, lr ${p.warm_start.learning_rate})`,
-    `teacher: ${p.teacher.source ?? cfg.model.source}, ${p.teacher.samples} samples per problem (T=${p.teacher.sampling.temperature}, ≤${p.teacher.sampling.max_tokens} tokens), min agreement ${p.teacher.min_agreement}`,
+    `proposer: prompt model ${p.prompt_model.source ?? cfg.model.source} (own worker${roleEngineType(cfg, p.prompt_model) === "vllm" ? "; generates on managed vLLM servers whose weights follow its checkpoints" : ""}), warm start on seeds (${p.seeds_path ?? cfg.data.train_path}; ${p.warm_start.epochs} epochs, lr ${p.warm_start.learning_rate})`,
+    `teacher: ${p.teacher.source ?? cfg.model.source}${roleEngineType(cfg, p.teacher) === "vllm" && !/#/.test(p.teacher.source ?? "") ? " on managed vLLM servers (frozen)" : ""}, ${p.teacher.samples} samples per problem (T=${p.teacher.sampling.temperature}, ≤${p.teacher.sampling.max_tokens} tokens), min agreement ${p.teacher.min_agreement}`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
       `iteration ${i + 1} problems: ${g.sets} concept sets × ${g.samples_per_set} problems (≤${g.sampling.max_tokens} tokens, T=${g.sampling.temperature}) → filters → dedup (Jaccard ${p.dedup.threshold}, against ${p.dedup.against_seeds ? "the seeds and " : ""}earlier iterations) and decontamination (held-out) → teacher vote` +
         (i + 1 < cfg.iterations ? `; after the iteration: pass rates → ${p.algorithm === "grpo" ? `R-Zero rewards (min(p, 1 − p) − ${p.reward.repetition_weight} × repetition) → advantages per concept set (${cfg.train.grpo.advantage}) → proposer GRPO (lr ${p.train.learning_rate})` : `proposer pairs (band (${p.pairs.min_pass_rate}, ${p.pairs.max_pass_rate}]) → proposer DPO (lr ${p.train.learning_rate}, β ${p.train.beta})`}` : "; after the iteration: pass rates, yield (no proposer update: nothing follows)"),

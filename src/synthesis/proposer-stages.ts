@@ -30,6 +30,7 @@ import type { SeedRow } from "./proposer-seeds.js";
 import type { Generator } from "./teacher.js";
 import { parseGeneration, promptInput, promptTargetParts } from "./templates.js";
 import { generateEach, sftExamples, tokenizeParts } from "./worker-io.js";
+import type { RoleEngine } from "../rollout/role-engine.js";
 
 export const P_GENERATE = "proposer/generate";
 export const P_SCREEN = "proposer/screen";
@@ -45,6 +46,8 @@ const DEADLINE_MS = 60 * 60 * 1000;
 /** What the proposer stages need beyond the run: the prompt model's pool, the teacher, the seeds. */
 export interface ProposerContext {
   pool: WorkerPool;
+  /** The prompt model's managed engine (its weights follow `pool`'s checkpoints); absent: `pool` generates. */
+  engine?: RoleEngine;
   teacher: Generator;
   seeds: SeedRow[];
 }
@@ -127,7 +130,7 @@ export async function synthesizeStage(ctx: RunContext, px: ProposerContext, it: 
     seeds: Array.from({ length: g.samples_per_set }, (_, j) => unitSeed(ctx.cfg.seed, P_GENERATE, it, d.set, j)),
   }));
   const progress = new Progress(`iteration ${it}: synthesize ${pending.length * g.samples_per_set} problems`, pending.length * g.samples_per_set);
-  await generateEach(px.pool, ctx.journal, P_GENERATE, items, g.sampling, (item) => ids(drawn.get(item.id)!.set).every((id) => ctx.journal.has(id)), async (item, samples) => {
+  await generateEach(px.engine ?? px.pool, ctx.journal, P_GENERATE, items, g.sampling, (item) => ids(drawn.get(item.id)!.set).every((id) => ctx.journal.has(id)), async (item, samples) => {
     const d = drawn.get(item.id)!;
     const concepts = sampler.sample(d.seed).concepts;
     const rows = samples.map((r, j) => {

