@@ -12,6 +12,7 @@ import { registerCompare } from "./compare.js";
 import { registerExport } from "./export.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerReferences } from "./references.js";
+import { registerTeacherCheck } from "./teacher-check.js";
 import { registerPlan } from "./plan.js";
 import { registerGradeMath } from "../verify/math/index.js";
 import { registerGradeCode } from "../verify/code/index.js";
@@ -66,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
   registerExport(program, (c) => (code = c));
   registerDashboard(program, (c) => (code = c));
   registerReferences(program, (c) => (code = c));
+  registerTeacherCheck(program, (c) => (code = c));
   registerPlan(program, (c) => (code = c));
   program
     .command("trace")
