@@ -249,7 +249,8 @@ export const SYNTH_TEMPLATE_DEFAULTS = {
     "Concepts:\n{concepts}\n{level_line}\nDesign a new problem that tests these concepts. First write the rationale, " +
     "then the problem.\n",
   /** annotator.on_malformed: template — a plain rationale from the seed's known concepts. */
-  fallback_rationale: "Combine {concepts_inline} in one short question whose answer is a single number: {problem}",
+  /** {concepts_inline} only: a rationale that quoted the problem would let p copy x from z. */
+  fallback_rationale: "Combine {concepts_inline} in one short question whose answer is a single number.",
   math_suffix: "Please reason step by step, and put your final answer within \\boxed{}.",
   code_suffix:
     "Read the input from standard input and write the answer to standard output. " +
@@ -327,7 +328,10 @@ export const SynthesisSchema = z
         annotate_ask_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate_ask_rationale),
         rationale_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.rationale_input),
         prompt_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.prompt_input),
-        fallback_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.fallback_rationale),
+        fallback_rationale: z
+          .string()
+          .refine((t) => !t.includes("{problem}"), { message: "must not use {problem}: the rationale would copy the problem (p could then copy x from z); use {concepts_inline}" })
+          .default(SYNTH_TEMPLATE_DEFAULTS.fallback_rationale),
         math_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.math_suffix),
         code_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.code_suffix),
       })
