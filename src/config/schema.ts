@@ -299,6 +299,15 @@ export const SynthesisSchema = z
         k: positiveInt.default(8),
         /** Stop early when mean best R rises by less than this between iterations (nats; 0 = never stop early). */
         min_gain: z.number().nonnegative().default(0),
+        /** "sample": the E-step samples K rationales from q and keeps the best (EM); "fixed": an ablation that
+         *  keeps the cold-start rationales throughout (no sampling, no q update; p trains on them each iteration). */
+        estep: z.enum(["sample", "fixed"]).default("sample"),
+        /** Figures comparable across iterations, on a fixed set of `count` (c, x) chosen once per run (0 = off):
+         *  NLL of x's content under p given q's greedy z and given the cold-start z, and a bound on log p(x | c)
+         *  from `samples` rationales drawn from q at temperature 1 (src/synthesis/em-track.ts). */
+        track: z
+          .strictObject({ count: nonNegInt.default(16), samples: positiveInt.default(4) })
+          .prefault({}),
         train: SynthTrainSchema(2e-6, 16, 1),
       })
       .extend({ sampling: SynthSamplingSchema(1.0, 192) })
