@@ -267,7 +267,9 @@ function keepEStepZ(ctx: SynthContext, e: number): void {
 export async function emLoop(ctx: SynthContext): Promise<EmSummary[]> {
   const em = ctx.cfg.synthesis.em;
   const out: EmSummary[] = [];
-  await ctx.timer.time("EM tracking", () => trackIteration(ctx, 0));
+  // Iteration 0's figures need the warm-started models: a journal from before tracking existed, resumed after
+  // EM 1 updated them, gets none rather than figures of later models under the warm start's label.
+  if (!(["rationale", "prompt"] as const).some((r) => ctx.journal.has(unitId(1, updateStage(r))))) await ctx.timer.time("EM tracking", () => trackIteration(ctx, 0));
   for (let e = 1; e <= em.iterations; e++) {
     const id = unitId(e, EM_SUMMARY);
     let s = ctx.journal.get<EmSummary>(id);
