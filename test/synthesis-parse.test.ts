@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { SYNTH_TEMPLATE_DEFAULTS } from "../src/config/schema.js";
 import { problemId } from "../src/synthesis/provenance.js";
 import { generatedSeeds } from "../src/synthesis/seeds.js";
-import { MARK, annotateInput, parseAnnotation, parseGeneration, parseRationale, promptTarget, trimToSentence, withSuffix } from "../src/synthesis/templates.js";
+import { MARK, annotateInput, fallbackRationale, parseAnnotation, parseGeneration, parseRationale, promptTarget, trimToSentence, withSuffix } from "../src/synthesis/templates.js";
 
 const good = promptTarget("Use the LCM of 4 and 6.", "Two lights blink every 4 and 6 seconds. When do they next blink together?");
 
@@ -67,6 +67,17 @@ describe("templates, ids and seeds", () => {
     expect(annotateInput(t, "What is 2+2?", ["addition"])).toBe(`Q: What is 2+2?|${t.annotate_ask_rationale}|Concepts:\n- addition\n\n${MARK.rationaleOpen}\n`);
     expect(annotateInput(t, "What is 2+2?").endsWith(`${MARK.conceptsOpen}\n`)).toBe(true);
     expect(withSuffix(t, "math", "Find x.")).toBe(`Find x.\n\n${t.math_suffix}`);
+  });
+
+  it("a fallback rationale never contains the problem text: z must not copy x (issue 19)", () => {
+    for (const s of generatedSeeds(7, 24)) {
+      const z = fallbackRationale(SYNTH_TEMPLATE_DEFAULTS, s.concepts!);
+      expect(z).toContain(s.concepts![0]);
+      expect(z).not.toContain(s.prompt);
+      expect(z).not.toContain("{problem}");
+    }
+    // a template that asks for the problem is refused at config load (see synthesis-config.test.ts)
+    expect(() => fallbackRationale({ ...SYNTH_TEMPLATE_DEFAULTS, fallback_rationale: "Use {concepts_inline}: {problem}" }, ["ratios"])).toThrow(/fallback_rationale.*\{problem\}/);
   });
 
   it("the problem id is a 16-hex content hash, blind to whitespace only", () => {

@@ -261,7 +261,8 @@ export const SYNTH_TEMPLATE_DEFAULTS = {
     "Concepts:\n{concepts}\n{level_line}\nDesign a new problem that tests these concepts. First write the rationale, " +
     "then the problem.\n",
   /** annotator.on_malformed: template — a plain rationale from the seed's known concepts. */
-  fallback_rationale: "Combine {concepts_inline} in one short question whose answer is a single number: {problem}",
+  /** {concepts_inline} only: a rationale that quoted the problem would let p copy x from z. */
+  fallback_rationale: "Combine {concepts_inline} in one short question whose answer is a single number.",
   math_suffix: "Please reason step by step, and put your final answer within \\boxed{}.",
   code_suffix:
     "Read the input from standard input and write the answer to standard output. " +
@@ -310,6 +311,15 @@ export const SynthesisSchema = z
         k: positiveInt.default(8),
         /** Stop early when mean best R rises by less than this between iterations (nats; 0 = never stop early). */
         min_gain: z.number().nonnegative().default(0),
+        /** "sample": the E-step samples K rationales from q and keeps the best (EM); "fixed": an ablation that
+         *  keeps the cold-start rationales throughout (no sampling, no q update; p trains on them each iteration). */
+        estep: z.enum(["sample", "fixed"]).default("sample"),
+        /** Figures comparable across iterations, on a fixed set of `count` (c, x) chosen once per run (0 = off):
+         *  NLL of x's content under p given q's greedy z and given the cold-start z, and a bound on log p(x | c)
+         *  from `samples` rationales drawn from q at temperature 1 (src/synthesis/em-track.ts). */
+        track: z
+          .strictObject({ count: nonNegInt.default(16), samples: positiveInt.default(4) })
+          .prefault({}),
         train: SynthTrainSchema(2e-6, 16, 1),
       })
       .extend({ sampling: SynthSamplingSchema(1.0, 192) })
@@ -339,7 +349,10 @@ export const SynthesisSchema = z
         annotate_ask_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.annotate_ask_rationale),
         rationale_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.rationale_input),
         prompt_input: z.string().default(SYNTH_TEMPLATE_DEFAULTS.prompt_input),
-        fallback_rationale: z.string().default(SYNTH_TEMPLATE_DEFAULTS.fallback_rationale),
+        fallback_rationale: z
+          .string()
+          .refine((t) => !t.includes("{problem}"), { message: "must not use {problem}: the rationale would copy the problem (p could then copy x from z); use {concepts_inline}" })
+          .default(SYNTH_TEMPLATE_DEFAULTS.fallback_rationale),
         math_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.math_suffix),
         code_suffix: z.string().default(SYNTH_TEMPLATE_DEFAULTS.code_suffix),
       })

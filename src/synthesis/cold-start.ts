@@ -10,7 +10,7 @@ import { unitId, unitSeed } from "../experiment/ids.js";
 import { Progress } from "../telemetry/progress.js";
 import type { SynthContext } from "./context.js";
 import { generatedSeeds, readSeedsJsonl, type SeedProblem } from "./seeds.js";
-import { annotateInput, fill, parseAnnotation, trimToSentence } from "./templates.js";
+import { annotateInput, fallbackRationale, parseAnnotation, trimToSentence } from "./templates.js";
 import { generateEach, type GenItem } from "./worker-io.js";
 import { resolve } from "node:path";
 
@@ -85,7 +85,7 @@ export async function annotateStage(ctx: SynthContext, annotator: WorkerPool): P
         reason: parsed.ok ? undefined : useTrimmed ? "trimmed" : fallback ? `fallback_${parsed.reason}` : parsed.reason,
         concepts_source: k ? "known" : "annotator",
         concepts: parsed.ok ? parsed.concepts : (k ?? []),
-        rationale: parsed.ok ? parsed.rationale : useTrimmed ? trimmed : fallback ? fill(t.fallback_rationale, { concepts_inline: k.join(", "), problem: p.prompt }) : "",
+        rationale: parsed.ok ? parsed.rationale : useTrimmed ? trimmed : fallback ? fallbackRationale(t, k) : "",
         level: p.level,
         text: r!.text,
         finish_reason: r!.finishReason,

@@ -1,6 +1,7 @@
 // Warm start and EM for the rationale model q(z | c, x) and the prompt model p(z, x | c) (PromptCoT 2.0 §3).
-// E-step: K rationales from q per (c, x), each scored R = log p(z | c) + log p(x | z, c) under p; the best
-// is kept and q is fine-tuned on it. M-step: q decodes a rationale greedily per (c, x); p is fine-tuned on
+// E-step: K rationales from q per (c, x), plus the previous iteration's kept one as candidate K+1 (so with a
+// fixed p the kept R cannot fall), each scored R = log p(z | c) + log p(x | z, c) under p; the best is kept
+// and q is fine-tuned on it. With em.estep "fixed" (an ablation) the cold-start rationale is kept throughout. M-step: q decodes a rationale greedily per (c, x); p is fine-tuned on
 // (c → z, x). Every (c, x) is its own journal unit in each step; each fine-tune is one journaled update.
 import { join } from "node:path";
 import { unitId, unitSeed } from "../experiment/ids.js";
@@ -10,6 +11,7 @@ import { ANNOTATE_STAGE, SEED_STAGE, triples, type Annotation, type Triple } fro
 import type { Role, SynthContext } from "./context.js";
 import type { SeedProblem } from "./seeds.js";
 import { parseRationale, promptInput, promptTargetParts, rationaleInput, rationaleTarget } from "./templates.js";
+import { trackIteration } from "./em-track.js";
 import { generateEach, sftExamples, syncPool, tokenizeParts, type GenItem } from "./worker-io.js";
 
 export const ESTEP = "synth/estep";
@@ -28,6 +30,8 @@ export interface Candidate {
   logp_x?: number;
   R?: number;
   n_x?: number;
+  /** Candidate K+1: the previous iteration's kept rationale (the cold-start one for e = 1), not a sample. */
+  previous?: boolean;
 }
 
 export interface EStepRecord {
@@ -35,7 +39,7 @@ export interface EStepRecord {
   concepts: string[];
   level?: string;
   candidates: Candidate[];
-  /** Index of the kept candidate (highest R, ties to the lowest index); -1 = none well-formed, `z` is the previous one. */
+  /** Index of the kept candidate (highest R, ties to the lowest index); the last candidate is the previous z. */
   best: number;
   z: string;
   R: number | null;
@@ -61,7 +65,10 @@ export interface EmSummary {
   mean_best_R: number | null;
   mean_nll_x: number | null;
   changed: number;
+  /** Units where no sampled candidate was well-formed (the previous z was kept). */
   no_valid_candidate: number;
+  /** Units whose kept candidate is the previous z (candidate K+1). */
+  kept_previous: number;
   malformed_candidates: Record<string, number>;
   mstep_fallbacks: number;
   wall_s: number;
@@ -118,6 +125,7 @@ function previousZ(ctx: SynthContext, e: number, t: Triple): string {
 
 export async function eStep(ctx: SynthContext, e: number): Promise<void> {
   const em = ctx.cfg.synthesis.em;
+  if (em.estep === "fixed") return fixedEStep(ctx, e);
   const todo = (t: Triple) => !ctx.journal.has(unitId(e, ESTEP, t.seed_id));
   const progress = new Progress(`EM ${e}: E-step (${em.k} rationales per problem)`, count(triples(ctx), todo));
   for (const chunk of chunks(triples(ctx), todo, BATCH)) {
@@ -129,8 +137,11 @@ export async function eStep(ctx: SynthContext, e: number): Promise<void> {
     }));
     await generateEach(ctx.pools.rationale, ctx.journal, ESTEP, items, em.sampling, (it) => ctx.journal.has(it.id), async (it, samples) => {
       const t = batch.get(it.id)!;
-      const candidates = await scoreCandidates(ctx, it.id, t, samples.map((s) => parseRationale(s.text, s.finishReason)));
-      const rec = pickBest(t, candidates, previousZ(ctx, e, t));
+      const prev = previousZ(ctx, e, t);
+      const parsed = [...samples.map((s) => parseRationale(s.text, s.finishReason)), { ok: true as const, rationale: prev }];
+      const candidates = await scoreCandidates(ctx, it.id, t, parsed);
+      candidates[candidates.length - 1]!.previous = true;
+      const rec = pickBest(t, candidates, prev);
       if (ctx.journal.record([{ id: it.id, stage: ESTEP, iteration: e, result: rec }])) progress.tick(1);
     });
   }
@@ -140,6 +151,19 @@ export async function eStep(ctx: SynthContext, e: number): Promise<void> {
     return qInput(ctx, r.concepts, seedOf(ctx, r.seed_id).prompt, r.z);
   }, `EM ${e}: q update`);
   await syncPool(ctx.pools.rationale);
+}
+
+/** The ablation's E-step: the cold-start rationale, scored under p (for R), kept; no sampling, no q update. */
+async function fixedEStep(ctx: SynthContext, e: number): Promise<void> {
+  const todo = (t: Triple) => !ctx.journal.has(unitId(e, ESTEP, t.seed_id));
+  for (const chunk of chunks(triples(ctx), todo, BATCH)) {
+    for (const t of chunk) {
+      const id = unitId(e, ESTEP, t.seed_id);
+      const candidates = await scoreCandidates(ctx, id, t, [{ ok: true, rationale: t.rationale }]);
+      candidates[0]!.previous = true;
+      ctx.journal.record([{ id, stage: ESTEP, iteration: e, result: pickBest(t, candidates, t.rationale) }]);
+    }
+  }
 }
 
 /** Triples passing `keep`, `n` at a time, read from the journal as they are needed. */
@@ -205,6 +229,7 @@ export function pickBest(t: Triple, candidates: Candidate[], prevZ: string): ESt
 
 export async function mStep(ctx: SynthContext, e: number): Promise<void> {
   const em = ctx.cfg.synthesis.em;
+  if (em.estep === "fixed") keepEStepZ(ctx, e);
   const todo = (t: Triple) => !ctx.journal.has(unitId(e, MSTEP, t.seed_id));
   const progress = new Progress(`EM ${e}: M-step (greedy rationales)`, count(triples(ctx), todo));
   const greedy = { ...em.sampling, temperature: 0 };
@@ -227,10 +252,24 @@ export async function mStep(ctx: SynthContext, e: number): Promise<void> {
   await syncPool(ctx.pools.prompt);
 }
 
+/** The ablation's M-step units: p trains on the E-step's (cold-start) rationale; q decodes nothing. */
+function keepEStepZ(ctx: SynthContext, e: number): void {
+  for (const t of triples(ctx)) {
+    const id = unitId(e, MSTEP, t.seed_id);
+    if (ctx.journal.has(id)) continue;
+    const z = ctx.journal.get<EStepRecord>(unitId(e, ESTEP, t.seed_id))!.z;
+    const rec: MStepRecord = { seed_id: t.seed_id, concepts: t.concepts, level: t.level, z, ok: true, fallback: false };
+    ctx.journal.record([{ id, stage: MSTEP, iteration: e, result: rec }]);
+  }
+}
+
 /** Runs EM iterations (each resumable), stopping at em.iterations or when mean best R gains < em.min_gain. */
 export async function emLoop(ctx: SynthContext): Promise<EmSummary[]> {
   const em = ctx.cfg.synthesis.em;
   const out: EmSummary[] = [];
+  // Iteration 0's figures need the warm-started models: a journal from before tracking existed, resumed after
+  // EM 1 updated them, gets none rather than figures of later models under the warm start's label.
+  if (!(["rationale", "prompt"] as const).some((r) => ctx.journal.has(unitId(1, updateStage(r))))) await ctx.timer.time("EM tracking", () => trackIteration(ctx, 0));
   for (let e = 1; e <= em.iterations; e++) {
     const id = unitId(e, EM_SUMMARY);
     let s = ctx.journal.get<EmSummary>(id);
@@ -238,6 +277,7 @@ export async function emLoop(ctx: SynthContext): Promise<EmSummary[]> {
       if (ctx.journal.getMeta(`synth_em_start_${e}`) === undefined) ctx.journal.setMeta(`synth_em_start_${e}`, String(Date.now()));
       await ctx.timer.time("E-step", () => eStep(ctx, e));
       await ctx.timer.time("M-step", () => mStep(ctx, e));
+      await ctx.timer.time("EM tracking", () => trackIteration(ctx, e));
       s = summarize(ctx, e, (Date.now() - Number(ctx.journal.getMeta(`synth_em_start_${e}`))) / 1000);
       ctx.journal.record([{ id, stage: EM_SUMMARY, iteration: e, result: s }]);
       ctx.metrics.write({ kind: "em", ...s });
@@ -260,22 +300,24 @@ function summarize(ctx: SynthContext, e: number, wall: number): EmSummary {
   const R: number[] = [];
   const nll: number[] = [];
   const malformed: Record<string, number> = {};
-  let units = 0, changed = 0, none = 0, fallbacks = 0;
+  let units = 0, changed = 0, none = 0, keptPrev = 0, fallbacks = 0;
   for (const { result: r } of ctx.journal.iterate<EStepRecord>(ESTEP, e)) {
     units++;
     if (r.R !== null) R.push(r.R);
     if (r.nll_x !== null) nll.push(r.nll_x);
     if (r.changed) changed++;
-    if (r.best < 0) none++;
+    if (r.candidates.some((c) => !c.previous) && !r.candidates.some((c) => c.ok && !c.previous)) none++;
+    if (r.candidates[r.best]?.previous) keptPrev++;
     for (const c of r.candidates) if (!c.ok) malformed[c.reason!] = (malformed[c.reason!] ?? 0) + 1;
   }
   for (const { result: m } of ctx.journal.iterate<MStepRecord>(MSTEP, e)) if (m.fallback) fallbacks++;
   const upd = (role: Role) => {
-    const u = ctx.journal.get<SftUpdateRecord>(unitId(e, updateStage(role)))!;
+    const u = ctx.journal.get<SftUpdateRecord>(unitId(e, updateStage(role)));
+    if (!u) return { steps: 0, mean_loss: null }; // em.estep "fixed": q is not updated
     return { steps: u.steps.length, mean_loss: mean(u.steps.map((s) => s.loss ?? NaN)) };
   };
   return {
-    iteration: e, units, mean_best_R: mean(R), mean_nll_x: mean(nll), changed, no_valid_candidate: none,
+    iteration: e, units, mean_best_R: mean(R), mean_nll_x: mean(nll), changed, no_valid_candidate: none, kept_previous: keptPrev,
     malformed_candidates: malformed, mstep_fallbacks: fallbacks, wall_s: wall, q_update: upd("rationale"), p_update: upd("prompt"),
   };
 }

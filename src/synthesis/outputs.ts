@@ -8,6 +8,7 @@ import { ANNOTATE_STAGE, annotationCounts, SEED_STAGE } from "./cold-start.js";
 import type { ConceptPool } from "./concepts.js";
 import type { SynthContext } from "./context.js";
 import type { EmSummary } from "./em.js";
+import type { EmTrack } from "./em-track.js";
 import { GENERATE_STAGE, SCREEN_STAGE, type ScreenRecord } from "./generate.js";
 import type { GenerationRecord } from "./provenance.js";
 import { synthesisReport, type ReportProblem } from "./report.js";
@@ -23,9 +24,14 @@ export function planLines(cfg: Experiment, runDir: string): string[] {
     `cold start: annotate each seed with ${s.annotator.source ?? "p's base weights"} (≤${s.annotator.sampling.max_tokens} tokens, T=${s.annotator.sampling.temperature})${s.annotator.use_known_concepts ? "; known concepts kept" : ""}`,
     `warm start: SFT q and p on the triples (lr ${s.warm_start.learning_rate}, batch ${s.warm_start.batch_size}, ${s.warm_start.epochs} epoch(s))`,
     ...Array.from({ length: s.em.iterations }, (_, i) =>
-      `EM ${i + 1}: E-step ${s.em.k} rationales per problem from q (T=${s.em.sampling.temperature}, ≤${s.em.sampling.max_tokens} tokens), R under p, keep best → SFT q ` +
-        `(lr ${s.em.train.learning_rate}, batch ${s.em.train.batch_size}); M-step greedy rationale from q → SFT p`,
+      s.em.estep === "fixed"
+        ? `EM ${i + 1}: E-step fixed (ablation): keep the cold-start rationales, q not trained; M-step SFT p on them (lr ${s.em.train.learning_rate}, batch ${s.em.train.batch_size})`
+        : `EM ${i + 1}: E-step ${s.em.k} rationales per problem from q (T=${s.em.sampling.temperature}, ≤${s.em.sampling.max_tokens} tokens) + the previous one, R under p, keep best → SFT q ` +
+          `(lr ${s.em.train.learning_rate}, batch ${s.em.train.batch_size}); M-step greedy rationale from q → SFT p`,
     ),
+    ...(s.em.track.count > 0
+      ? [`EM tracking: ${s.em.track.count} fixed (c, x) after warm start and each iteration: NLL of x's content given q's greedy z and the cold-start z; bound on log p(x | c) from ${s.em.track.samples} samples of q`]
+      : []),
     `generate: ${s.generate.count} concept sets (${s.concepts.sampler}, ${s.concepts.size} concepts${s.concepts.sampler === "promptcot" ? `, τ ${s.concepts.tau}` : ""}) × ${s.generate.samples_per_set} sample(s) (≤${s.generate.sampling.max_tokens} tokens, T=${s.generate.sampling.temperature})`,
     `filters: proof, ill-posed → dedup (Jaccard ≥ ${s.dedup.threshold})${s.dedup.against.length ? ` + decontamination against ${s.dedup.against.join(", ")}` : ""} → artifacts/synthesis/problems.jsonl, report.md`,
   ];
@@ -88,6 +94,8 @@ const reasons = (m: Record<string, number>) => Object.entries(m).map(([k, n]) =>
 
 export interface ReportInput {
   em: EmSummary[];
+  /** Figures on the fixed tracked set, iteration 0 (after warm start) upwards; empty when em.track.count is 0. */
+  emTrack: EmTrack[];
   pool: ConceptPool;
   kept: ReportProblem[];
   resumed: boolean;
@@ -141,15 +149,18 @@ export async function renderSynthesisReport(ctx: SynthContext, r: ReportInput): 
     "",
     "## EM",
     "",
-    "| iteration | problems | mean best R | mean NLL(x) per token | rationales changed | no valid candidate | M-step fallbacks | q loss | p loss | wall s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| iteration | problems | mean best R | mean NLL(x) per token | rationales changed | previous kept | no valid sample | M-step fallbacks | q loss | p loss | wall s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...r.em.map((e) =>
-      `| ${e.iteration} | ${e.units} | ${f3(e.mean_best_R)} | ${f3(e.mean_nll_x)} | ${e.changed} | ${e.no_valid_candidate} | ${e.mstep_fallbacks} | ${f3(e.q_update.mean_loss)} | ${f3(e.p_update.mean_loss)} | ${e.wall_s.toFixed(1)} |`,
+      `| ${e.iteration} | ${e.units} | ${f3(e.mean_best_R)} | ${f3(e.mean_nll_x)} | ${e.changed} | ${e.kept_previous ?? "n/a"} | ${e.no_valid_candidate} | ${e.mstep_fallbacks} | ${f3(e.q_update.mean_loss)} | ${f3(e.p_update.mean_loss)} | ${e.wall_s.toFixed(1)} |`,
     ),
     "",
-    "R = log p(z | c) + log p(x | z, c) of the kept rationale under p at the start of the iteration; NLL(x) is of the seed problem given (c, kept z).",
+    "R = log p(z | c) + log p(x | z, c) of the kept rationale under p at the start of the iteration; NLL(x) is of the seed problem given (c, kept z). " +
+      "Candidate K+1 of each E-step is the previous kept rationale ('previous kept' counts the units where it won). " +
+      `E-step: ${ctx.cfg.synthesis.em.estep === "fixed" ? "fixed (ablation: the cold-start rationales throughout, q not trained)" : "sample"}.`,
     "Malformed E-step candidates by reason: " + (r.em.map((e) => `it${e.iteration}: ${reasons(e.malformed_candidates)}`).join("; ") || "n/a"),
     "",
+    ...trackLines(r.emTrack),
     "## Generation",
     "",
     `Generated ${counts.generated}; parsed ${counts.parsed}; malformed ${counts.generated - counts.parsed} (${reasons(counts.malformed)}); ` +
@@ -162,10 +173,29 @@ export async function renderSynthesisReport(ctx: SynthContext, r: ReportInput): 
     "",
     quality.markdown,
   ].join("\n");
-  const json = { name: ctx.cfg.name, wall_seconds: r.wallSeconds, resumed: r.resumed, annotations, em: r.em, counts, quality: quality.json };
+  const json = { name: ctx.cfg.name, wall_seconds: r.wallSeconds, resumed: r.resumed, annotations, em: r.em, em_track: r.emTrack, counts, quality: quality.json };
   writeAtomic(join(ctx.runDir, "report.md"), `${md}\n`);
   writeAtomic(join(ctx.runDir, "report.json"), `${JSON.stringify(json, null, 2)}\n`);
   return md;
+}
+
+/** The comparable EM figures: one row per iteration on the same tracked (c, x). */
+export function trackLines(track: EmTrack[]): string[] {
+  if (track.length === 0) return [];
+  return [
+    `### EM on a fixed set of ${track[0]!.items} (c, x)`,
+    "",
+    "| after | NLL(x)/content token, greedy z from q | greedy z malformed | NLL(x)/content token, cold-start z | bound on log p(x\\|c), nats | items with a bound | samples well-formed |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...track.map((t) =>
+      `| ${t.iteration === 0 ? "warm start" : `EM ${t.iteration}`} | ${f3(t.mean_nll_greedy)} | ${t.greedy_malformed} | ${f3(t.mean_nll_cold)} | ${f3(t.mean_bound)} | ${t.bound_items}/${t.items} | ${t.samples_ok}/${t.items * t.samples} |`,
+    ),
+    "",
+    "Under p and q as they stand after that step. NLL counts x's tokens between the problem markers only. The bound is " +
+      "logmeanexp_k[log p(z_k, x | c) − log q(z_k | c, x)] over the samples z_k ~ q at temperature 1 (a malformed sample weighs 0), " +
+      "averaged over the items with at least one well-formed sample; EM should raise it.",
+    "",
+  ];
 }
 
 function writeAtomic(path: string, text: string): void {

@@ -16,6 +16,7 @@ import type { SftUpdateRecord } from "../train/sft.js";
 import { annotateStage, annotationCounts, seedStage } from "./cold-start.js";
 import type { Role, SynthContext } from "./context.js";
 import { emLoop, updateStage, warmStart } from "./em.js";
+import { readTrack } from "./em-track.js";
 import { conceptPool, generationStage, screenStage } from "./generate.js";
 import { planLines, renderSynthesisReport, writeProblems } from "./outputs.js";
 
@@ -67,7 +68,7 @@ async function synthesize(ctx: SynthContext, resumed: boolean, t0: number): Prom
   await timer.time("generate", () => generationStage(ctx, pool));
   await timer.time("filters + dedup", () => screenStage(ctx));
   const kept = writeProblems(ctx);
-  return await renderSynthesisReport(ctx, { em, pool, kept, resumed, wallSeconds: (performance.now() - t0) / 1000 });
+  return await renderSynthesisReport(ctx, { em, emTrack: readTrack(ctx), pool, kept, resumed, wallSeconds: (performance.now() - t0) / 1000 });
 }
 
 /** The annotator: the prompt-role worker with base weights, or its own model for the duration of cold start. */

@@ -20,6 +20,15 @@ export function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{([a-z_]+)\}/g, (m, k: string) => (k in values ? values[k]! : m));
 }
 
+/**
+ * annotator.on_malformed: template — a rationale from the seed's known concepts only. It never sees the
+ * problem: a z that quotes x lets p copy x from z, so log p(x | z, c) stops measuring anything (issue 19).
+ */
+export function fallbackRationale(t: Templates, concepts: string[]): string {
+  if (t.fallback_rationale.includes("{problem}")) throw new Error("synthesis.templates.fallback_rationale must not use {problem}: the rationale would copy the problem");
+  return fill(t.fallback_rationale, { concepts_inline: concepts.join(", ") });
+}
+
 export const conceptList = (concepts: string[]): string => concepts.map((c) => `- ${c}`).join("\n");
 
 /** q's input: c and x; q continues with the rationale after the open marker. */
