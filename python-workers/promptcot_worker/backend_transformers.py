@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
-from . import checkpoint, losses
+from . import checkpoint, losses, text_ops
 from .moe import RouterAux
 from .batch import CompletionBatch, build_batch, chunk_by_budget, completion_logits, micro_batches
 from .memory import DEFAULT_CHUNK_TOKENS, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
@@ -161,15 +161,7 @@ class TransformersBackend:
         if token_ids:
             return [int(t) for t in token_ids]
         if messages:
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError(f"model {self.name} has no chat template; send text or token_ids")
-            chat = [{"role": r, "content": c} for r, c in messages]
-            out = self.tokenizer.apply_chat_template(
-                chat, add_generation_prompt=True, tokenize=True, **(template_kwargs or {})
-            )
-            # transformers 5 returns a BatchEncoding here; older versions a plain list.
-            ids = out["input_ids"] if not isinstance(out, list) else out
-            return [int(t) for t in ids]
+            return text_ops.chat_prompt_ids(self.tokenizer, self.name, messages, template_kwargs)
         if text:
             return [int(t) for t in self.tokenizer(text)["input_ids"]]
         raise ValueError("prompt has no messages, text or token_ids")

@@ -9,6 +9,7 @@ import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
 import { policyEngineProblem } from "../rollout/from-config.js";
 import { totalStepsOf } from "../train/schedule.js";
+import { firstPromptSection } from "./first-prompt.js";
 import { PLAN_DOES_NOT_FIT } from "./plan.js";
 
 /** The placement section and its exit code: 3 when the plan does not fit; a shape it cannot tell is shown, not fatal. */
@@ -54,7 +55,8 @@ export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]
   const placement = placementSection(cfg);
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# not on this machine (a run here refuses until they exist; no fingerprints taken)\n` +
-      `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}`,
+      `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}` +
+      firstPromptSection(cfg, { train: [{ id: "first problem", prompt: "<the first problem's text>", answer: "", source: "" }], heldout: [] }, undefined),
   );
   process.stderr.write(`warning: dry run without ${missing.length} input(s) that are not on this machine: ${missing.map((m) => m.split(":")[0]).join(", ")}\n`);
   const engine = policyEngineProblem(cfg);

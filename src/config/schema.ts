@@ -53,10 +53,12 @@ export const DataSchema = z
     heldout_size: positiveInt.default(32),
     train_path: z.string().optional(),
     heldout_path: z.string().optional(),
+    /** "" = no system turn: for models whose chat template carries its own instructions (Qwen3 thinking
+     *  recipes send none). `run --dry-run` prints the first prompt as the model sees it. */
     system_prompt: z
       .string()
       .default("You are a careful math tutor. Solve the problem, then give the final answer as \\boxed{N}."),
-    /** Replaces system_prompt for code problems (rows with test_cases), which get no few_shot turns (those are math). */
+    /** Replaces system_prompt for code problems (rows with test_cases), which get no few_shot turns (those are math); "" = none. */
     code_system_prompt: z
       .string()
       .default("You are an expert Python programmer. Write a complete Python 3 program that reads standard input and writes standard output, in one ```python code block."),
