@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { planExperiment, planLines } from "../cluster/plan-config.js";
+import { processLines } from "../cluster/process-placement.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
@@ -16,7 +17,7 @@ import { PLAN_DOES_NOT_FIT } from "./plan.js";
 export function placementSection(cfg: Experiment): { text: string; code: number } {
   try {
     const result = planExperiment(cfg);
-    return { text: `# placement (promptcot plan)\n${planLines(result).join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
+    return { text: `# placement (promptcot plan)\n${[...planLines(result), ...processLines(cfg)].join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
   } catch (e) {
     // A model whose shape the planner cannot tell is the worker's to load or refuse; other errors stand.
     if (!(e instanceof ConfigError) || e.keyPath !== "model.source") throw e;
