@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -20,6 +21,9 @@ from .models import LoadedModel
 from .precision import MasterWeights
 from .sampling import SampleState, SamplingConfig, advance, make_generator, pick_tokens
 from .schema import Example, Hyper, LossKind, ScoreOut
+
+# Fault hook for deadline tests: seconds slept before every decode step (a slow but live worker).
+_FAULT_SLOW_DECODE_S = float(os.environ.get("PROMPTCOT_FAULT_SLOW_DECODE_S") or 0)
 
 log = logging.getLogger("promptcot_worker.backend")
 
@@ -208,6 +212,8 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def _step(self, cache: DynamicCache, tokens: torch.Tensor) -> torch.Tensor:
+        if _FAULT_SLOW_DECODE_S:
+            time.sleep(_FAULT_SLOW_DECODE_S)
         return self._forward_cached(tokens.to(self.device)[:, None], cache)
 
     def _decode_chunk(

@@ -5,6 +5,7 @@ import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
 import { launcherFor } from "../cluster/launcher.js";
 import { onInterrupt } from "../cluster/interrupt.js";
 import { checkPlacement } from "../cluster/process-placement.js";
+import { setMinTokensPerS } from "../rpc/deadlines.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
 import { dryRunElsewhere, missingInputs, placementSection } from "./dry-run-plan.js";
@@ -86,6 +87,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const { config: cfg, explicit } = loadExperiment(file, opts.set);
   if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts, explicit);
   checkPlacement(cfg, file); // a GPU shared without asking, or GPU work without a GPU: exit 2 before anything starts
+  setMinTokensPerS(cfg.workers.min_tokens_per_s); // deadlines grow with the work asked (src/rpc/deadlines.ts)
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg, explicit);
   const configDir = dirname(resolve(file));
   const missing = opts.dryRun ? missingInputs(cfg, configDir) : [];
