@@ -17,7 +17,7 @@ describe("proposer config", () => {
     expect(out).toContain("iteration 3 problems: 4 concept sets × 4 problems");
     expect(out).toContain("no proposer update: nothing follows");
     expect(out).toContain("twin: the same self-play on as many seed problems");
-  }, 120_000);
+  }, 300_000); // the dry-run templates the first prompt with the model's tokenizer (a Python start, ~10 s of CPU)
 
   it("refuses a seed row without concepts, naming file:line and the fix", () => {
     const dir = mkdtempSync(join(tmpdir(), "pcot-seeds-"));

@@ -4,7 +4,7 @@
 // The run must finish with the weights and optimizer state an uninterrupted run ends with, bit for bit:
 // both runs execute the same float operations in the same order on the same CPU (one torch thread), from
 // the same starting state, so any difference means steps were lost, doubled or applied to the wrong weights.
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -91,5 +91,10 @@ describe("trainer killed inside a TrainStep", () => {
     const got = units(dir);
     expect([...got.keys()]).toEqual([...want.keys()]);
     for (const [id, result] of want) expect(norm(got.get(id)!, dir), id).toEqual(norm(result, refDir));
+    // metrics.jsonl (and so TensorBoard) holds each step once, from the pass that counted: as uninterrupted.
+    const trainRows = (d: string) => readFileSync(join(d, "metrics.jsonl"), "utf8").trim().split("\n")
+      .map((l) => JSON.parse(l) as { kind: string; step: number; loss: number }).filter((r) => r.kind === "train").map((r) => [r.step, r.loss]);
+    expect(trainRows(dir)).toEqual(trainRows(refDir));
+    expect(trainRows(refDir).map(([s]) => s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   }, 600_000);
 });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
-from . import checkpoint, losses
+from . import checkpoint, losses, text_ops
 from .moe import RouterAux
 from .batch import CompletionBatch, build_batch, chunk_by_budget, completion_logits, micro_batches
 from .memory import DEFAULT_CHUNK_TOKENS, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
@@ -20,6 +21,9 @@ from .models import LoadedModel
 from .precision import MasterWeights
 from .sampling import SampleState, SamplingConfig, advance, make_generator, pick_tokens
 from .schema import Example, Hyper, LossKind, ScoreOut
+
+# Fault hook for deadline tests: seconds slept before every decode step (a slow but live worker).
+_FAULT_SLOW_DECODE_S = float(os.environ.get("PROMPTCOT_FAULT_SLOW_DECODE_S") or 0)
 
 log = logging.getLogger("promptcot_worker.backend")
 
@@ -161,15 +165,7 @@ class TransformersBackend:
         if token_ids:
             return [int(t) for t in token_ids]
         if messages:
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError(f"model {self.name} has no chat template; send text or token_ids")
-            chat = [{"role": r, "content": c} for r, c in messages]
-            out = self.tokenizer.apply_chat_template(
-                chat, add_generation_prompt=True, tokenize=True, **(template_kwargs or {})
-            )
-            # transformers 5 returns a BatchEncoding here; older versions a plain list.
-            ids = out["input_ids"] if not isinstance(out, list) else out
-            return [int(t) for t in ids]
+            return text_ops.chat_prompt_ids(self.tokenizer, self.name, messages, template_kwargs)
         if text:
             return [int(t) for t in self.tokenizer(text)["input_ids"]]
         raise ValueError("prompt has no messages, text or token_ids")
@@ -216,6 +212,8 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def _step(self, cache: DynamicCache, tokens: torch.Tensor) -> torch.Tensor:
+        if _FAULT_SLOW_DECODE_S:
+            time.sleep(_FAULT_SLOW_DECODE_S)
         return self._forward_cached(tokens.to(self.device)[:, None], cache)
 
     def _decode_chunk(

@@ -156,6 +156,16 @@ def load_source(source: str, seed: int, dtype: torch.dtype) -> LoadedModel:
     return _hf_dir(path, str(path), dtype)
 
 
+def load_tokenizer(source: str) -> Any:
+    """The tokenizer (with its chat template) a worker for ``source`` uses, without loading the weights."""
+    if source in TINY_CONFIGS:
+        tok = AutoTokenizer.from_pretrained(str(smollm2_dir()))
+        if source in CHAT_TEMPLATES:
+            tok.chat_template = CHAT_TEMPLATES[source]
+        return tok
+    return AutoTokenizer.from_pretrained(str(hf_dir(source)))
+
+
 def hf_dir(source: str) -> Path:
     """The HF directory of a model source (the built-in quickstart model is converted once); servers that load
     weights from disk (vLLM) need one. Tiny random models have none."""

@@ -18,6 +18,19 @@ EMBED_TOKEN_BUDGET = 8192
 EMBED_MAX_ROWS = 64
 
 
+def chat_prompt_ids(tokenizer: Any, name: str, messages: Sequence[tuple[str, str]],
+                    template_kwargs: dict[str, Any] | None = None) -> list[int]:
+    """A conversation through the model's chat template, ending with the assistant's generation prompt: the
+    prompt ids every Generate, Tokenize and `run --dry-run` (render_prompt.py) starts from."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"model {name} has no chat template; send text or token_ids")
+    chat = [{"role": r, "content": c} for r, c in messages]
+    out = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, **(template_kwargs or {}))
+    # transformers 5 returns a BatchEncoding here; older versions a plain list.
+    ids = out["input_ids"] if not isinstance(out, list) else out
+    return [int(t) for t in ids]
+
+
 @dataclass
 class TokenizeIn:
     id: str

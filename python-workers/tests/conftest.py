@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,8 +91,23 @@ def connect(port: int) -> tuple[grpc.Channel, pb_grpc.WorkerStub]:
     return channel, pb_grpc.WorkerStub(channel)
 
 
+@functools.lru_cache(maxsize=1)
+def log_dir() -> Path:
+    """Worker logs of this session: removed when it passes, kept (and named) when it fails."""
+    return Path(tempfile.mkdtemp(prefix="promptcot-worker-logs-"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if log_dir.cache_info().currsize == 0:
+        return  # no worker started
+    if exitstatus == 0:
+        shutil.rmtree(log_dir(), ignore_errors=True)
+    else:
+        print(f"\nworker logs kept in {log_dir()}", file=sys.stderr)
+
+
 def new_log_path(tag: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f"promptcot-worker-{tag}-", suffix=".log")
+    fd, name = tempfile.mkstemp(prefix=f"promptcot-worker-{tag}-", suffix=".log", dir=log_dir())
     os.close(fd)
     return Path(name)
 
@@ -125,3 +141,12 @@ def tiny_worker() -> Iterator[RunningWorker]:
     yield worker
     worker.stop()
 
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing test keeps its tmp_path (tmp_path_retention_policy = "failed"): say where it is."""
+    report = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and tmp is not None:
+        report.sections.append(("kept tmp_path", str(tmp)))
+    return report

@@ -4,18 +4,20 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { planExperiment, planLines } from "../cluster/plan-config.js";
+import { processLines } from "../cluster/process-placement.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
 import { policyEngineProblem } from "../rollout/from-config.js";
 import { totalStepsOf } from "../train/schedule.js";
+import { firstPromptSection } from "./first-prompt.js";
 import { PLAN_DOES_NOT_FIT } from "./plan.js";
 
 /** The placement section and its exit code: 3 when the plan does not fit; a shape it cannot tell is shown, not fatal. */
 export function placementSection(cfg: Experiment): { text: string; code: number } {
   try {
     const result = planExperiment(cfg);
-    return { text: `# placement (promptcot plan)\n${planLines(result).join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
+    return { text: `# placement (promptcot plan)\n${[...planLines(result), ...processLines(cfg)].join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
   } catch (e) {
     // A model whose shape the planner cannot tell is the worker's to load or refuse; other errors stand.
     if (!(e instanceof ConfigError) || e.keyPath !== "model.source") throw e;
@@ -54,7 +56,8 @@ export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]
   const placement = placementSection(cfg);
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# not on this machine (a run here refuses until they exist; no fingerprints taken)\n` +
-      `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}`,
+      `${missing.map((m) => `  ${m}`).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${plan}\n${placement.text}` +
+      firstPromptSection(cfg, { train: [{ id: "first problem", prompt: "<the first problem's text>", answer: "", source: "" }], heldout: [] }, undefined),
   );
   process.stderr.write(`warning: dry run without ${missing.length} input(s) that are not on this machine: ${missing.map((m) => m.split(":")[0]).join(", ")}\n`);
   const engine = policyEngineProblem(cfg);

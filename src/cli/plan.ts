@@ -3,6 +3,7 @@
 // 2 for a bad config.
 import type { Command } from "commander";
 import { planExperiment, planLines, type PlanResult } from "../cluster/plan-config.js";
+import { checkPlacement, processLines, processSlots } from "../cluster/process-placement.js";
 import { loadExperiment } from "../config/load.js";
 
 export const PLAN_DOES_NOT_FIT = 3;
@@ -11,8 +12,10 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function planCommand(file: string, o: { set: string[]; json?: boolean }): number {
   const { config } = loadExperiment(file, o.set);
+  checkPlacement(config, file);
   const result = planExperiment(config);
-  process.stdout.write(o.json ? `${JSON.stringify(planJson(result), null, 2)}\n` : `${planLines(result).join("\n")}\n`);
+  const json = { ...planJson(result), processes: processSlots(config) };
+  process.stdout.write(o.json ? `${JSON.stringify(json, null, 2)}\n` : `${[...planLines(result), ...processLines(config)].join("\n")}\n`);
   if (result.plan.fits) return 0;
   process.stderr.write(`error: the plan does not fit: ${result.plan.reasons.join("; ")}\n`);
   return PLAN_DOES_NOT_FIT;

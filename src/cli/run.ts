@@ -4,9 +4,12 @@ import { dirname, join, resolve } from "node:path";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
 import { launcherFor } from "../cluster/launcher.js";
 import { onInterrupt } from "../cluster/interrupt.js";
+import { checkPlacement } from "../cluster/process-placement.js";
+import { setMinTokensPerS } from "../rpc/deadlines.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
 import { dryRunElsewhere, missingInputs, placementSection } from "./dry-run-plan.js";
+import { firstPromptSection } from "./first-prompt.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { loadProblems } from "../data/problems.js";
@@ -83,6 +86,8 @@ export function updatePlan(cfg: Experiment): string {
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const { config: cfg, explicit } = loadExperiment(file, opts.set);
   if (cfg.task === "synthesis") return synthesisCommand(file, cfg, opts, explicit);
+  checkPlacement(cfg, file); // a GPU shared without asking, or GPU work without a GPU: exit 2 before anything starts
+  setMinTokensPerS(cfg.workers.min_tokens_per_s); // deadlines grow with the work asked (src/rpc/deadlines.ts)
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg, explicit);
   const configDir = dirname(resolve(file));
   const missing = opts.dryRun ? missingInputs(cfg, configDir) : [];
@@ -94,7 +99,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const engineProblem = policyEngineProblem(cfg);
   if (engineProblem) throw new ConfigError(engineProblem, file, undefined, "engine");
   const identity = runIdentity(cfg, configDir, problems);
-  if (opts.dryRun) return dryRun(cfg, runDir, identity, problems);
+  if (opts.dryRun) return dryRun(cfg, runDir, identity, problems, firstPromptSection(cfg, problems, identity.model.path ?? cfg.model.source));
   pythonPath(); // fail early, with the fix, when the environment is missing
   const t0 = performance.now();
   const { resumed, state } = prepareRunDir(runDir, cfg, identity, problems);
@@ -137,7 +142,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     if (engine) ctx.engine = engine;
     const { before, iterations, report: extra }: { before: EvalSummary; iterations: IterationResult[]; report?: string } =
       sftData ? await sftRegime(ctx, sftData) : cfg.proposer.enabled ? await proposerRegime(ctx) : await selfPlay(ctx);
-    for (const it of iterations) exportIteration(ctx, it.iteration);
+    await timer.time("export", async () => {
+      for (const it of iterations) exportIteration(ctx, it.iteration);
+    });
     const rss = pool.workers.map((w) => peakRssMb(w.pid));
     const report = renderReport(ctx, before, iterations, { wallSeconds: (performance.now() - t0) / 1000, workerPeakRssMb: rss, resumed }) + (extra ? `\n\n${extra}` : "");
     writeReport(runDir, report);
@@ -156,7 +163,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
 }
 
 /** Prints what a run would do and stand on; exit 2 when the run directory would refuse it. */
-function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems: Parameters<typeof checkRunDir>[3]): number {
+function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems: Parameters<typeof checkRunDir>[3], firstPrompt: string): number {
   let verdict: string, code = 0;
   try {
     verdict = checkRunDir(runDir, cfg, identity, problems) === "new" ? "new run" : "resumes it (config, data and model match)";
@@ -168,7 +175,7 @@ function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# data and model fingerprints (recorded in run.json; a resume on others is refused)\n` +
       `${identityLines(identity).join("\n")}\n# plan (dry run: nothing started, nothing written)\n${planText(cfg, runDir)}\n` +
-      `run directory status: ${verdict}\n${placement.text}`,
+      `run directory status: ${verdict}\n${placement.text}${firstPrompt}`,
   );
   if (code) process.stderr.write(`error: ${runDir}: ${verdict}\n`);
   return code || placement.code;

@@ -34,9 +34,13 @@ export const WorkersSchema = z
      *  A transient error on a live worker (dropped connection, deadline) is retried there first, not counted. */
     max_restarts: nonNegInt.default(3),
     restart_window_s: z.number().positive().default(3600),
-    /** Deadline of one Generate call (prompts_per_request prompts × their samples). A live worker that
-     *  misses it is asked again for the samples still missing; a dead or unresponsive one is restarted. */
+    /** Fixed part of one Generate call's deadline (prompts_per_request prompts × their samples); the call also
+     *  gets its work (samples × max_tokens) at min_tokens_per_s. A live worker that misses it is asked again for
+     *  the samples still missing; a dead or unresponsive one is restarted. */
     generate_timeout_s: z.number().positive().default(3600),
+    /** The slowest a Generate, ScoreLogProbs or TrainStep call may progress (tokens asked per second of its
+     *  deadline, on top of the fixed part), so long work is never cut for being long, only for crawling. */
+    min_tokens_per_s: z.number().positive().default(5),
     /** Threads per worker for torch on CPU (0 = let torch decide). */
     threads: nonNegInt.default(0),
     /** Rank processes of the trainer (worker 0): > 1 shards it with FSDP2 (data parallel, sharded params,
@@ -53,10 +57,12 @@ export const DataSchema = z
     heldout_size: positiveInt.default(32),
     train_path: z.string().optional(),
     heldout_path: z.string().optional(),
+    /** "" = no system turn: for models whose chat template carries its own instructions (Qwen3 thinking
+     *  recipes send none). `run --dry-run` prints the first prompt as the model sees it. */
     system_prompt: z
       .string()
       .default("You are a careful math tutor. Solve the problem, then give the final answer as \\boxed{N}."),
-    /** Replaces system_prompt for code problems (rows with test_cases), which get no few_shot turns (those are math). */
+    /** Replaces system_prompt for code problems (rows with test_cases), which get no few_shot turns (those are math); "" = none. */
     code_system_prompt: z
       .string()
       .default("You are an expert Python programmer. Write a complete Python 3 program that reads standard input and writes standard output, in one ```python code block."),

@@ -1,4 +1,5 @@
-// Thin promise/async-iterator wrapper over the generated gRPC client: deadlines on every call, and no
+// Thin promise/async-iterator wrapper over the generated gRPC client: deadlines on every call (Generate,
+// ScoreLogProbs and TrainStep: the caller's fixed part plus the work asked, deadlines.ts), and no
 // retries here: WorkerPool.run retries on the live worker or restarts it, and the caller decides whether a
 // call may simply run again after a restart (onRestart: "rerun") or its whole sequence must ("abandon").
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
@@ -22,6 +23,8 @@ import {
   type EmbedResponse,
   type DeepPartial,
 } from "./gen/promptcot_worker.js";
+
+import { generateTokens, scaledDeadlineMs, scoreTokens, trainTokens } from "./deadlines.js";
 
 export const PROTO_VERSION = "promptcot.worker.v1";
 const MAX_MESSAGE = 256 * 1024 * 1024;
@@ -62,7 +65,7 @@ export class WorkerRpc {
   /** Server-streamed completions; the iterator throws if the stream fails (e.g. the worker died). */
   async *generate(req: DeepPartial<GenerateRequest>, timeoutMs: number): AsyncGenerator<GenerateResponse> {
     const call = this.client.generate(GenerateRequest.fromPartial(req), new Metadata(), {
-      deadline: new Date(Date.now() + timeoutMs),
+      deadline: new Date(Date.now() + scaledDeadlineMs(timeoutMs, generateTokens(req))),
     });
     try {
       for await (const msg of call) yield msg as GenerateResponse;
@@ -72,11 +75,11 @@ export class WorkerRpc {
   }
 
   score(req: DeepPartial<ScoreRequest>, timeoutMs: number): Promise<ScoreResponse> {
-    return this.unary(this.client.scoreLogProbs as Unary<ScoreRequest, ScoreResponse>, ScoreRequest.fromPartial(req), timeoutMs);
+    return this.unary(this.client.scoreLogProbs as Unary<ScoreRequest, ScoreResponse>, ScoreRequest.fromPartial(req), scaledDeadlineMs(timeoutMs, scoreTokens(req)));
   }
 
   trainStep(req: DeepPartial<TrainStepRequest>, timeoutMs: number): Promise<TrainStepResponse> {
-    return this.unary(this.client.trainStep as Unary<TrainStepRequest, TrainStepResponse>, TrainStepRequest.fromPartial(req), timeoutMs);
+    return this.unary(this.client.trainStep as Unary<TrainStepRequest, TrainStepResponse>, TrainStepRequest.fromPartial(req), scaledDeadlineMs(timeoutMs, trainTokens(req)));
   }
 
   saveCheckpoint(req: DeepPartial<SaveCheckpointRequest>, timeoutMs: number): Promise<SaveCheckpointResponse> {

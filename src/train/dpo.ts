@@ -132,6 +132,8 @@ export async function updateUnit(ctx: RunContext, iteration: number, plan: Updat
       await saveUpdate(ctx, checkpoint);
       const record: UpdateRecord = { steps, checkpoint, global_step: step };
       ctx.journal.record([{ id, stage: plan.unit?.stage ?? "update", iteration, result: record }]);
+      // Only the pass that counted reaches metrics.jsonl (and TensorBoard): one value per step.
+      for (const m of steps) ctx.metrics.write({ iteration, kind: "train", ...(plan.unit ? { update: plan.unit.id } : {}), ...m });
       ctx.pool.advance(checkpoint, step, TRAINER);
       return record;
     } catch (err) {
@@ -211,8 +213,7 @@ async function runSteps(
       throw new Error(`internal error: the trainer reports weights_version ${res.weightsVersion} after global step ${globalStep + b + 1}`);
     }
     const metrics: Record<string, number> = { ...res.metrics, step: globalStep + b + 1 };
-    steps.push(metrics);
-    ctx.metrics.write({ iteration, kind: "train", ...(plan.unit ? { update: plan.unit.id } : {}), ...metrics });
+    steps.push(metrics); // written to metrics.jsonl once the update is journaled (an abandoned pass never is)
     progress.tick(1, `loss ${(metrics.loss ?? NaN).toFixed(4)}`);
   }
   progress.finish();

@@ -85,6 +85,8 @@ export async function sftUpdate(o: SftUpdateOptions): Promise<SftUpdateRecord> {
       guard();
       const record: SftUpdateRecord = { steps, checkpoint, global_step: step, examples: o.exampleIds.length, redone };
       o.journal.record([{ ...o.unit, result: record }]);
+      // Only the pass that counted reaches metrics.jsonl (and TensorBoard): one value per step.
+      for (const m of steps) o.metrics?.write({ iteration: o.unit.iteration, kind: "train", update: o.unit.id, ...m });
       o.pool.advance(checkpoint, step, TRAINER);
       return record;
     } catch (err) {
@@ -114,8 +116,7 @@ async function runSteps(o: SftUpdateOptions, batches: string[][], start: number,
       return rpc.trainStep({ stepId: `${o.unit.id}/step-${b}`, loss: LossKind.SFT, examples, hyper }, CALL_DEADLINE_MS);
     });
     const metrics: Record<string, number> = { ...res.metrics, step: start + b + 1 };
-    steps.push(metrics);
-    o.metrics?.write({ iteration: o.unit.iteration, kind: "train", update: o.unit.id, ...metrics });
+    steps.push(metrics); // written to metrics.jsonl once the update is journaled (an abandoned pass never is)
     progress.tick(1, `loss ${(metrics.loss ?? NaN).toFixed(4)}`);
   }
   progress.finish();

@@ -1,0 +1,60 @@
+// No silent GPU sharing (issue 18 item 6): a layout that would put two processes on one GPU without being asked,
+// or give cuda workers on Ray no GPU, is refused before anything starts (exit 2 naming the key and the fix);
+// `plan` shows which process sits on which GPU.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { placementProblems, processSlots } from "../src/cluster/process-placement.js";
+import { loadExperiment } from "../src/config/load.js";
+
+const cli = (...args: string[]) => spawnSync("node", ["bin/promptcot.mjs", ...args], { encoding: "utf8", timeout: 120_000 });
+const RAY_30B = "experiments/qwen3-30b-a3b-selfplay.yaml";
+const LOCAL_GPUS = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=4", "--set", "workers.trainer_ranks=2"];
+const cfgOf = (file: string, ...set: string[]) => loadExperiment(file, set.filter((_, i) => i % 2 === 1)).config;
+
+describe("process placement", () => {
+  it("refuses cuda workers on Ray without a GPU each: plan and run --dry-run exit 2 naming cluster.ray.gpus_per_worker", () => {
+    for (const cmd of [["plan", RAY_30B], ["run", RAY_30B, "--dry-run"]]) {
+      const r = cli(...cmd, "--set", "cluster.ray.gpus_per_worker=0");
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain("at 'cluster.ray.gpus_per_worker': is 0, so every worker actor gets no GPU");
+      expect(r.stderr).toContain("set cluster.ray.gpus_per_worker: 1");
+    }
+  }, 120_000);
+
+  it("the paper recipes place each worker actor on a GPU of its own", () => {
+    for (const f of [RAY_30B, "experiments/qwen3-4b-selfplay.yaml", "experiments/qwen2.5-7b-sft.yaml"]) {
+      const cfg = cfgOf(f);
+      expect(placementProblems(cfg), f).toEqual([]);
+      expect(processSlots(cfg)[0]!.device).toBe("1 GPU(s) of its own, chosen by Ray");
+    }
+  });
+
+  it("refuses a local rollout worker that would land on a trainer rank's GPU, before the run directory exists", () => {
+    const dir = "/tmp/pcot-placement-never-created";
+    const r = cli("run", "experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=4", "--run-dir", dir);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain("at 'workers.count': 4 worker(s) with 2 trainer rank(s) need 5 GPUs but cluster.gpus_per_node is 4: " +
+      "rollout worker 3 would land on cuda:0, which trainer rank 0 (worker 0) holds; set workers.count to at most 3");
+    expect(existsSync(dir)).toBe(false);
+  }, 120_000);
+
+  it("plan shows which process sits on which GPU", () => {
+    const r = cli("plan", "experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=3");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain([
+      "processes (local processes, model.device cuda):",
+      "  trainer rank 0 (worker 0): cuda:0",
+      "  trainer rank 1 (worker 0): cuda:1",
+      "  rollout worker 1: cuda:2",
+      "  rollout worker 2: cuda:3",
+    ].join("\n"));
+    const json = JSON.parse(cli("plan", "experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=3", "--json").stdout);
+    expect(json.processes.map((p: { device: string }) => p.device)).toEqual(["cuda:0", "cuda:1", "cuda:2", "cuda:3"]);
+  }, 120_000);
+
+  it("cuda:N shares GPU N on purpose, and CPU runs have nothing to place", () => {
+    expect(placementProblems(cfgOf("experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=8", "--set", "model.device=cuda:1"))).toEqual([]);
+    expect(placementProblems(cfgOf("experiments/quickstart.yaml", "--set", "workers.count=8"))).toEqual([]);
+  });
+});
