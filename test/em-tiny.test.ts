@@ -59,13 +59,13 @@ describe("EM on the tiny model", () => {
 
   it("the fixed set is journaled once; figures after warm start and each iteration in the journal, metrics and report", () => {
     const set = parse<{ seed_ids: string[] }>(units(sampled, "synth/em/track-set").get("it000/synth/em/track-set")!).seed_ids;
-    expect(set.length).toBe(4);
+    expect(set.length).toBe(2); // em.track.count in the fixture
     const track = [0, 1, 2].map((e) => parse<EmTrack>(units(sampled, "synth/em/track").get(`it00${e}/synth/em/track`)!));
     for (const t of track) {
       expect(t.per_item.map((i) => i.seed_id).sort()).toEqual([...set].sort());
-      expect(t.samples).toBe(4);
+      expect(t.samples).toBe(2);
       for (const i of t.per_item) {
-        expect(i.samples.length).toBe(4);
+        expect(i.samples.length).toBe(2);
         expect(i.bound).toBe(logMeanExp(i.samples.map((s) => (s ? s.logp - s.logq : null))));
         expect(Number.isFinite(i.nll_cold) && i.nll_cold > 0).toBe(true);
       }
@@ -75,7 +75,7 @@ describe("EM on the tiny model", () => {
     const report = parse<{ em_track: EmTrack[] }>(readFileSync(join(sampled, "report.json"), "utf8"));
     expect(report.em_track.map((t) => t.iteration)).toEqual([0, 1, 2]);
     const md = readFileSync(join(sampled, "report.md"), "utf8");
-    expect(md).toContain("### EM on a fixed set of 4 (c, x)");
+    expect(md).toContain("### EM on a fixed set of 2 (c, x)");
     for (const row of ["| warm start |", "| EM 1 |", "| EM 2 |"]) expect(md).toContain(row);
   });
 
