@@ -2,11 +2,11 @@
 // previous kept rationale, so with a fixed p the kept R cannot fall; the comparable figures on a fixed set of
 // (c, x) are journaled, in metrics and the report each iteration, and the content-token NLL agrees with a
 // separate worker's scoring; the `em.estep: fixed` ablation keeps the cold-start rationales and never asks q.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalWorker } from "../src/cluster/local-launcher.js";
 import { SYNTH_TEMPLATE_DEFAULTS } from "../src/config/schema.js";
 import { logMeanExp, type EmTrack } from "../src/synthesis/em-track.js";
@@ -35,6 +35,10 @@ function generateStages(dir: string): string[] {
 }
 
 let runs: { code: number | null; out: string }[];
+let failed = false;
+afterEach((c) => void (c.task.result?.state === "fail" && (failed = true)));
+// A passing run removes its directories; a failing one keeps them and says where.
+afterAll(() => (failed ? console.error(`em-tiny: run directories kept in ${root}`) : rmSync(root, { recursive: true, force: true })));
 beforeAll(async () => {
   runs = await Promise.all([startRun(args(sampled)).done, startRun(args(fixed, "--set", "synthesis.em.estep=fixed")).done]);
 }, 1_200_000);
