@@ -53,9 +53,10 @@ const requests = {
   "dpo step": (refs: boolean) => TrainStepRequest.encode(TrainStepRequest.fromPartial({
     examples: pairs.slice(0, cfg.train.batch_size).map(([c, r]): TrainExample => ({ ...pairIds(c, r, refs), ...fill })),
   })).finish(),
-  // GRPO with kl_coef > 0: the behaviour log-probs go twice inline (old and KL reference), once by ref.
+  // GRPO with kl_coef > 0 (kl_in: loss): behaviour and KL reference log-probs, two lists inline or two refs
+  // (the bench stands the behaviour row in for the reference's: the same size).
   "grpo step": (refs: boolean) => TrainStepRequest.encode(TrainStepRequest.fromPartial({
-    examples: samples.slice(0, cfg.train.batch_size).map((x, k): TrainExample => ({ ...completionIds(x, refs), ...fill, ...logprobsOf(olds[k]!, true, refs) })),
+    examples: samples.slice(0, cfg.train.batch_size).map((x, k): TrainExample => ({ ...completionIds(x, refs), ...fill, ...logprobsOf(olds[k]!, olds[k]!, refs) })),
   })).finish(),
 };
 

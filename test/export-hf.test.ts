@@ -51,6 +51,22 @@ describe("checkpoints of a self-play run, and promptcot export", () => {
     expect(lrs.slice(0, 4).map((m) => m.learning_rate)).toEqual([0.001 / 3, 0.002 / 3, 0.001, 0.001]);
   });
 
+  it("reports every update's first step with margin ~0 (bf16; reference scored in other batches than training's)", () => {
+    const rows = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const first = rows.filter((m) => m.kind === "dpo_first_step");
+    const updates = new Set(rows.filter((m) => m.kind === "train").map((m) => m.iteration));
+    expect(first.map((m) => m.iteration)).toEqual([...updates]);
+    for (const m of first) {
+      const step1 = rows.find((r) => r.kind === "train" && r.iteration === m.iteration)!;
+      expect(m.step).toBe(step1.step);
+      expect(m["rewards/margin"]).toBe(step1["rewards/margin"]);
+      // bf16 tolerance as python-workers/tests/test_dpo_first_step.py: 2e-2 nats per completion, times beta 0.1
+      expect(m["rewards/abs_max"]).toBeLessThanOrEqual(0.1 * 2e-2);
+      expect(Math.abs(m["rewards/margin"])).toBeLessThanOrEqual(0.1 * 2e-2);
+    }
+    expect(out).toMatch(/DPO first step \(policy = reference\) margin/);
+  });
+
   it("keeps only the newest checkpoint (keep_last 1)", () => {
     expect(readdirSync(join(runDir, "checkpoints"))).toHaveLength(1);
     expect(events(runDir, "checkpoint_deleted")).toBe(1);

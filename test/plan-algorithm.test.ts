@@ -15,7 +15,7 @@ describe("dry-run plan per train.algorithm", () => {
     const plan = planText(config, "/tmp/r");
     expect(plan).toContain(
       "→ groups (mean_std advantages, dynamic sampling, overlong filter) → behaviour log-probs (T=0.8) → " +
-        "GRPO (batch 8 samples, lr 0.00003, clip [0.7, 1.28], token-level, KL k3 × 0.01) → checkpoint",
+        "KL reference log-probs → GRPO (batch 8 samples, lr 0.00003, clip [0.7, 1.28], token-level, KL k3 × 0.01 in the loss to the base model (frozen)) → checkpoint",
     );
     expect(plan).not.toContain("pairs (pass rate");
     expect(plan).not.toContain("β");

@@ -411,11 +411,16 @@ class TransformersBackend:
         pairs = [(e.prompt, e.chosen) for e in micro] + [(e.prompt, e.rejected) for e in micro]
         batch = build_batch(pairs, self.pad_id, self.device)
         stats["tokens"] += batch.num_tokens
-        seq = losses.sequence_logprobs(self.token_logprobs(batch), batch.mask)
+        # Sequence sums and the policy - reference differences in float64, as score() sums the reference: a
+        # float32 sum of a long completion's log-probs is off by its ulp (~1e-3 nats at |sum| ~ 1e4), and the
+        # reference, float64 on the wire, lost the same again when made float32; at step 1 (policy == reference)
+        # that rounding was the whole margin (tests/test_dpo_first_step.py).
+        seq = losses.sequence_logprobs(self.token_logprobs(batch).double(), batch.mask.double())
         m = len(micro)
-        ref = torch.tensor([[e.ref_chosen_logp, e.ref_rejected_logp] for e in micro], device=self.device)
+        ref = torch.tensor([[e.ref_chosen_logp, e.ref_rejected_logp] for e in micro], dtype=torch.float64,
+                           device=self.device)
         per_pair, chosen_r, rejected_r = losses.dpo_loss(
-            seq[:m], seq[m:], ref[:, 0].float(), ref[:, 1].float(), hyper.beta, hyper.label_smoothing
+            seq[:m], seq[m:], ref[:, 0], ref[:, 1], hyper.beta, hyper.label_smoothing
         )
         stats["chosen"].extend(chosen_r.tolist())
         stats["rejected"].extend(rejected_r.tolist())
@@ -536,6 +541,9 @@ def _finish_metrics(
         metrics["rewards/rejected"] = float(rejected.mean())
         metrics["rewards/margin"] = float((chosen - rejected).mean())
         metrics["rewards/accuracy"] = float((chosen > rejected).float().mean())
+        # The largest |beta * (policy - reference)| of any completion: at an update's first step (policy ==
+        # reference) it is the offset between the scoring and training forwards, which should be ~0.
+        metrics["rewards/abs_max"] = float(torch.cat([chosen, rejected]).abs().max())
     if stats.get("router_aux"):
         metrics["router_aux_loss"] = sum(stats["router_aux"]) / len(stats["router_aux"])
     if stats["clip"]:

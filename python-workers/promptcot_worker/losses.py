@@ -79,18 +79,28 @@ def dpo_loss(
     return losses, chosen_rewards, rejected_rewards
 
 
-def kl_penalty(token_logps: torch.Tensor, ref_token_logps: torch.Tensor, estimator: str) -> torch.Tensor:
-    """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1 / k3).
+KL_LOSS_ESTIMATORS = ("k2", "k3")
 
-    k1 = log pi - log ref (unbiased, can be negative); k3 = r - log r - 1 with r = ref / pi (unbiased,
-    always >= 0, lower variance).
+
+def kl_penalty(token_logps: torch.Tensor, ref_token_logps: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1 / k2 / k3,
+    verl's ``kl`` / ``mse`` / ``low_var_kl``), with d = log pi - log ref:
+
+    - k1 = d: unbiased for the KL's value, but as a loss term its expected gradient is E_pi[grad log pi] = 0;
+      it belongs in the reward (the controller's kl_in: reward), where the policy gradient carries it.
+    - k2 = d^2 / 2: biased value, but its expected gradient E_pi[d grad log pi] is exactly grad KL(pi || ref).
+    - k3 = r - log r - 1 with r = ref / pi: unbiased value, always >= 0, low variance; its expected gradient
+      E_pi[(1 - r) grad log pi] = -sum ref grad log pi is grad KL(ref || pi), the reverse KL, which agrees
+      with grad KL(pi || ref) to first order near pi = ref (tests/test_losses.py checks all three).
     """
-    log_ratio = ref_token_logps - token_logps
+    d = token_logps - ref_token_logps
     if estimator == "k1":
-        return -log_ratio
+        return d
+    if estimator == "k2":
+        return 0.5 * d * d
     if estimator == "k3":
-        return torch.exp(log_ratio) - log_ratio - 1.0
-    raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {estimator!r}")
+        return torch.exp(-d) + d - 1.0
+    raise ValueError(f"kl_estimator must be 'k1', 'k2' or 'k3', got {estimator!r}")
 
 
 def grpo_loss(
@@ -108,7 +118,8 @@ def grpo_loss(
     clip_ratio_c: float = 3.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO-clipped surrogate with clip-higher (ratio clipped to [1 - clip_low, 1 + clip_high], DAPO), dual
-    clip, and an optional KL penalty to a reference, ``kl_coef * KL_est`` added per token.
+    clip, and an optional KL penalty to a reference, ``kl_coef * KL_est`` added per token (k2 or k3 only:
+    see kl_penalty).
 
     Dual clip (Ye et al. 2020, "dual-clip PPO"; DAPO and verl's ``clip_ratio_c``, default 3): for a token
     with advantage A < 0 the PPO term max(-ratio * A, -clip(ratio) * A) grows without bound with the ratio;
@@ -126,6 +137,9 @@ def grpo_loss(
     """
     if not clip_ratio_c > 1.0:
         raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c!r}")
+    if ref_token_logps is not None and kl_coef > 0 and kl_estimator not in KL_LOSS_ESTIMATORS:
+        raise ValueError(f"kl_estimator {kl_estimator!r} cannot be a loss term (k2 or k3): k1's expected gradient "
+                         "as a loss is 0; put k1 in the reward instead (train.grpo.kl_in: reward)")
     adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
     adv = adv.expand_as(token_logps)
     ratio = torch.exp(token_logps - old_token_logps)

@@ -39,7 +39,7 @@ class Hyper:
     clip_high: float = 0.2
     clip_ratio_c: float = 3.0  # GRPO dual clip: a negative advantage's per-token loss is at most -clip_ratio_c * A
     kl_coef: float = 0.0  # GRPO: 0 = no KL term
-    kl_estimator: str = "k3"  # GRPO: "k1" | "k3"
+    kl_estimator: str = "k3"  # GRPO: "k2" | "k3" as a loss term (k1 belongs in the reward: refused)
     loss_aggregation: str = "token"  # GRPO: "token" | "sequence"
     logit_temperature: float = 1.0  # log-probs from logits / T (GRPO: the sampling temperature)
     adam_beta1: float = 0.9

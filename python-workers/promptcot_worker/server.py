@@ -37,6 +37,7 @@ from .backend_transformers import Cancelled, TransformersBackend, resolve_device
 from .gen import promptcot_worker_pb2 as pb  # noqa: E402
 from .gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
 from .models import load_source  # noqa: E402
+from .reference import References  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
 from . import shard_refs, sharded, text_ops  # noqa: E402
@@ -104,6 +105,7 @@ class Worker(pb_grpc.WorkerServicer):
         self.args = args
         self.worker_id: str = args.worker_id
         self.backend: TransformersBackend | None = None
+        self.references = References(args)
         self.model_lock = threading.Lock()
         self.busy = 0
         self.stopping = threading.Event()
@@ -209,13 +211,23 @@ class Worker(pb_grpc.WorkerServicer):
     def ScoreLogProbs(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
         items = shard_refs.score_items(request.items, os.environ.get("PROMPTCOT_RUN_DIR"))
         with self.using_model() as backend:
-            scores = backend.score(items, request.return_token_logprobs, request.logit_temperature or 1.0)
+            scorer = self._scorer(backend, request.reference)
+            scores = scorer.score(items, request.return_token_logprobs, request.logit_temperature or 1.0)
         results = [
             pb.ScoreResult(id=item.id, sum_logprob=s.sum_logprob, num_tokens=s.num_tokens,
                            token_logprobs=s.token_logprobs)
             for item, s in zip(request.items, scores)
         ]
         return pb.ScoreResponse(results=results)
+
+    def _scorer(self, backend: TransformersBackend, reference: str) -> TransformersBackend:
+        """The held weights, or the frozen reference the request names (loaded once, then kept)."""
+        if not reference:
+            return backend
+        if isinstance(backend, sharded.ShardedBackend):
+            raise ValueError("a frozen reference (ScoreRequest.reference) is not built for a sharded trainer; "
+                             "set train.grpo.kl_coef: 0 or run the trainer on one device")
+        return self.references.get(reference, backend.device)
 
     @rpc
     def TrainStep(self, request: pb.TrainStepRequest, context: grpc.ServicerContext) -> pb.TrainStepResponse:

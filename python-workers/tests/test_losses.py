@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from promptcot_worker.losses import dpo_loss, grpo_loss, sequence_logprobs, sft_loss, token_logprobs
+from promptcot_worker.losses import dpo_loss, grpo_loss, kl_penalty, sequence_logprobs, sft_loss, token_logprobs
 
 LOG1P_E_M1 = math.log1p(math.exp(-1.0))  # -logsigmoid(1)  = 0.31326168...
 LOG1P_E_P1 = math.log1p(math.exp(1.0))  # -logsigmoid(-1) = 1.31326168...
@@ -174,14 +174,14 @@ def test_grpo_micro_batches_add_up_to_full_batch(aggregation: str) -> None:
 
 def test_grpo_kl_estimators_closed_form() -> None:
     # log pi = log 0.5, log ref = log 0.25 on one token, advantage 0 (only the KL term remains)
-    # k1 = log pi - log ref = log 2;  k3 = r - log r - 1 with r = ref/pi = 1/2 -> 0.5 + log 2 - 1
+    # k2 = (log 2)^2 / 2;  k3 = r - log r - 1 with r = ref/pi = 1/2 -> 0.5 + log 2 - 1
     pi = torch.tensor([[math.log(0.5)]], requires_grad=True)
     ref = torch.tensor([[math.log(0.25)]])
     mask = torch.ones(1, 1)
     adv = torch.zeros(1)
-    k1, s1 = grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k1")
-    assert k1.item() == pytest.approx(0.5 * math.log(2.0), abs=1e-6)
-    assert s1["kl"].item() == pytest.approx(math.log(2.0), abs=1e-6)
+    k2, s2 = grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k2")
+    assert s2["kl"].item() == pytest.approx(0.5 * math.log(2.0) ** 2, abs=1e-6)
+    assert k2.item() == pytest.approx(0.25 * math.log(2.0) ** 2, abs=1e-6)
     k3, s3 = grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k3")
     assert s3["kl"].item() == pytest.approx(0.5 + math.log(2.0) - 1.0, abs=1e-6)
     assert k3.item() == pytest.approx(0.5 * (0.5 + math.log(2.0) - 1.0), abs=1e-6)
@@ -191,8 +191,94 @@ def test_grpo_kl_estimators_closed_form() -> None:
     # without a coefficient the reference is ignored
     off, s0 = grpo_loss(pi.detach(), pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.0)
     assert off.item() == 0.0 and s0["kl"].item() == 0.0
+    # k1 as a loss term is refused (its expected gradient is 0: test_kl_gradients_by_enumeration)
+    with pytest.raises(ValueError, match="kl_in: reward"):
+        grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k1")
     with pytest.raises(ValueError, match="kl_estimator"):
-        grpo_loss(pi, pi.detach(), adv, mask, 0.2, 0.28, ref_token_logps=ref, kl_coef=0.5, kl_estimator="k2")
+        kl_penalty(pi, ref, "k4")
+
+
+# A toy categorical policy softmax(theta) over K outcomes and a fixed reference. Every expectation over
+# on-policy samples is taken exactly, by enumeration: each outcome x is one row of the batch, weighted by
+# its (detached) probability pi(x) through the loss's mask (or advantage), so the tests are deterministic.
+K = 5
+
+
+def _toy(theta_scale: float = 1.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    theta = (torch.randn(K, generator=g, dtype=torch.float64) * theta_scale).requires_grad_(True)
+    ref = torch.log_softmax(torch.randn(K, generator=g, dtype=torch.float64), dim=0)
+    return theta, ref
+
+
+def _kl_grad(theta: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """grad_theta KL(pi || ref) in closed form: pi_j (d_j - E_pi[d]) with d = log pi - log ref."""
+    logp = torch.log_softmax(theta.detach(), dim=0)
+    p, d = logp.exp(), logp - ref
+    return p * (d - (p * d).sum())
+
+
+def _reverse_kl_grad(theta: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """grad_theta KL(ref || pi) = grad of -sum ref log pi = pi - ref."""
+    return torch.softmax(theta.detach(), dim=0) - ref.exp()
+
+
+def _expected_loss_grad(theta: torch.Tensor, ref: torch.Tensor, estimator: str) -> torch.Tensor:
+    """grad of E_{x ~ pi}[kl_coef * k(x)] with the estimator as grpo_loss's loss term (advantage 0)."""
+    logp = torch.log_softmax(theta, dim=0)
+    rows = logp.unsqueeze(-1)  # [K, 1]: outcome x is row x, one token
+    weight = logp.detach().exp().unsqueeze(-1)  # pi(x) as the mask: the exact expectation
+    loss, _ = grpo_loss(rows, rows.detach(), torch.zeros(K, dtype=torch.float64), weight, 0.2, 0.28,
+                        normalizer=1.0, ref_token_logps=ref.unsqueeze(-1), kl_coef=1.0, kl_estimator=estimator)
+    (grad,) = torch.autograd.grad(loss, theta)
+    return grad
+
+
+def _expected_k1_reward_grad(theta: torch.Tensor, ref: torch.Tensor, baseline: bool) -> torch.Tensor:
+    """grad of the policy-gradient loss with reward -k1 (kl_in: reward, kl_coef 1): advantage pi(x) * -k1(x),
+    on-policy (ratio 1); with ``baseline`` the rewards are centred first, as GRPO's group mean does."""
+    logp = torch.log_softmax(theta, dim=0)
+    p = logp.detach().exp()
+    reward = -(logp.detach() - ref)
+    if baseline:
+        reward = reward - (p * reward).sum()
+    rows = logp.unsqueeze(-1)
+    loss, _ = grpo_loss(rows, rows.detach(), p * reward, torch.ones(K, 1, dtype=torch.float64), 0.2, 0.28,
+                        normalizer=1.0)
+    (grad,) = torch.autograd.grad(loss, theta)
+    return grad
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kl_gradients_by_enumeration(seed: int) -> None:
+    theta, ref = _toy(seed=seed)
+    exact = _kl_grad(theta, ref)
+    assert exact.abs().max() > 1e-2  # pi far from ref: the comparisons below are not 0 == 0
+    # k2 as a loss and k1 as a reward (with or without a baseline) follow grad KL(pi || ref) exactly
+    torch.testing.assert_close(_expected_loss_grad(theta, ref, "k2"), exact, rtol=0, atol=1e-12)
+    for baseline in (False, True):
+        torch.testing.assert_close(_expected_k1_reward_grad(theta, ref, baseline), exact, rtol=0, atol=1e-12)
+    # k3 as a loss follows the reverse KL's gradient, which is not grad KL(pi || ref) away from ref
+    k3 = _expected_loss_grad(theta, ref, "k3")
+    torch.testing.assert_close(k3, _reverse_kl_grad(theta, ref), rtol=0, atol=1e-12)
+    assert (k3 - exact).abs().max() > 1e-2
+    # k1 as a loss: expected gradient E_pi[grad log pi] = 0, whatever pi and ref (refused as a loss term)
+    logp = torch.log_softmax(theta, dim=0)
+    k1 = (logp.detach().exp() * kl_penalty(logp, ref, "k1")).sum()
+    (g1,) = torch.autograd.grad(k1, theta)
+    torch.testing.assert_close(g1, torch.zeros(K, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_k3_gradient_agrees_with_kl_to_first_order_near_the_reference() -> None:
+    # pi = ref perturbed by eps: both gradients are O(eps), their difference O(eps^2)
+    _, ref = _toy()
+    direction = torch.randn(K, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    gaps = []
+    for eps in (1e-1, 1e-2, 1e-3):
+        theta = (ref + eps * direction).requires_grad_(True)
+        gaps.append(float((_expected_loss_grad(theta, ref, "k3") - _kl_grad(theta, ref)).abs().max()))
+        assert gaps[-1] < eps * 1e-0
+    assert gaps[1] / gaps[0] < 0.02 and gaps[2] / gaps[1] < 0.02  # shrinks ~100x per 10x: second order
 
 
 def test_token_logprobs_at_a_temperature() -> None:

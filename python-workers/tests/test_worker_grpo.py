@@ -25,10 +25,11 @@ def items(seed: int, n: int = 3) -> list[tuple[list[int], list[int]]]:
     return [(tokens(rng, 5), tokens(rng, 4 + i)) for i in range(n)]
 
 
-def score(worker: RunningWorker, pairs: list[tuple[list[int], list[int]]], temperature: float = 0.0) -> list[list[float]]:
+def score(worker: RunningWorker, pairs: list[tuple[list[int], list[int]]], temperature: float = 0.0,
+          reference: str = "") -> list[list[float]]:
     req = pb.ScoreRequest(
         items=[pb.ScoreItem(id=str(i), prompt_token_ids=p, completion_token_ids=c) for i, (p, c) in enumerate(pairs)],
-        return_token_logprobs=True, logit_temperature=temperature,
+        return_token_logprobs=True, logit_temperature=temperature, reference=reference,
     )
     return [list(r.token_logprobs) for r in worker.stub.ScoreLogProbs(req, timeout=60).results]
 
@@ -128,3 +129,31 @@ def test_generate_refuses_other_weights_and_a_synced_worker_agrees(tiny_worker: 
         assert generate(rollout, version) == trainer_tokens  # same weights, same seed: same sample
     finally:
         rollout.stop()
+
+
+def test_frozen_reference_stays_at_the_base_and_at_a_checkpoint(tiny_worker: RunningWorker, tmp_path: Path) -> None:
+    pairs = items(5)
+    # "base" is the model as the worker loaded it, whatever the policy has learned since (the same weights
+    # in this process: tiny models are seeded), at the asked temperature
+    base = score(tiny_worker, pairs, 1.3, reference="base")
+    model = load_source("tiny-random-llama", 7, torch.float32).model.eval()
+    for (p, c), got in zip(pairs, base):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1 : -1].float() / 1.3
+        assert got == pytest.approx(torch.log_softmax(logits, -1)[torch.arange(len(c)), torch.tensor(c)].tolist(), abs=1e-4)
+    before = score(tiny_worker, pairs, 1.3)
+    examples = [pb.TrainExample(prompt_token_ids=p, completion_token_ids=c, advantage=1.0) for p, c in pairs]
+    grpo_step(tiny_worker, examples, "ref-1", learning_rate=0.05, logit_temperature=1.3)
+    after = score(tiny_worker, pairs, 1.3)
+    assert max(abs(a - b) for x, y in zip(after, before) for a, b in zip(x, y)) > 1e-2  # the policy moved
+    assert score(tiny_worker, pairs, 1.3, reference="base") == base  # the reference did not (bit for bit)
+    # a checkpoint as the reference: its scores, and still its scores after the policy moves on
+    ckpt = tmp_path / "ref-ckpt"
+    tiny_worker.stub.SaveCheckpoint(pb.SaveCheckpointRequest(path=str(ckpt), include_optimizer=False), timeout=120)
+    assert score(tiny_worker, pairs, 1.3, reference=str(ckpt)) == after
+    grpo_step(tiny_worker, examples, "ref-2", learning_rate=0.05, logit_temperature=1.3)
+    assert score(tiny_worker, pairs, 1.3) != after
+    assert score(tiny_worker, pairs, 1.3, reference=str(ckpt)) == after
+    with pytest.raises(grpc.RpcError) as err:
+        score(tiny_worker, pairs, reference=str(tmp_path / "missing"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "no checkpoint directory" in err.value.details()

@@ -29,6 +29,7 @@ import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { policyEngineFromConfig, policyEngineProblem } from "../rollout/from-config.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
+import { klReferenceProblem } from "../train/grpo.js";
 import { createMathGraderByName, createRunCodeGrader } from "../verify/registry.js";
 
 export interface RunOptions {
@@ -76,8 +77,8 @@ export function updatePlan(cfg: Experiment): string {
   if (t.algorithm === "grpo") {
     const g = t.grpo;
     return `groups (${g.advantage} advantages${g.dynamic_sampling ? ", dynamic sampling" : ""}${g.overlong_filter ? ", overlong filter" : ""}) ` +
-      `→ behaviour log-probs (T=${cfg.rollout.temperature}) → GRPO (batch ${t.batch_size} samples, lr ${t.learning_rate}, ` +
-      `clip [${+(1 - g.clip_low).toFixed(6)}, ${+(1 + g.clip_high).toFixed(6)}], ${g.loss_aggregation}-level${g.kl_coef > 0 ? `, KL ${g.kl_estimator} × ${g.kl_coef}` : ""})`;
+      `→ behaviour log-probs (T=${cfg.rollout.temperature})${g.kl_coef > 0 ? " → KL reference log-probs" : ""} → GRPO (batch ${t.batch_size} samples, lr ${t.learning_rate}, ` +
+      `clip [${+(1 - g.clip_low).toFixed(6)}, ${+(1 + g.clip_high).toFixed(6)}], ${g.loss_aggregation}-level${g.kl_coef > 0 ? `, KL ${g.kl_estimator} × ${g.kl_coef} in the ${g.kl_in} to ${g.kl_reference === "base" ? "the base model" : g.kl_reference} (frozen)` : ""})`;
   }
   return `pairs (pass rate in (${cfg.pairs.min_pass_rate}, ${cfg.pairs.max_pass_rate}]) → reference log-probs → DPO ` +
     `(batch ${t.batch_size}, lr ${t.learning_rate}, β ${t.beta})`;
@@ -98,6 +99,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   if (cfg.task === "selfplay") totalStepsOf(cfg); // a cosine LR schedule without a length fails here, not at the first update
   const engineProblem = policyEngineProblem(cfg);
   if (engineProblem) throw new ConfigError(engineProblem, file, undefined, "engine");
+  const klProblem = klReferenceProblem(cfg, configDir);
+  if (klProblem) throw new ConfigError(klProblem, file, undefined, "train.grpo.kl_reference");
   const identity = runIdentity(cfg, configDir, problems);
   if (opts.dryRun) return dryRun(cfg, runDir, identity, problems, firstPromptSection(cfg, problems, identity.model.path ?? cfg.model.source));
   pythonPath(); // fail early, with the fix, when the environment is missing

@@ -126,9 +126,18 @@ export const GrpoSchema = z
     /** Dual clip (DAPO, verl's clip_ratio_c): a token with advantage A < 0 costs at most -clip_ratio_c * A, however
      *  far its ratio grows; must be > 1. */
     clip_ratio_c: z.number().gt(1).default(3),
-    /** KL penalty to the iteration's starting weights, per token; 0 = none (and no reference scoring). */
+    /** Weight of the KL penalty to a frozen reference (kl_reference); 0 = none (and no reference scoring). */
     kl_coef: z.number().nonnegative().default(0),
-    kl_estimator: z.enum(["k1", "k3"]).default("k3"),
+    /** Per-token KL(policy || reference) estimator, as verl names them, with d = log pi - log ref:
+     *  k1 = d (verl "kl"), k2 = d^2/2 ("mse"), k3 = e^-d + d - 1 ("low_var_kl"). */
+    kl_estimator: z.enum(["k1", "k2", "k3"]).default("k3"),
+    /** Where the penalty acts: "loss" adds kl_coef * k per token to the loss (k2 or k3: k1's expected gradient
+     *  as a loss is 0); "reward" subtracts kl_coef * sum of k1 over the sample's tokens from its reward before
+     *  the group advantages (k1 only: the policy gradient then follows the KL exactly). */
+    kl_in: z.enum(["loss", "reward"]).default("loss"),
+    /** The frozen reference: "base" (the run's model before any update) or a checkpoint directory (relative
+     *  to the config file). Its log-probs are scored once per sample and journaled. */
+    kl_reference: z.string().min(1).default("base"),
     /** "token": every token of an optimizer step weighs the same (DAPO); "sequence": mean of per-sample means. */
     loss_aggregation: z.enum(["token", "sequence"]).default("token"),
     /** Drop groups whose samples are all right or all wrong (zero advantage) and roll out more prompts
@@ -140,6 +149,14 @@ export const GrpoSchema = z
     prompts_per_iteration: nonNegInt.default(0),
     /** Extension point: "verdict" (1 right, 0 otherwise) or "file.ts#export", a RewardFn (src/train/grpo.ts). */
     reward: z.string().default("verdict"),
+  })
+  .superRefine((g, ctx) => {
+    if (g.kl_in === "loss" && g.kl_estimator === "k1") {
+      ctx.addIssue({ code: "custom", path: ["kl_estimator"], message: "k1 as a loss term has zero expected gradient (E[grad log pi] = 0), so it would not hold the policy near the reference; use kl_estimator: k2 or k3 with kl_in: loss, or kl_in: reward with k1" });
+    }
+    if (g.kl_in === "reward" && g.kl_estimator !== "k1") {
+      ctx.addIssue({ code: "custom", path: ["kl_estimator"], message: `kl_in: reward takes k1 (the policy gradient of a k1 reward is the KL's gradient; ${g.kl_estimator}'s is not); use kl_estimator: k1, or kl_in: loss for ${g.kl_estimator}` });
+    }
   })
   .prefault({});
 

@@ -396,9 +396,12 @@ export async function proposerGrpoUpdateStage(ctx: RunContext, px: ProposerConte
   const g = ctx.cfg.train.grpo;
   const pctx: RunContext = { ...ctx, pool: px.pool, cfg: { ...ctx.cfg, train: { ...ctx.cfg.train, ...t, max_tokens_per_micro_batch: 0 } } };
   const old = (set: number) => ctx.journal.get<{ logprobs: Record<string, number[]> }>(oldUnit(it, set))!.logprobs;
-  const examples = proposerGrpoExamples(groups, tok, old, g.kl_coef > 0);
+  // The proposer's KL term stays as it was: to p's weights at the start of the iteration (its old log-probs),
+  // in the loss only; the frozen reference and kl_in: reward are the policy's (src/train/grpo.ts).
+  const klCoef = g.kl_in === "loss" ? g.kl_coef : 0;
+  const examples = proposerGrpoExamples(groups, tok, old, klCoef > 0);
   const hyper = {
-    clipLow: g.clip_low, clipHigh: g.clip_high, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
+    clipLow: g.clip_low, clipHigh: g.clip_high, klCoef, klEstimator: g.kl_estimator,
     lossAggregation: g.loss_aggregation, logitTemperature: ctx.cfg.proposer.generate.sampling.temperature || 1,
   };
   const plan = { label: "proposer GRPO", loss: LossKind.GRPO, hyper, batches: proposerBatches(examples, t, ctx.cfg.seed, it), unit: { id: unitId(it, P_UPDATE), stage: P_UPDATE }, checkpointDir: checkpointDir(ctx) };

@@ -6,7 +6,7 @@ import { generateStage } from "../rollout/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { gradeStage, pairsStage } from "../selfplay/stages.js";
 import { dpoUpdateStage, referenceStage, type UpdateRecord } from "./dpo.js";
-import { groupsStage, grpoUpdateStage, oldLogprobsStage, type GrpoGroup } from "./grpo.js";
+import { groupsStage, grpoUpdateStage, klReferenceStage, oldLogprobsStage, type GrpoGroup } from "./grpo.js";
 
 export interface Batch<T> {
   data: T;
@@ -42,7 +42,12 @@ const dpo: UpdateAlgorithm<Pair[]> = {
 const grpo: UpdateAlgorithm<GrpoGroup[]> = {
   async buildBatch(ctx, it) {
     const { groups } = await groupsStage(ctx, it);
-    if (groups.length > 0) await ctx.timer.time("train", () => oldLogprobsStage(ctx, it, groups));
+    if (groups.length > 0) {
+      await ctx.timer.time("train", async () => {
+        await oldLogprobsStage(ctx, it, groups);
+        await klReferenceStage(ctx, it, groups);
+      });
+    }
     return { data: groups, size: groups.reduce((n, g) => n + g.samples.length, 0) };
   },
   update: async (ctx, it, batch, globalStep) => (batch.size > 0 ? grpoUpdateStage(ctx, it, batch.data, globalStep) : undefined),

@@ -88,7 +88,27 @@ export async function dpoUpdateStage(ctx: RunContext, iteration: number, pairs: 
   if (done) return done;
   const t = ctx.cfg.train;
   const hyper: Partial<TrainHyper> = { beta: t.beta, labelSmoothing: t.label_smoothing };
-  return updateUnit(ctx, iteration, { label: "DPO", loss: LossKind.DPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, pairs, await workerReadsShards(ctx, TRAINER))) }, globalStep);
+  const record = await updateUnit(ctx, iteration, { label: "DPO", loss: LossKind.DPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, pairs, await workerReadsShards(ctx, TRAINER))) }, globalStep);
+  reportFirstStep(ctx, iteration, record);
+  return record;
+}
+
+/** Nats of |policy - reference| per completion above which the first step's offset is reported as a problem. */
+export const FIRST_STEP_OFFSET_NATS = 0.05;
+
+/**
+ * The update's first step, where the policy is the reference: its rewards (beta * (policy - reference)) and
+ * margin should be ~0, whatever the scoring and training batch shapes; anything else is an offset between the
+ * two forwards (padding, positions, dtype), which would bias the whole update. Written as its own metrics row.
+ */
+function reportFirstStep(ctx: RunContext, iteration: number, record: UpdateRecord): void {
+  const first = record.steps[0];
+  if (!first) return;
+  const pick = ["rewards/margin", "rewards/chosen", "rewards/rejected", "rewards/abs_max"].filter((k) => first[k] !== undefined);
+  ctx.metrics.write({ iteration, kind: "dpo_first_step", step: first.step, ...Object.fromEntries(pick.map((k) => [k, first[k]!])) });
+  const offset = (first["rewards/abs_max"] ?? Math.abs(first["rewards/margin"] ?? 0)) / ctx.cfg.train.beta;
+  const line = `iteration ${iteration}: DPO first step (policy = reference) margin ${(first["rewards/margin"] ?? NaN).toExponential(2)}, largest |policy - reference| ${offset.toExponential(2)} nats`;
+  ctx.log(offset > FIRST_STEP_OFFSET_NATS ? `${line}: above ${FIRST_STEP_OFFSET_NATS}, the reference and training forwards disagree (docs/ARCHITECTURE.md, "DPO's first step")` : line);
 }
 
 /** train.epochs passes over `examples`, each in its own seeded order, cut into train.batch_size steps. */

@@ -11,9 +11,18 @@
 // generated them (the iteration's starting weights), makes the first step's ratio 1 up to float noise, so
 // clipping acts only on real policy movement within the iteration. Truncation (top-p/top-k) is not
 // modelled: the ratio is between the untruncated tempered distributions, as TRL and verl do.
-// The KL reference is the same starting policy, so its log-probs are the same numbers (sent as
-// ref_logprobs only when kl_coef > 0; a separate reference model would only change where they come from).
-import { resolve } from "node:path";
+//
+// The KL reference (kl_coef > 0) is frozen: the run's base model, or the checkpoint train.grpo.kl_reference
+// names, held by the trainer as a second, frozen copy (ScoreRequest.reference). Anchoring to the iteration's
+// starting weights instead (as before) let the penalty restart at 0 every iteration, so it never held the run
+// near its base. The reference scores every kept sample once, at the same temperature and in the same fixed
+// batches as the behaviour log-probs (in iteration 1 the two are the same numbers), journaled per sample
+// (itNNN/klref/...), so a resumed run reads them back instead of scoring again. train.grpo.kl_in picks where
+// the penalty acts, as verl: "loss" adds kl_coef * k2 or k3 per token to the loss (worker losses.kl_penalty);
+// "reward" subtracts kl_coef * sum_t k1 (behaviour minus reference log-prob) from each sample's reward before
+// the group advantages, which are then recomputed (dynamic sampling still filters groups on the task reward).
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Problem } from "../data/problems.js";
 import type { RunContext } from "../experiment/context.js";
@@ -165,7 +174,22 @@ interface OldRecord {
   logprobs: number[];
 }
 
-const oldId = (iteration: number, sampleId: string) => unitId(iteration, "old", ...sampleId.split("/").slice(-2));
+type ScoredStage = "old" | "klref";
+const scoredId = (stage: ScoredStage, iteration: number, sampleId: string) => unitId(iteration, stage, ...sampleId.split("/").slice(-2));
+
+/** The frozen KL reference's name for ScoreRequest.reference: "base", or the checkpoint's absolute path. */
+export function klReferenceOf(cfg: RunContext["cfg"], configDir: string): string {
+  const r = cfg.train.grpo.kl_reference;
+  return r === "base" ? "base" : resolve(configDir, r);
+}
+
+/** What is wrong with train.grpo.kl_reference before anything starts, if anything (a checkpoint that is not there). */
+export function klReferenceProblem(cfg: RunContext["cfg"], configDir: string): string | undefined {
+  if (cfg.train.algorithm !== "grpo" || cfg.train.grpo.kl_coef === 0) return undefined;
+  const ref = klReferenceOf(cfg, configDir);
+  if (ref === "base" || existsSync(join(ref, "worker_meta.json"))) return undefined;
+  return `train.grpo.kl_reference: no checkpoint at ${ref} (a directory with worker_meta.json, e.g. runs/NAME/checkpoints/step-N); use "base" for the run's own model`;
+}
 
 /**
  * The behaviour policy's per-token log-probs of every kept sample at the sampling temperature, scored on
@@ -173,22 +197,69 @@ const oldId = (iteration: number, sampleId: string) => unitId(iteration, "old", 
  * list, so a resumed run scores the same batches (batch shape can move the last bits of a float).
  */
 export async function oldLogprobsStage(ctx: RunContext, iteration: number, groups: GrpoGroup[]): Promise<void> {
+  await scoreStage(ctx, iteration, groups, "old", "");
+}
+
+/** The frozen KL reference's per-token log-probs of every kept sample (kl_coef > 0), as oldLogprobsStage. */
+export async function klReferenceStage(ctx: RunContext, iteration: number, groups: GrpoGroup[]): Promise<void> {
+  if (ctx.cfg.train.grpo.kl_coef === 0) return;
+  const fresh = await scoreStage(ctx, iteration, groups, "klref", klReferenceOf(ctx.cfg, ctx.configDir));
+  if (fresh) {
+    const kl = meanTokenK1(ctx, iteration, groups);
+    ctx.metrics.write({ iteration, kind: "kl_reference", kl_k1_per_token: kl.perToken, kl_k1_per_sample: kl.perSample });
+    ctx.log(`iteration ${iteration}: KL to the reference (${ctx.cfg.train.grpo.kl_reference}), k1 per token ${kl.perToken.toFixed(5)}`);
+  }
+}
+
+/** Scores the groups' samples in fixed batches; true when anything was scored (not all journaled already). */
+async function scoreStage(ctx: RunContext, iteration: number, groups: GrpoGroup[], stage: ScoredStage, reference: string): Promise<boolean> {
   const ids = groups.flatMap((g) => g.samples.map((s) => s.id));
   const batches: string[][] = [];
   for (let i = 0; i < ids.length; i += SCORE_BATCH) batches.push(ids.slice(i, i + SCORE_BATCH));
-  const todo = batches.filter((b) => !b.every((sid) => ctx.journal.has(oldId(iteration, sid))));
-  if (todo.length === 0) return;
+  const todo = batches.filter((b) => !b.every((sid) => ctx.journal.has(scoredId(stage, iteration, sid))));
+  if (todo.length === 0) return false;
   const samples = samplesById(ctx, iteration);
   const refs = await workerReadsShards(ctx, TRAINER);
-  const progress = new Progress("behaviour log-probs", todo.length);
+  const progress = new Progress(stage === "old" ? "behaviour log-probs" : "KL reference log-probs", todo.length);
   for (const batch of todo) {
     const items = batch.map((sid) => scoreItemOf(sid, samples.get(sid)!, refs));
-    const req = { items, returnTokenLogprobs: true, logitTemperature: ctx.cfg.rollout.temperature || 1 };
+    const req = { items, returnTokenLogprobs: true, logitTemperature: ctx.cfg.rollout.temperature || 1, reference };
     const res = await ctx.pool.run(TRAINER, (rpc) => rpc.score(req, SCORE_DEADLINE_MS));
-    ctx.journal.record(res.results.map((r) => ({ id: oldId(iteration, r.id), stage: "old", iteration, result: { logprobs: r.tokenLogprobs } satisfies OldRecord })));
+    ctx.journal.record(res.results.map((r) => ({ id: scoredId(stage, iteration, r.id), stage, iteration, result: { logprobs: r.tokenLogprobs } satisfies OldRecord })));
     progress.tick(1);
   }
   progress.finish();
+  return true;
+}
+
+/** Sum over a sample's tokens of k1 = behaviour minus reference log-prob (0 without a journaled reference). */
+function sampleK1(ctx: RunContext, iteration: number, sampleId: string): number {
+  const old = ctx.journal.get<OldRecord>(scoredId("old", iteration, sampleId));
+  const ref = ctx.journal.get<OldRecord>(scoredId("klref", iteration, sampleId));
+  if (!old || !ref) return 0;
+  const [o, r] = [Array.from(old.logprobs), Array.from(ref.logprobs)];
+  return o.reduce((acc, v, i) => acc + (v - r[i]!), 0);
+}
+
+function meanTokenK1(ctx: RunContext, iteration: number, groups: GrpoGroup[]): { perToken: number; perSample: number } {
+  const samples = samplesById(ctx, iteration);
+  const ids = groups.flatMap((g) => g.samples.map((s) => s.id));
+  const total = ids.reduce((a, id) => a + sampleK1(ctx, iteration, id), 0);
+  const tokens = ids.reduce((a, id) => a + samples.get(id)!.token_ids.length, 0);
+  return { perToken: total / Math.max(tokens, 1), perSample: total / Math.max(ids.length, 1) };
+}
+
+/**
+ * kl_in: reward. Each sample's reward less kl_coef times its summed k1, then the group advantages again
+ * (the policy gradient of a k1 reward is the KL's own gradient; tests/test_losses.py). A pure function of
+ * journaled rows, so a resumed run builds the same advantages.
+ */
+export function klPenalizedGroups(groups: GrpoGroup[], k1: (sampleId: string) => number, klCoef: number, kind: AdvantageKind): GrpoGroup[] {
+  return groups.map((g) => {
+    const rewards = g.samples.map((s) => s.reward - klCoef * k1(s.id));
+    const adv = groupAdvantages(rewards, kind);
+    return { ...g, samples: g.samples.map((s, i) => ({ ...s, reward: rewards[i]!, advantage: adv[i]! })) };
+  });
 }
 
 function samplesById(ctx: RunContext, iteration: number): Map<string, SampleRecord> {
@@ -197,16 +268,19 @@ function samplesById(ctx: RunContext, iteration: number): Map<string, SampleReco
 
 function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[], refs: boolean): TrainExample[] {
   const samples = samplesById(ctx, iteration);
-  const withRef = ctx.cfg.train.grpo.kl_coef > 0;
-  return groups.flatMap((g) =>
-    g.samples
+  const g = ctx.cfg.train.grpo;
+  const klLoss = g.kl_coef > 0 && g.kl_in === "loss";
+  const trained = g.kl_coef > 0 && g.kl_in === "reward" ? klPenalizedGroups(groups, (id) => sampleK1(ctx, iteration, id), g.kl_coef, g.advantage) : groups;
+  return trained.flatMap((group) =>
+    group.samples
       .filter((s) => samples.get(s.id)!.token_ids.length > 0)
       .map((s) => {
         const sample = samples.get(s.id)!;
-        const old = ctx.journal.get<OldRecord>(oldId(iteration, s.id))!;
+        const old = ctx.journal.get<OldRecord>(scoredId("old", iteration, s.id))!;
+        const ref = klLoss ? ctx.journal.get<OldRecord>(scoredId("klref", iteration, s.id))! : undefined;
         return {
           ...completionIds(sample, refs),
-          refChosenLogp: 0, refRejectedLogp: 0, advantage: s.advantage, weight: 1, ...logprobsOf(old, withRef, refs),
+          refChosenLogp: 0, refRejectedLogp: 0, advantage: s.advantage, weight: 1, ...logprobsOf(old, ref, refs),
         };
       }),
   );
@@ -216,7 +290,8 @@ function examplesFor(ctx: RunContext, iteration: number, groups: GrpoGroup[], re
 export async function grpoUpdateStage(ctx: RunContext, iteration: number, groups: GrpoGroup[], globalStep: number): Promise<UpdateRecord> {
   const g = ctx.cfg.train.grpo;
   const hyper = {
-    clipLow: g.clip_low, clipHigh: g.clip_high, clipRatioC: g.clip_ratio_c, klCoef: g.kl_coef, klEstimator: g.kl_estimator,
+    // kl_in: reward puts the penalty in the advantages (examplesFor); the loss then has no KL term.
+    clipLow: g.clip_low, clipHigh: g.clip_high, clipRatioC: g.clip_ratio_c, klCoef: g.kl_in === "loss" ? g.kl_coef : 0, klEstimator: g.kl_estimator,
     lossAggregation: g.loss_aggregation, logitTemperature: ctx.cfg.rollout.temperature || 1,
   };
   return updateUnit(ctx, iteration, { label: "GRPO", loss: LossKind.GRPO, hyper, batches: epochBatches(ctx, iteration, examplesFor(ctx, iteration, groups, await workerReadsShards(ctx, TRAINER))) }, globalStep);

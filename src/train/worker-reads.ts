@@ -67,9 +67,12 @@ export function completionIds(s: SampleRecord, refs: boolean): ExampleIds {
 
 type LogprobFields = Pick<TrainExample, "oldLogprobs" | "oldLogprobsRef" | "refLogprobs" | "refLogprobsRef">;
 
-/** GRPO's behaviour log-probs (an `old` row); with `kl`, the same values are the KL reference's. */
-export function logprobsOf(old: { logprobs: number[] }, kl: boolean, refs: boolean): LogprobFields {
-  const ref = refs ? fieldRef(old, "logprobs") : undefined;
-  if (ref) return { oldLogprobs: [], oldLogprobsRef: ref, refLogprobs: [], refLogprobsRef: kl ? ref : undefined };
-  return { oldLogprobs: old.logprobs, refLogprobs: kl ? old.logprobs : [] };
+/** GRPO's behaviour log-probs (an `old` row) and, with a KL term in the loss, the frozen reference's (a `klref` row). */
+export function logprobsOf(old: { logprobs: number[] }, ref: { logprobs: number[] } | undefined, refs: boolean): LogprobFields {
+  const oldRef = refs ? fieldRef(old, "logprobs") : undefined;
+  const refRef = refs && ref ? fieldRef(ref, "logprobs") : undefined;
+  return {
+    ...(oldRef ? { oldLogprobs: [], oldLogprobsRef: oldRef } : { oldLogprobs: old.logprobs }),
+    ...(refRef ? { refLogprobs: [], refLogprobsRef: refRef } : { refLogprobs: ref?.logprobs ?? [] }),
+  };
 }

@@ -267,6 +267,12 @@ export interface ScoreRequest {
   returnTokenLogprobs: boolean;
   /** log-probs from logits / T (0 = 1): the behaviour policy at its sampling temperature */
   logitTemperature: number;
+  /**
+   * Which weights score: "" = the weights the worker holds (the policy); "base" = a frozen copy of the model the
+   * worker was started with (its --model source, before any checkpoint); else a checkpoint directory, loaded once
+   * into a frozen copy. A frozen copy stays loaded for the next call with the same name (GRPO's KL reference).
+   */
+  reference: string;
 }
 
 export interface ScoreResult {
@@ -331,7 +337,7 @@ export interface TrainHyper {
   clipHigh: number;
   /** GRPO: 0 = no KL term */
   klCoef: number;
-  /** GRPO: "k1" | "k3" ("" = k3) */
+  /** GRPO loss term: "k2" | "k3" ("" = k3); "k1" is refused (zero expected gradient as a loss) */
   klEstimator: string;
   /** GRPO: "token" (mean over all tokens of the batch) | "sequence" (mean of per-sequence means) */
   lossAggregation: string;
@@ -2063,7 +2069,7 @@ export const ScoreItem: MessageFns<ScoreItem> = {
 };
 
 function createBaseScoreRequest(): ScoreRequest {
-  return { items: [], returnTokenLogprobs: false, logitTemperature: 0 };
+  return { items: [], returnTokenLogprobs: false, logitTemperature: 0, reference: "" };
 }
 
 export const ScoreRequest: MessageFns<ScoreRequest> = {
@@ -2076,6 +2082,9 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     }
     if (message.logitTemperature !== 0) {
       writer.uint32(25).double(message.logitTemperature);
+    }
+    if (message.reference !== "") {
+      writer.uint32(34).string(message.reference);
     }
     return writer;
   },
@@ -2111,6 +2120,14 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
           message.logitTemperature = reader.double();
           continue;
         }
+        case 4: {
+          if (tag !== 34) {
+            break;
+          }
+
+          message.reference = reader.string();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -2133,6 +2150,7 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
         : isSet(object.logit_temperature)
         ? globalThis.Number(object.logit_temperature)
         : 0,
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
     };
   },
 
@@ -2147,6 +2165,9 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     if (message.logitTemperature !== 0) {
       obj.logitTemperature = message.logitTemperature;
     }
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
     return obj;
   },
 
@@ -2158,6 +2179,7 @@ export const ScoreRequest: MessageFns<ScoreRequest> = {
     message.items = object.items?.map((e) => ScoreItem.fromPartial(e)) || [];
     message.returnTokenLogprobs = object.returnTokenLogprobs ?? false;
     message.logitTemperature = object.logitTemperature ?? 0;
+    message.reference = object.reference ?? "";
     return message;
   },
 };
