@@ -239,9 +239,10 @@ def _regroup(saved: dict[str, Any], live: list[dict[str, Any]], params: list[tor
     return {"state": state, "param_groups": groups}
 
 
-def load_masters(path: Path) -> dict[str, torch.Tensor] | None:
+def load_masters(path: Path, mmap: bool = False) -> dict[str, torch.Tensor] | None:
+    """The fp32 masters of a single-rank bf16 checkpoint; ``mmap`` maps the file (a sharded rank reads its rows)."""
     f = path / MASTER_FILE
-    return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
+    return torch.load(f, map_location="cpu", weights_only=True, mmap=mmap) if f.exists() else None
 
 
 def load_rng(path: Path, rank: int = 0) -> None:

@@ -40,7 +40,7 @@ from safetensors.torch import save_file
 from torch.distributed.tensor import DTensor, Shard
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_model_state_dict,
+    StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
@@ -138,6 +138,11 @@ class ShardedBackend(TransformersBackend):
         mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
         for block in transformer_blocks(model):
             fully_shard(block, mp_policy=mp)
+        embed = model.get_input_embeddings()
+        if embed.weight is not model.get_output_embeddings().weight:
+            # Its own unit (called once per forward), so the root's gathered set is lm_head and the final
+            # norm only. Tied embeddings stay in the root with the head they share a tensor with.
+            fully_shard(embed, mp_policy=mp)
         self._root = _Root(model)
         fully_shard(self._root, mp_policy=mp)
         materialise(model, weights, device)
@@ -307,31 +312,21 @@ class ShardedBackend(TransformersBackend):
             set_optimizer_state_dict(self.model, optimizer, state["optim"])
 
     def _load_single_rank_layout(self, path: Path, load_optimizer: bool) -> None:
-        """A single-rank trainer's checkpoint (model.safetensors, master_fp32.pt, optimizer.pt): its files are
-        whole, so each rank maps them (mmap) and keeps only its rows."""
-        opts = StateDictOptions(full_state_dict=True)
-        set_model_state_dict(self.model, self._full_weights(path), options=opts)
+        """A single-rank trainer's checkpoint (model.safetensors, master_fp32.pt, optimizer.pt): each rank reads
+        its rows of the weights (the fp32 masters where the checkpoint has them); the optimizer file is mapped
+        (mmap) and each rank keeps its rows."""
+        reader = HfReader(path)
+        masters = checkpoint.load_masters(path, mmap=True) or {}
+        missing = [n for n, _ in self.model.named_parameters() if n not in masters and not reader.has(n)]
+        if missing:
+            raise ValueError(f"checkpoint {path} lacks tensors: {missing[:5]}")
+        fill_local_rows(self.model, _MastersOver(masters, reader))
         if load_optimizer:
             self.optimizer = None
             optimizer = self._optimizer_for(Hyper(learning_rate=0.0))
             saved = torch.load(path / checkpoint.OPTIMIZER_FILE, map_location="cpu", weights_only=True, mmap=True)
             set_optimizer_state_dict(self.model, optimizer, _named_optimizer_state(saved, optimizer, self),
-                                     options=opts)
-
-    def _full_weights(self, path: Path) -> dict[str, torch.Tensor]:
-        """fp32 weights: the checkpoint's masters where it has them, else its safetensors upcast."""
-        state = checkpoint.read_safetensors(path)
-        state.update(checkpoint.load_masters(path) or {})
-        live = {n: p for n, p in self.model.named_parameters()}
-        live_keys = set(self.model.state_dict())
-        unknown = sorted(set(state) - live_keys)
-        if unknown:
-            raise ValueError(f"checkpoint {path} has tensors the model lacks: {unknown[:5]}")
-        missing = sorted(set(live) - set(state))
-        if missing:
-            raise ValueError(f"checkpoint {path} lacks tensors: {missing[:5]}")
-        # Tied names (lm_head.weight = embeddings) are one parameter here; keep only the names it answers to.
-        return {k: v.float() for k, v in state.items() if k in live}
+                                     options=StateDictOptions(full_state_dict=True))
 
     # ---- the old path, kept for bench/sharded-memory.py -------------------------------------------
 
@@ -378,6 +373,16 @@ class _InMemory:
         return self.state[name][lo:hi]
 
 
+class _MastersOver:
+    """fp32 masters where a checkpoint has them, else its (compute-dtype) safetensors."""
+
+    def __init__(self, masters: dict[str, torch.Tensor], reader: HfReader) -> None:
+        self.masters, self.reader = masters, reader
+
+    def rows(self, name: str, lo: int, hi: int) -> torch.Tensor:
+        return self.masters[name][lo:hi] if name in self.masters else self.reader.rows(name, lo, hi)
+
+
 def meta_model(source: str, seed: int) -> tuple[LoadedModel, WeightRows]:
     """The model's skeleton on the meta device (fp32) and where its weights come from: the HF directory's
     safetensors read row range by row range, or (tiny random models) the seeded model built in memory."""
@@ -402,17 +407,23 @@ def materialise(model: torch.nn.Module, weights: WeightRows, device: torch.devic
     """Allocate this rank's shards (to_empty) and fill them with their rows of the source; recompute the
     rotary buffers, which no checkpoint holds."""
     model.to_empty(device=device)
+    fill_local_rows(model, weights)
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            local, lo = _local_rows(param)
-            if local.numel():
-                local.copy_(weights.rows(name, lo, lo + local.shape[0]).to(local.dtype))
         for module in model.modules():
             if "RotaryEmbedding" in type(module).__name__:
                 model._init_weights(module)  # type: ignore[operator]
         unknown = [n for n, _ in model.named_buffers() if "rotary_emb" not in n]
         if unknown:
             raise ValueError(f"sharded start-up cannot fill buffers {unknown[:5]} (only rotary embeddings)")
+
+
+@torch.no_grad()
+def fill_local_rows(model: torch.nn.Module, weights: WeightRows) -> None:
+    """Copy this rank's rows of every parameter from ``weights`` into its local shard, in place."""
+    for name, param in model.named_parameters():
+        local, lo = _local_rows(param)
+        if local.numel():
+            local.copy_(weights.rows(name, lo, lo + local.shape[0]).to(local.dtype))
 
 
 def _local_rows(param: torch.Tensor) -> tuple[torch.Tensor, int]:
