@@ -161,7 +161,7 @@ def sharded_rank(rank: int, world: int, port: int, model_dir: str, use_cpu: bool
             b.train_step("dpo-1", LossKind.DPO, dpo_examples(b, samples), hyper)
             b.load_checkpoint(Path(box[0]) / "ckpt", load_optimizer=True)
             back = dict(b.model.named_parameters())
-            return max(float((saved[n].float() - back[n].to_local().float()).abs().max()) for n in saved)
+            return max(float((saved[n].float() - back[n].to_local().detach().float()).abs().max()) for n in saved)
 
         diff = timed(report, "dcp trip", trip, device)
         dist.barrier()
