@@ -486,6 +486,7 @@ def _gather_stats(stats: dict[str, Any]) -> dict[str, Any]:
     out = dict(stats)
     out["loss"] = sum(p["loss"] for p in parts)
     out["tokens"] = sum(p["tokens"] for p in parts)
+    out["micro_batches"] = sum(p["micro_batches"] for p in parts)  # real passes, not the zero-weighted ones
     for key in ("chosen", "rejected", "clip", "dual_clip", "kl", "router_aux"):
         out[key] = [v for p in parts for v in p.get(key, [])]
     return out
