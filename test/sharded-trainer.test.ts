@@ -1,7 +1,7 @@
 // A 2-rank FSDP trainer (gloo, CPU) driven through the real pool: every call reaches both ranks, rank 0
 // answers, the group's losses equal a single-rank trainer's, and a rank killed mid-step restarts the whole
 // group from the current checkpoint, after which the step is redone.
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,14 +57,17 @@ describe("sharded trainer (2 ranks) through the pool", () => {
     expect(group.workers[0]!.restarts).toBe(0); // no call failed and was quietly rerun
   }, 180_000);
 
-  it("generates on all ranks (rank 0 answers) and saves one single-rank-layout checkpoint", async () => {
+  it("generates on all ranks (rank 0 answers) and saves a sharded checkpoint (DCP shards + the ranks' HF copy)", async () => {
     const got = [];
     for await (const s of group.workers[0]!.rpc!.generate({ prompts: [{ id: "p", tokenIds: prompt, sampleSeeds: [1, 2] }], sampling: { temperature: 1, maxTokens: 4 } }, 60_000)) got.push(s);
     expect(got.map((s) => s.tokenIds.length)).toEqual([4, 4]);
     const path = join(dir, "ckpt-2");
     const saved = await group.run(0, (rpc) => rpc.saveCheckpoint({ path, includeOptimizer: true }, 120_000));
     expect(saved.bytes).toBeGreaterThan(0);
-    expect(existsSync(join(path, "model.safetensors")) && existsSync(join(path, "optimizer.pt"))).toBe(true);
+    for (const f of ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "dcp", "worker_meta.json"]) {
+      expect(existsSync(join(path, f)), f).toBe(true);
+    }
+    expect(JSON.parse(readFileSync(join(path, "worker_meta.json"), "utf8")).has_optimizer).toBe(true);
     group.advance(path, 2, 0);
   }, 180_000);
 

@@ -198,8 +198,11 @@ class TransformersBackend:
 
     def _forward_cached(self, ids: torch.Tensor, cache: DynamicCache, **kwargs: Any) -> torch.Tensor:
         # transformers 5.2x renamed past_key_values to cache; accept either so older images still work.
-        out = self.model(input_ids=ids, use_cache=True, **{self._cache_kwarg: cache}, **kwargs)
-        return out.logits[:, -1].float().cpu()
+        def last_logits(model: Any) -> torch.Tensor:
+            out = model(input_ids=ids, use_cache=True, **{self._cache_kwarg: cache}, **kwargs)
+            return out.logits[:, -1]
+
+        return self._call(last_logits).float().cpu()
 
     @torch.inference_mode()
     def _prefill(self, prompt_ids: list[int]) -> tuple[DynamicCache, torch.Tensor]:
@@ -268,11 +271,15 @@ class TransformersBackend:
 
     def token_logprobs(self, batch: CompletionBatch, temperature: float = 1.0) -> torch.Tensor:
         """[B, C] float32 log p(completion token) under softmax(logits / temperature); chunked over tokens
-        unless chunk_tokens is 0. The chunked head has no temperature, so T != 1 builds the full logits
-        (more memory at long context; memory.chunked_token_logprobs could take a temperature instead)."""
-        if self.chunk_tokens > 0 and temperature == 1.0:
-            return chunked_token_logprobs(self.model, batch, self.chunk_tokens)
-        return losses.token_logprobs(completion_logits(self.model, batch), batch.labels, temperature)
+        (at most chunk_tokens rows of logits at a time, at any temperature) unless chunk_tokens is 0."""
+        if self.chunk_tokens > 0:
+            return self._call(chunked_token_logprobs, batch, self.chunk_tokens, temperature)
+        return losses.token_logprobs(self._call(completion_logits, batch), batch.labels, temperature)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """fn(model, *args, **kwargs): every forward goes through here, so a sharded backend can run it inside
+        its FSDP root module's forward (where the root's parameters are gathered)."""
+        return fn(self.model, *args, **kwargs)
 
     @torch.inference_mode()
     def score(
@@ -446,16 +453,32 @@ class TransformersBackend:
         """Load weights (and optionally optimizer state); weights_version becomes the checkpoint's."""
         meta = checkpoint.meta_for_load(path, self.trainable_layers, load_optimizer)
         checkpoint.load_weights(path, self.model)
+        # A sharded trainer's checkpoint: its fp32 weights (the masters) and optimizer are DCP shards.
+        sharded = checkpoint.read_dcp(path) if checkpoint.is_dcp(path) else None
+        if sharded is not None:
+            self._load_fp32(sharded["model"])
         if load_optimizer or self.master is not None:
-            self._masters().load(checkpoint.load_masters(path))
+            self._masters().load(sharded["model"] if sharded is not None else checkpoint.load_masters(path))
         if load_optimizer:
             self.optimizer = None
             optimizer = self._optimizer_for(Hyper(learning_rate=0.0))
-            optimizer.load_state_dict(checkpoint.load_optimizer_state(path, optimizer, self._masters().masters))
+            if sharded is not None:
+                optimizer.load_state_dict(checkpoint.indexed_optimizer_state(sharded["optim"]))
+            else:
+                optimizer.load_state_dict(checkpoint.load_optimizer_state(path, optimizer, self._masters().masters))
         checkpoint.load_rng(path)
         self.last_step = None
         self.weights_version = int(meta.get("weights_version", self.weights_version + 1))
         return self.weights_version
+
+
+    @torch.no_grad()
+    def _load_fp32(self, state: dict[str, torch.Tensor]) -> None:
+        """The parameters from fp32 copies (rounded to the model's dtype)."""
+        for name, param in self.model.named_parameters():
+            if name not in state:
+                raise ValueError(f"sharded checkpoint lacks {name}")
+            param.copy_(state[name])
 
 
 def _stop_eos(loaded: LoadedModel, eos_ids: frozenset[int]) -> int | None:

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,46 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
 # fp32 master weights of a bf16 trainer (precision.MasterWeights); model.safetensors holds them rounded.
 MASTER_FILE = "master_fp32.pt"
+# A sharded trainer's checkpoint: torch.distributed.checkpoint files of the fp32 weights and the optimizer
+# ({"model": {fqn: tensor}, "optim": torch's FQN-keyed optimizer state}); each rank's RNG in rng-<rank>.pt.
+DCP_DIR = "dcp"
+
+
+def is_dcp(path: Path) -> bool:
+    return (path / DCP_DIR).is_dir()
+
+
+def has_optimizer(path: Path) -> bool:
+    """The checkpoint holds optimizer state (single-rank optimizer.pt, or a sharded one written with it)."""
+    return (path / OPTIMIZER_FILE).exists() or (is_dcp(path) and bool(read_meta(path).get("has_optimizer")))
+
+
+def rank_rng_file(rank: int) -> str:
+    return f"rng-{rank}.pt"
+
+
+def read_dcp(path: Path) -> dict[str, Any]:
+    """A sharded checkpoint's whole DCP state in this process (plain tensors): for a single-rank trainer,
+    which holds the whole model anyway."""
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+        warnings.simplefilter("ignore", UserWarning)
+        return _load_state_dict_from_keys(checkpoint_id=str(path / DCP_DIR))
+
+
+def indexed_optimizer_state(named: dict[str, Any]) -> dict[str, Any]:
+    """torch's FQN-keyed optimizer state → the single-rank optimizer.state_dict() layout (parameters
+    numbered in param-group order)."""
+    ids: dict[str, int] = {}
+    groups = []
+    for g in named["param_groups"]:
+        params = []
+        for fqn in g["params"]:
+            ids[fqn] = len(ids)
+            params.append(ids[fqn])
+        groups.append({**g, "params": params})
+    return {"state": {ids[k]: v for k, v in named["state"].items()}, "param_groups": groups}
 
 
 def rng_state() -> dict[str, Any]:
@@ -198,12 +239,15 @@ def _regroup(saved: dict[str, Any], live: list[dict[str, Any]], params: list[tor
     return {"state": state, "param_groups": groups}
 
 
-def load_masters(path: Path) -> dict[str, torch.Tensor] | None:
+def load_masters(path: Path, mmap: bool = False) -> dict[str, torch.Tensor] | None:
+    """The fp32 masters of a single-rank bf16 checkpoint; ``mmap`` maps the file (a sharded rank reads its rows)."""
     f = path / MASTER_FILE
-    return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
+    return torch.load(f, map_location="cpu", weights_only=True, mmap=mmap) if f.exists() else None
 
 
-def load_rng(path: Path) -> None:
-    f = path / RNG_FILE
-    if f.exists():
+def load_rng(path: Path, rank: int = 0) -> None:
+    """This rank's RNG state: a sharded checkpoint has one per rank (rank 0's for a rank it did not have)."""
+    candidates = [path / rank_rng_file(rank), path / rank_rng_file(0), path / RNG_FILE]
+    f = next((c for c in candidates if c.exists()), None)
+    if f is not None:
         restore_rng(torch.load(f, map_location="cpu", weights_only=True))

@@ -53,16 +53,19 @@ def checkpoint_blocks(model: torch.nn.Module) -> None:
         block._promptcot_checkpointed = True
 
 
-def _head_logprobs(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _head_logprobs(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = head(hidden).float()
+    if temperature != 1.0:  # as losses.token_logprobs divides: the same values at any temperature
+        logits = logits / temperature
     picked = torch.gather(logits, -1, labels[:, None]).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def chunked_token_logprobs(model: Any, batch: CompletionBatch, chunk_tokens: int) -> torch.Tensor:
-    """log p(label) at every completion position, float32 [B, C] (0 on padding), same values as
-    losses.token_logprobs(completion_logits(...)). Under autograd each chunk is checkpointed, so its
-    logits are rebuilt in the backward pass rather than kept."""
+def chunked_token_logprobs(model: Any, batch: CompletionBatch, chunk_tokens: int,
+                           temperature: float = 1.0) -> torch.Tensor:
+    """log p(label) under softmax(logits / temperature) at every completion position, float32 [B, C] (0 on
+    padding), same values as losses.token_logprobs(completion_logits(...), labels, temperature). Under
+    autograd each chunk is checkpointed, so its logits are rebuilt in the backward pass rather than kept."""
     out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
     rows, cols = batch.mask.nonzero(as_tuple=True)
     hidden = out.last_hidden_state[rows, batch.positions[rows, cols]]  # [N, H]
@@ -72,9 +75,9 @@ def chunked_token_logprobs(model: Any, batch: CompletionBatch, chunk_tokens: int
     for lo in range(0, hidden.shape[0], chunk_tokens):
         h, y = hidden[lo : lo + chunk_tokens], labels[lo : lo + chunk_tokens]
         if torch.is_grad_enabled():
-            pieces.append(checkpoint(_head_logprobs, head, h, y, use_reentrant=False))
+            pieces.append(checkpoint(_head_logprobs, head, h, y, temperature, use_reentrant=False))
         else:
-            pieces.append(_head_logprobs(head, h, y))
+            pieces.append(_head_logprobs(head, h, y, temperature))
     values = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
     full = torch.zeros(batch.labels.shape, dtype=torch.float32, device=values.device)
     return full.index_put((rows, cols), values)

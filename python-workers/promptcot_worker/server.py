@@ -40,7 +40,7 @@ from .models import load_source  # noqa: E402
 from .reference import References  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
-from . import shard_refs, sharded, text_ops  # noqa: E402
+from . import checkpoint, shard_refs, sharded, text_ops  # noqa: E402
 
 PROTO_VERSION = "promptcot.worker.v1"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -118,18 +118,18 @@ class Worker(pb_grpc.WorkerServicer):
         torch.manual_seed(self.args.seed)
         log.info("loading model %s", self.args.model)
         dtype = getattr(torch, self.args.dtype)
-        loaded = load_source(self.args.model, self.args.seed, dtype)
         device = resolve_device(self.args.device, self.args.device_index)
-        backend = sharded.backend_for_rank(self.args, loaded, device, dtype) or TransformersBackend(
-            loaded, device, self.args.model, self.args.trainable_layers, self.args.decode_width,
-            gradient_checkpointing=self.args.gradient_checkpointing,
+        # A rank of a sharded group builds its model on the meta device and reads only its shards.
+        backend = sharded.backend_for_rank(self.args, device, dtype) or TransformersBackend(
+            load_source(self.args.model, self.args.seed, dtype), device, self.args.model,
+            self.args.trainable_layers, self.args.decode_width, gradient_checkpointing=self.args.gradient_checkpointing,
         )
         if self.args.init_checkpoint:
             path = Path(self.args.init_checkpoint)
             # Optimizer state (and fp32 masters) belong to the one worker that trains; a rollout worker
             # holding them would only waste memory.
             trainer = self.args.role == "trainer"
-            backend.load_checkpoint(path, load_optimizer=trainer and (path / "optimizer.pt").exists())
+            backend.load_checkpoint(path, load_optimizer=trainer and checkpoint.has_optimizer(path))
         self.backend = backend
         info = backend.info()
         log.info("ready: %s on %s as %s, %d params (%d trainable), optimizer %s", info["model_name"],

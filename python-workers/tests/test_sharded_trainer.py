@@ -19,12 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python-workers"))
 
+from promptcot_worker import checkpoint  # noqa: E402
+from promptcot_worker import losses  # noqa: E402
 from promptcot_worker.backend_transformers import TransformersBackend  # noqa: E402
+from promptcot_worker.batch import build_batch, completion_logits  # noqa: E402
+from promptcot_worker.memory import chunked_token_logprobs  # noqa: E402
+from promptcot_worker.sharded import split_batch  # noqa: E402
 from promptcot_worker.models import load_source  # noqa: E402
 from promptcot_worker.schema import Example, Hyper, LossKind  # noqa: E402
 
@@ -33,6 +37,7 @@ ATOL = 1e-5
 WEIGHT_ATOL = 5e-5
 DPO_STEPS = 3
 HYPER = dict(learning_rate=1e-3, beta=0.1, micro_batch_size=2, max_grad_norm=1.0)
+GRPO_TEMPERATURE = 0.7
 
 
 def _tokens(rng: random.Random, n: int) -> list[int]:
@@ -59,31 +64,50 @@ def _batches() -> tuple[list[Example], list[Example]]:
 
 def _train(backend: TransformersBackend, dpo: list[Example], grpo: list[Example]) -> list[float]:
     losses = [backend.train_step(f"dpo-{i}", LossKind.DPO, dpo, Hyper(**HYPER))["loss"] for i in range(DPO_STEPS)]
-    losses.append(backend.train_step("grpo-0", LossKind.GRPO, grpo, Hyper(**HYPER))["loss"])
+    # GRPO at a sampling temperature: the chunked head divides its logits too (no full-logits fallback).
+    grpo_hyper = Hyper(**HYPER, logit_temperature=GRPO_TEMPERATURE)
+    losses.append(backend.train_step("grpo-0", LossKind.GRPO, grpo, grpo_hyper)["loss"])
     return losses
 
 
+def _no_full_logits(*_: object, **__: object) -> None:
+    raise AssertionError("the full-logits path was taken on a sharded rank")
+
+
 def _rank_main(rank: int, world: int, port: int, out: str, resume_from: str) -> None:
+    from promptcot_worker import backend_transformers
     from promptcot_worker.sharded import Rank, ShardedBackend, init_group
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # Scoring, DPO and GRPO at T != 1 must all go through the chunked head: the [B, C, V] path raises here.
+    backend_transformers.completion_logits = _no_full_logits
     me = Rank(rank, world)
     init_group(me, torch.device("cpu"))
     torch.manual_seed(0)
-    backend = ShardedBackend(load_source(MODEL, 0, torch.float32), torch.device("cpu"), MODEL, me, torch.float32)
+    backend = ShardedBackend.start(MODEL, 0, torch.device("cpu"), me, torch.float32)
+    local = sum(p.to_local().numel() for p in backend.model.parameters())
+    whole = sum(p.numel() for p in backend.model.parameters())
     dpo, grpo = _batches()
     # Scored by the group first, as the controller does (reference log-probs): a no-grad forward before
     # training once left FSDP's root parameters gathered, and the optimizer then held the wrong tensors.
     refs = backend.score([(e.prompt, e.chosen) for e in dpo], want_tokens=False)
     losses = _train(backend, dpo, grpo)
     backend.save_checkpoint(Path(out) / "sharded", include_optimizer=True)
+    # Bit-exact resume in the same group (2 -> 2): one step, back to the checkpoint, the same step again.
+    first = backend.train_step("resume-a", LossKind.DPO, dpo, Hyper(**HYPER))["loss"]
+    backend.save_checkpoint(Path(out) / "sharded-step", include_optimizer=False)
+    backend.load_checkpoint(Path(out) / "sharded", load_optimizer=True)
+    again = backend.train_step("resume-b", LossKind.DPO, dpo, Hyper(**HYPER))["loss"]
+    backend.save_checkpoint(Path(out) / "sharded-step-again", include_optimizer=False)
     # The other direction: a single-rank checkpoint (weights + optimizer) loaded into the group, one more step.
     backend.load_checkpoint(Path(resume_from), load_optimizer=True)
     losses.append(backend.train_step("after-load", LossKind.DPO, dpo, Hyper(**HYPER))["loss"])
     backend.save_checkpoint(Path(out) / "sharded-after-load", include_optimizer=False)
     if rank == 0:
-        torch.save({"losses": losses, "refs": [r.sum_logprob for r in refs]}, Path(out) / "losses.pt")
+        torch.save({"losses": losses, "refs": [r.sum_logprob for r in refs], "resume": [first, again],
+                    "local_fraction": local / whole},
+                   Path(out) / "losses.pt")
     import torch.distributed as dist
 
     dist.destroy_process_group()
@@ -96,7 +120,8 @@ def _free_port() -> int:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path / "model.safetensors"))
+    """The HF-layout weights, whether one file (single rank) or one file per rank with an index."""
+    return checkpoint.read_safetensors(path)
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -119,7 +144,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     single_losses.append(single.train_step("after-load", LossKind.DPO, dpo, Hyper(**HYPER))["loss"])
     single.save_checkpoint(tmp / "single-after-load", include_optimizer=False)
     got = torch.load(tmp / "losses.pt")
-    return {"tmp": tmp, "single": single_losses, "sharded": got["losses"], "refs": got["refs"],
+    return {"tmp": tmp, "single": single_losses, "sharded": got["losses"], "refs": got["refs"], "resume": got["resume"], "local_fraction": got["local_fraction"],
             "single_refs": [e.ref_chosen_logp for e in dpo]}
 
 
@@ -140,13 +165,63 @@ def test_two_ranks_match_single_rank_weights_and_layout(runs: dict) -> None:
     assert moved > 10 * WEIGHT_ATOL  # the comparison is not vacuous: the extra step changed the weights
 
 
+def test_each_rank_holds_only_its_shards(runs: dict) -> None:
+    assert 0.45 < runs["local_fraction"] < 0.55  # rank 0's rows of every parameter, about half of them
+
+
+def test_split_batch_gives_every_example_to_one_rank_balanced_by_tokens() -> None:
+    rows = [(2, 10), (2, 40), (2, 12), (2, 9), (2, 30)]
+    parts = [split_batch(rows, r, 2) for r in range(2)]
+    assert sorted(parts[0] + parts[1]) == list(range(5))
+    assert parts == [[0, 1], [2, 3, 4]]  # 20+80 padded tokens against 24+18+60
+    assert split_batch(rows[:1], 1, 2) == []  # fewer examples than ranks: rank 1 only pads
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_chunked_head_equals_full_logits(temperature: float) -> None:
+    """The chunked head (a few rows of logits at a time) against [B, C, V] logits, with gradients."""
+    backend = _single()
+    rng = random.Random(3)
+    batch = build_batch([(_tokens(rng, 4), _tokens(rng, 2 + 3 * i)) for i in range(3)], backend.pad_id,
+                        torch.device("cpu"))
+    chunked = chunked_token_logprobs(backend.model, batch, 4, temperature)
+    full = losses.token_logprobs(completion_logits(backend.model, batch), batch.labels, temperature) * batch.mask
+    assert torch.allclose(chunked, full, atol=1e-5)
+    (g_chunked,) = torch.autograd.grad((chunked * batch.mask).sum(), [backend.model.model.norm.weight])
+    (g_full,) = torch.autograd.grad(full.sum(), [backend.model.model.norm.weight])
+    assert torch.allclose(g_chunked, g_full, atol=1e-4)
+
+
+def test_resume_in_the_group_is_bit_exact(runs: dict) -> None:
+    tmp: Path = runs["tmp"]
+    first, again = runs["resume"]
+    assert first == again
+    a, b = _weights(tmp / "sharded-step"), _weights(tmp / "sharded-step-again")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _max_diff(a, _weights(tmp / "sharded")) > 10 * WEIGHT_ATOL  # the step moved the weights
+
+
+def test_sharded_checkpoint_is_per_rank_dcp_with_an_hf_copy(runs: dict) -> None:
+    ckpt: Path = runs["tmp"] / "sharded"
+    names = {f.name for f in ckpt.iterdir()}
+    assert {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json",
+            "config.json", "worker_meta.json", "rng-0.pt", "rng-1.pt", "dcp"} <= names
+    assert not any(n.endswith(".pt") and n.startswith(("optimizer", "master")) for n in names)
+    assert len(list((ckpt / "dcp").glob("*.distcp"))) == 2  # one file of shards per rank
+    assert not list(ckpt.parent.glob("*.tmp-*"))  # every temp dir renamed or removed
+
+
 def test_sharded_checkpoint_loads_in_a_single_rank_trainer(runs: dict) -> None:
+    """2 ranks -> 1: the DCP shards read back whole, masters and optimizer equal the single-rank trainer's."""
     tmp: Path = runs["tmp"]
     single_opt = torch.load(tmp / "single" / "optimizer.pt", weights_only=True)
-    sharded_opt = torch.load(tmp / "sharded" / "optimizer.pt", weights_only=True)
+    sharded_opt = checkpoint.indexed_optimizer_state(checkpoint.read_dcp(tmp / "sharded")["optim"])
     assert [len(g["params"]) for g in sharded_opt["param_groups"]] == [len(g["params"]) for g in single_opt["param_groups"]]
     for i, state in single_opt["state"].items():
         assert float(sharded_opt["state"][i]["step"]) == float(state["step"])
         assert torch.allclose(sharded_opt["state"][i]["exp_avg"], state["exp_avg"], atol=WEIGHT_ATOL)
     backend = _single()
     assert backend.load_checkpoint(tmp / "sharded", load_optimizer=True) == DPO_STEPS + 1
+    live = dict(backend.model.named_parameters())
+    saved = checkpoint.read_dcp(tmp / "sharded")["model"]
+    assert all(torch.equal(live[n], saved[n]) for n in live)  # the fp32 shards, not the HF copy

@@ -9,8 +9,10 @@ import type { Command } from "commander";
 import { ConfigError } from "../config/errors.js";
 import { Journal } from "../experiment/journal.js";
 
-/** The trainer's own files: resuming needs them, a model user does not. */
+/** The trainer's own files: resuming needs them, a model user does not. A sharded trainer's checkpoint adds
+ * one RNG file per rank and its DCP shards (a directory, so never copied: the ranks wrote the HF copy). */
 const TRAINER_STATE = new Set(["optimizer.pt", "rng.pt", "master_fp32.pt", "worker_meta.json"]);
+const isTrainerState = (f: string): boolean => TRAINER_STATE.has(f) || /^rng-\d+\.pt$/.test(f);
 
 interface UpdateRow {
   checkpoint: string;
@@ -54,7 +56,7 @@ export function exportCheckpoint(src: string, out: string): string[] {
   if (existsSync(out) && (!statSync(out).isDirectory() || readdirSync(out).length > 0)) {
     throw new ConfigError(`--out ${out} exists and is not an empty directory; choose another or remove it`);
   }
-  const files = readdirSync(src).filter((f) => !TRAINER_STATE.has(f) && statSync(join(src, f)).isFile());
+  const files = readdirSync(src).filter((f) => !isTrainerState(f) && statSync(join(src, f)).isFile());
   if (!files.some((f) => f.endsWith(".safetensors")) || !files.includes("config.json")) {
     throw new ConfigError(`${src} is not a model checkpoint (needs *.safetensors and config.json)`);
   }

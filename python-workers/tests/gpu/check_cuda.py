@@ -4,6 +4,15 @@ top-2) in bf16 with fp32 master weights, through the worker's own backend: gener
 
     python python-workers/tests/gpu/check_cuda.py          # CUDA, bf16
     python python-workers/tests/gpu/check_cuda.py --cpu    # the same checks on CPU in fp32 (proves the script)
+    python python-workers/tests/gpu/check_cuda.py --sharded N         # FSDP2 over NCCL, N ranks = N GPUs, bf16
+    python python-workers/tests/gpu/check_cuda.py --sharded 2 --cpu   # the same over gloo on CPU in fp32
+
+--sharded: the toy MoE is written as an HF directory and every rank starts from it through the trainer's own
+ShardedBackend (meta device, fully_shard, each rank reads its rows), with the full-logits path disabled (a
+call raises), so scoring, a DPO step and a GRPO step at temperature 0.7 all use the chunked head; then a DCP
+checkpoint round trip (save, one more step, load: every local shard back bit for bit). Each rank reports its
+peak memory (CUDA: max_memory_allocated) against the plan for its shards: 16 bytes per local parameter (fp32
+weights, gradients, two AdamW moments) plus the largest gathered unit.
 
 Exit status 0 only when every check passed; 2 when there is no CUDA device (and no --cpu).
 """
@@ -114,10 +123,101 @@ def run(device: torch.device, dtype: torch.dtype) -> int:
     return 0 if all(checks.values()) else 1
 
 
+def sharded_rank(rank: int, world: int, port: int, model_dir: str, use_cpu: bool, out: str) -> None:
+    """One rank of the --sharded check; writes its report lines and verdicts to out/rank-R.json."""
+    import json
+    import os
+
+    import torch.distributed as dist
+
+    from promptcot_worker import backend_transformers
+    from promptcot_worker.sharded import Rank, ShardedBackend, init_group
+
+    def no_full_logits(*_: Any, **__: Any) -> None:
+        raise AssertionError("the full-logits path was taken on a sharded rank")
+
+    backend_transformers.completion_logits = no_full_logits
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    device = torch.device("cpu") if use_cpu else torch.device(f"cuda:{rank}")
+    dtype = torch.float32 if use_cpu else torch.bfloat16
+    me = Rank(rank, world)
+    init_group(me, device)
+    report: list[str] = []
+    b = timed(report, "start", lambda: ShardedBackend.start(model_dir, 0, device, me, dtype, decode_width=4), device)
+    local = sum(p.to_local().numel() for p in b.model.parameters())
+    whole = sum(p.numel() for p in b.model.parameters())
+    samples = timed(report, "generate", lambda: generate(b), device)
+    hyper = Hyper(learning_rate=1e-3, beta=0.1, max_grad_norm=1.0)
+    dpo = timed(report, "dpo step", lambda: b.train_step("dpo-0", LossKind.DPO, dpo_examples(b, samples), hyper), device)
+    hot = Hyper(learning_rate=1e-3, max_grad_norm=1.0, logit_temperature=0.7)
+    grpo = timed(report, "grpo T=0.7", lambda: b.train_step("grpo-0", LossKind.GRPO, grpo_examples(b, samples), hot), device)
+    with tempfile.TemporaryDirectory() as tmp:
+        box = [tmp]
+        dist.broadcast_object_list(box, src=0)  # one directory for all ranks (same host)
+        saved = {n: p.to_local().detach().clone() for n, p in b.model.named_parameters()}
+
+        def trip() -> float:
+            b.save_checkpoint(Path(box[0]) / "ckpt", include_optimizer=True)
+            b.train_step("dpo-1", LossKind.DPO, dpo_examples(b, samples), hyper)
+            b.load_checkpoint(Path(box[0]) / "ckpt", load_optimizer=True)
+            back = dict(b.model.named_parameters())
+            return max(float((saved[n].float() - back[n].to_local().detach().float()).abs().max()) for n in saved)
+
+        diff = timed(report, "dcp trip", trip, device)
+        dist.barrier()
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+        plan = 16 * local + max(p.numel() for p in b.model.parameters()) * dtype.itemsize
+        report.append(f"peak         {peak / 2**20:.0f} MiB allocated vs plan {plan / 2**20:.0f} MiB "
+                      f"(16 B x {local:,} local params + largest gathered tensor)")
+    checks = {
+        "rank holds only its shards": local <= whole // world + whole // 10 if world > 1 else local == whole,
+        "dpo loss = log 2 + router term at step 0": math.isclose(dpo["loss"], math.log(2) + dpo.get("router_aux_loss", -1), abs_tol=2e-2),
+        "finite grpo step at T=0.7 (chunked head)": math.isfinite(grpo["loss"]) and math.isfinite(grpo["grad_norm"]),
+        "dcp round trip exact": diff == 0.0,
+    }
+    report += [f"{'ok  ' if ok else 'FAIL'} {name}" for name, ok in checks.items()]
+    Path(out, f"rank-{rank}.json").write_text(json.dumps({"report": report, "ok": all(checks.values())}))
+    dist.destroy_process_group()
+
+
+def run_sharded(world: int, use_cpu: bool) -> int:
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        toy = tiny_qwen3_moe(torch.float32)
+        toy.model.save_pretrained(f"{tmp}/model")
+        toy.tokenizer.save_pretrained(f"{tmp}/model")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mp.start_processes(sharded_rank, args=(world, port, f"{tmp}/model", use_cpu, tmp), nprocs=world, join=True,
+                           start_method="spawn")
+        ok = True
+        for r in range(world):
+            got = json.loads(Path(tmp, f"rank-{r}.json").read_text())
+            print(f"--- rank {r}/{world} ({'gloo, cpu, fp32' if use_cpu else 'nccl, cuda, bf16'})")
+            print("\n".join(got["report"]))
+            ok = ok and got["ok"]
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", action="store_true", help="run the same checks on CPU in float32")
+    ap.add_argument("--sharded", type=int, default=0, metavar="N", help="the FSDP2 check with N ranks (one GPU each)")
     args = ap.parse_args(argv)
+    if args.sharded:
+        if not args.cpu and torch.cuda.device_count() < args.sharded:
+            print(f"--sharded {args.sharded} needs {args.sharded} CUDA devices, {torch.cuda.device_count()} visible "
+                  "(NCCL puts one rank on each GPU); add --cpu to run it over gloo", file=sys.stderr)
+            return 2
+        if args.cpu:
+            torch.set_num_threads(1)
+        return run_sharded(args.sharded, args.cpu)
     if args.cpu:
         torch.set_num_threads(2)
         return run(torch.device("cpu"), torch.float32)
