@@ -13,6 +13,7 @@ import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { PROTO_VERSION, WorkerRpc } from "../rpc/worker-client.js";
 import type { PoolWorker, WorkerLauncher } from "./launcher.js";
 import { WorkerDiedError, workerArgs, workerIndex, type WorkerSpec } from "./local-launcher.js";
+import { WORKER_SECRET_ENV, workerSecretEnv } from "../rpc/worker-secret.js";
 import { pythonPath, WORKER_PYTHON_ENV } from "./python-env.js";
 import { isTerminal, RayJobsClient, type JobDetails } from "./ray-jobs.js";
 
@@ -159,7 +160,10 @@ export class RayLauncher implements WorkerLauncher {
     writeFileSync(join(dir, "spec.json"), JSON.stringify(this.launchSpec(dir, checkpoint), null, 1));
     const s = this.settings;
     const userEnv = (s.runtime_env.env_vars ?? {}) as Record<string, string>;
-    const envVars = { ...workerEnv(spec), ...userEnv };
+    if (WORKER_SECRET_ENV in userEnv) throw new Error(`cluster.ray.runtime_env.env_vars must not set ${WORKER_SECRET_ENV}: the controller makes the run's worker secret`);
+    // The secret travels in the job's runtime_env (visible to whoever can use the Ray dashboard, who can
+    // run code on the cluster anyway), never in spec.json or another file of the shared directory.
+    const envVars = { ...workerEnv(spec), ...userEnv, ...workerSecretEnv() };
     const submissionId = await this.client.submit({
       entrypoint: `${shq(s.python ?? pythonPath())} -m promptcot_worker.ray_launcher --spec ${shq(join(dir, "spec.json"))}`,
       submission_id: id,
