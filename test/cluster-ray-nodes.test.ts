@@ -1,7 +1,8 @@
 // A 2-rank sharded trainer (FSDP, gloo, CPU) spread over two Ray nodes on this machine: a head on 127.0.0.3
 // and a raylet joined on 127.0.0.2 (test/helpers/ray-cluster.ts). The ranks land on different nodes, meet at
 // rank 0's node address, and a DPO update gives the losses of a local single-rank trainer. Every worker call
-// carries the run's secret: a wrong one is refused, and the secret is in no file of the run's directory.
+// carries the run's secret: a wrong one is refused, and the secret is in no file of the run's directory. A
+// rank killed on its node restarts the whole group (a new rendezvous) from the checkpoint.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,19 +59,19 @@ function filesUnder(dir: string): string[] {
 let launcher: RayLauncher;
 let group: WorkerPool;
 const single = new WorkerPool(1, spec(1, join(runDir, "logs-single")), 0);
-let ok = false;
+let passed = 0;
 
 beforeAll(async () => {
   await cluster.start({ ip: HEAD, cpus: 1 }, [{ ip: NODE, cpus: 1 }]);
   launcher = new RayLauncher(cluster.address, settings, join(runDir, "ray"));
-  group = new WorkerPool(1, spec(2, join(runDir, "logs")), 0, undefined, launcher);
+  group = new WorkerPool(1, spec(2, join(runDir, "logs")), { maxRestarts: 2, windowS: 3600, retryDelayMs: 50 }, undefined, launcher);
   await Promise.all([group.start(), single.start()]);
 }, 420_000);
 
 afterAll(async () => {
   await Promise.all([group?.stop(), single.stop()]);
   await cluster.kill();
-  if (ok) rmSync(root, { recursive: true, force: true });
+  if (passed === 4) rmSync(root, { recursive: true, force: true });
   else process.stderr.write(`[cluster-ray-nodes] kept ${root} for inspection\n`);
 }, 90_000);
 
@@ -85,6 +86,8 @@ describe("sharded trainer over two Ray nodes", () => {
     for (const id of ["worker-0", "worker-0-rank1"]) {
       expect(readFileSync(join(job.dir, "logs", `${id}.log`), "utf8")).toMatch(new RegExp(`joined the gloo group at ${ips[0]!.replace(/\./g, "\\.")}:\\d+`));
     }
+    process.stderr.write(`[cluster-ray-nodes] rank 0 on ${ips[0]}, rank 1 on ${ips[1]}\n`);
+    passed++;
   });
 
   it("one DPO update gives the single-rank trainer's loss, and the next step its updated weights' loss", async () => {
@@ -93,6 +96,8 @@ describe("sharded trainer over two Ray nodes", () => {
     expect(sharded[1]).toBeLessThan(sharded[0]! - 1e-3);
     for (const [i, v] of sharded.entries()) expect(Math.abs(v - plain[i]!)).toBeLessThan(1e-5);
     expect(group.workers[0]!.restarts).toBe(0);
+    process.stderr.write(`[cluster-ray-nodes] DPO losses: 2 ranks on Ray ${sharded.join(", ")}; 1 local rank ${plain.join(", ")}\n`);
+    passed++;
   }, 400_000);
 
   it("a call with a wrong secret is refused (UNAUTHENTICATED); the secret is in no file of the run directory", async () => {
@@ -109,6 +114,27 @@ describe("sharded trainer over two Ray nodes", () => {
     const files = filesUnder(runDir);
     expect(files.some((f) => f.endsWith("spec.json")) && files.some((f) => f.endsWith("worker-0-rank1.log"))).toBe(true);
     expect(files.filter((f) => readFileSync(f).includes(secret))).toEqual([]);
-    ok = true;
+    group.advance(path, 2, 0);
+    passed++;
   }, 300_000);
+
+  it("a rank killed on its node restarts the whole group from the checkpoint, with a new rendezvous", async () => {
+    const w = group.workers[0] as unknown as { placed: { node_ip: string; generation: number; pid: number }[]; restarts: number };
+    const before = w.placed.map((e) => e.pid);
+    const job = await launcher.currentJob(undefined);
+    job.request("worker-0-rank1.kill"); // its server process, on whichever node it runs
+    const until = Date.now() + 60_000;
+    while (group.workers[0]!.alive && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    expect(group.workers[0]!.alive).toBe(false);
+    const info = await group.run(0, (rpc) => rpc.info());
+    expect(info.weightsVersion).toBe(2); // back at the checkpoint
+    expect(w.restarts).toBe(1);
+    expect(w.placed.map((e) => e.generation)).toEqual([1, 1]); // both ranks restarted, as one generation
+    expect(w.placed.every((e, r) => e.pid !== before[r])).toBe(true);
+    expect(new Set(w.placed.map((e) => e.node_ip)).size).toBe(2);
+    const [loss] = await steps(group, 1); // the restarted group trains
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(w.restarts).toBe(1);
+    passed++;
+  }, 400_000);
 });

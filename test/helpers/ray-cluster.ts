@@ -35,17 +35,33 @@ export class LocalRayCluster {
   /** `temp`: Ray's temp dir; keep it short (socket paths), e.g. under /tmp. */
   constructor(readonly temp: string) {}
 
-  async start(head: RayNode, others: RayNode[]): Promise<void> {
+  /** Starts the head, waits for its dashboard, then joins the other nodes. On a busy machine a raylet can give
+   *  up waiting for its dashboard agent (Ray: "Timed out waiting for file .../dashboard_agent_listen_port_...");
+   *  then everything started is killed and the cluster is started again, up to `attempts` times. */
+  async start(head: RayNode, others: RayNode[], attempts = 3): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(head, others);
+      } catch (err) {
+        if (attempt === attempts) throw err;
+        process.stderr.write(`[ray-cluster] the cluster did not start (attempt ${attempt}): ${String(err).slice(0, 300)}\n`);
+        await this.kill();
+      }
+    }
+  }
+
+  private async startOnce(head: RayNode, others: RayNode[]): Promise<void> {
     const [gcs, dash, client] = [await freePort(), await freePort(), await freePort()];
     await this.ray(["--head", `--node-ip-address=${head.ip}`, `--num-cpus=${head.cpus}`, "--include-dashboard=true", `--dashboard-port=${dash}`,
       `--port=${gcs}`, `--ray-client-server-port=${client}`, `--dashboard-agent-listen-port=${await freePort()}`]);
     this.address = `http://127.0.0.1:${dash}`;
+    // The head's dashboard first: while it boots, a joining raylet's agent starts too slowly on a busy machine.
+    const jobs = new RayJobsClient(this.address, 5_000);
+    await waitForAsync(async () => jobs.version().then(() => true, () => false), 90_000, "the Ray dashboard");
     for (const n of others) {
       await this.ray([`--address=${head.ip}:${gcs}`, `--node-ip-address=${n.ip}`, `--num-cpus=${n.cpus}`,
         `--dashboard-agent-listen-port=${await freePort()}`]);
     }
-    const jobs = new RayJobsClient(this.address, 5_000);
-    await waitForAsync(async () => jobs.version().then(() => true, () => false), 90_000, "the Ray dashboard");
   }
 
   private async ray(args: string[]): Promise<void> {
@@ -55,7 +71,7 @@ export class LocalRayCluster {
     const ports = [`--dashboard-agent-grpc-port=${await freePort()}`, `--runtime-env-agent-port=${await freePort()}`, `--metrics-export-port=${await freePort()}`];
     const all = ["start", ...args, ...ports, "--num-gpus=0", `--temp-dir=${this.temp}`, "--object-store-memory=100000000", "--disable-usage-stats"];
     // Patience on a loaded machine: the raylet waits for its agents, `ray start` for the raylet to register.
-    const env = { ...process.env, RAY_agent_register_timeout_ms: "180000", RAY_raylet_start_wait_time_s: "180" };
+    const env = { ...process.env, RAY_agent_register_timeout_ms: "180000", RAY_raylet_start_wait_time_s: "60" };
     const proc = spawn(ray, all, { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
     this.starts.push(proc);
     let out = "";
@@ -91,6 +107,7 @@ export class LocalRayCluster {
 
   async kill(): Promise<void> {
     this.killGroups();
+    this.starts.length = 0;
     await new Promise((r) => setTimeout(r, 3_000));
     for (const pid of this.strays()) {
       try {
