@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -287,19 +288,21 @@ def bench_sync(args: argparse.Namespace, ckpt: Path) -> dict[str, Any]:
     """LoadCheckpoint on a second worker: a real gRPC server process, as the controller's weight sync does."""
     import grpc
 
+    from promptcot_worker import auth
     from promptcot_worker.gen import promptcot_worker_pb2 as pb
     from promptcot_worker.gen import promptcot_worker_pb2_grpc as pb_grpc
 
+    secret = secrets.token_hex(32)
     argv = [sys.executable, "-m", "promptcot_worker.server", "--port", "0", "--model", args.model, "--role", "rollout",
             "--trainable-layers", str(args.trainable_layers), "--threads", str(args.threads)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, auth.SECRET_ENV: secret})
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("PROMPTCOT_READY "):
             raise RuntimeError(f"sync worker did not start: {line!r}")
         port = json.loads(line.split(" ", 1)[1])["port"]
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.WorkerStub(channel)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as raw:
+            stub = pb_grpc.WorkerStub(auth.with_secret(raw, secret))
             times, version = [], -1
             for _ in range(args.sync_repeats):
                 t0 = time.perf_counter()

@@ -35,7 +35,10 @@ describe.skipIf(!binary)("llama.cpp engine (real llama-server)", () => {
   });
 
   it("serves /health with the configured slots, and samples are a function of the seed", async () => {
-    const props = (await (await fetch(`${engine.server.baseUrl.replace(/\/v1$/, "")}/props`)).json()) as { total_slots: number };
+    const origin = engine.server.baseUrl.replace(/\/v1$/, "");
+    expect((await fetch(`${origin}/props`)).status).toBe(401); // every start has its own API key
+    const auth = { authorization: `Bearer ${engine.server.apiKey}` };
+    const props = (await (await fetch(`${origin}/props`, { headers: auth })).json()) as { total_slots: number };
     expect(props.total_slots).toBe(4);
     const a = await generateAll(engine, [rawPrompt("p", [1, 2, 3, 4, 5, 6])], hot, { logprobs: true });
     expect(a).toHaveLength(6);
@@ -48,7 +51,7 @@ describe.skipIf(!binary)("llama.cpp engine (real llama-server)", () => {
     expect(new Set(byPos.map((s) => s.text)).size).toBeGreaterThan(1); // different seeds, different samples
     // One request at a time: a CPU batch of another size may round logits differently, so seed replay is
     // checked where the batch is fixed.
-    const serial = new OpenAIEngine({ baseUrl: engine.server.baseUrl, model: "smollm2", api: "completions", flavor: "llama_cpp", maxConcurrency: 1, timeoutS: 300, retries: 0 });
+    const serial = new OpenAIEngine({ baseUrl: engine.server.baseUrl, model: "smollm2", api: "completions", flavor: "llama_cpp", maxConcurrency: 1, timeoutS: 300, retries: 0, apiKey: engine.server.apiKey });
     const texts = async () => (await generateAll(serial, [rawPrompt("p", [1, 2])], hot)).sort((x, y) => x.position - y.position).map((s) => s.text);
     const first = await texts();
     expect(await texts()).toEqual(first);

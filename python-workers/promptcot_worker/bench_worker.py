@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from . import auth
 from .gen import promptcot_worker_pb2 as pb
 from .gen import promptcot_worker_pb2_grpc as pb_grpc
 
@@ -26,7 +28,8 @@ STORY = [pb.ChatMessage(role="user", content="Write a long, detailed story about
 
 def start(model: str, extra: list[str]) -> tuple[subprocess.Popen, pb_grpc.WorkerStub]:
     argv = [sys.executable, "-m", "promptcot_worker.server", "--port", "0", "--model", model, *extra]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    secret = secrets.token_hex(32)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), auth.SECRET_ENV: secret}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -34,7 +37,7 @@ def start(model: str, extra: list[str]) -> tuple[subprocess.Popen, pb_grpc.Worke
         proc.kill()
         raise SystemExit(f"worker did not start: {line!r}")
     port = json.loads(line.split(" ", 1)[1])["port"]
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = auth.with_secret(grpc.insecure_channel(f"127.0.0.1:{port}"), secret)
     return proc, pb_grpc.WorkerStub(channel)
 
 

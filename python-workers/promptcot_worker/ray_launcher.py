@@ -15,6 +15,13 @@ filesystem, as checkpoints already need):
                                spec's controller_timeout_s the launcher stops everything (controller killed)
   logs/<id>.log                each worker server's stderr
 
+A sharded trainer (workers.trainer_ranks = N > 1) is N entries of the spec's workers, one bundle each, with
+{"group": <leader id>, "rank": r, "world": N}; rank 0's id is the group's. The controller (re)starts and
+counts generations by the leader's id only: every (re)start of the group asks rank 0's actor for a free
+port on its node, then starts all N servers with RANK/WORLD_SIZE and MASTER_ADDR/MASTER_PORT = that node's
+address and port (torch.distributed's rendezvous), and GLOO_SOCKET_IFNAME = the interface carrying each
+rank's own node address, so gloo talks over the network Ray placed the ranks on.
+
 States: starting -> running -> exited (the server process ended) | lost (its actor or node is gone)
 | failed (it could not start). Every file is written to a temp name and renamed, so readers never see half.
 
@@ -39,6 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -62,6 +70,23 @@ def node_ip() -> str:
         return socket.gethostbyname(socket.gethostname())
 
 
+def interface_of(ip: str) -> str | None:
+    """The network interface carrying `ip`; the loopback interface for any 127.0.0.0/8 address (Linux answers
+    all of it on lo without aliases); None when no interface has it."""
+    want_loopback = ip.startswith("127.")
+    for name, addrs in psutil.net_if_addrs().items():
+        for a in addrs:
+            if a.family == socket.AF_INET and (a.address == ip or (want_loopback and a.address.startswith("127."))):
+                return name
+    return None
+
+
+def free_port(ip: str) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
 class WorkerServer:
     """One worker server process. The actor class below wraps it; tests can use it without Ray."""
 
@@ -72,12 +97,24 @@ class WorkerServer:
         self.proc: subprocess.Popen[str] | None = None
         self.lock = threading.Lock()
 
-    def start(self, checkpoint: str | None, timeout_s: float) -> dict[str, Any]:
+    def rendezvous(self) -> dict[str, Any]:
+        """Where rank 0 of a group (this actor) takes the other ranks' rendezvous: its node's address."""
+        ip = node_ip()
+        return {"addr": ip, "port": free_port(ip)}
+
+    def start(self, checkpoint: str | None, timeout_s: float, rank_env: dict[str, str] | None = None) -> dict[str, Any]:
         with self.lock:
             self._kill()
             args = [sys.executable, *self.argv] + (["--init-checkpoint", checkpoint] if checkpoint else [])
+            env = dict(os.environ)
+            if rank_env:
+                env.update(rank_env)
+                ifname = interface_of(node_ip())
+                if ifname and "GLOO_SOCKET_IFNAME" not in os.environ:  # an operator's choice wins
+                    env["GLOO_SOCKET_IFNAME"] = ifname
             with open(self.log_path, "a") as err:
-                self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+                self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                                             text=True, env=env)
             port = self._await_ready(self.proc, timeout_s)
             return {"port": port, "pid": self.proc.pid, "actor_pid": os.getpid(), "node_ip": node_ip()}
 
@@ -120,6 +157,10 @@ class Launcher:
         for sub in ("workers", "requests", "logs"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.workers = {w["id"]: w for w in spec["workers"]}
+        # leader id -> its ranks' ids in rank order (sharded trainers); every other worker is its own leader
+        self.groups: dict[str, list[str]] = {}
+        for w in sorted(spec["workers"], key=lambda w: w.get("rank", 0)):
+            self.groups.setdefault(w.get("group", w["id"]), []).append(w["id"])
         self.actors: dict[str, Any] = {}
         self.generation: dict[str, int] = {}
         self.state: dict[str, str] = {}
@@ -145,13 +186,29 @@ class Launcher:
                                    scheduling_strategy=strategy, name=None).remote(
             wid, w["argv"], str(self.dir / "logs" / f"{wid}.log"))
 
-    def start(self, wid: str, generation: int, checkpoint: str | None) -> None:
-        if wid not in self.actors or self.state.get(wid) == "lost":
-            self.actors[wid] = self._actor(wid)
-        self.generation[wid] = generation
-        self._publish(wid, "starting")
-        ref = self.actors[wid].start.remote(checkpoint, self.spec["startup_timeout_s"])
-        self.pending[ref] = (wid, generation)
+    def start(self, leader: str, generation: int, checkpoint: str | None) -> None:
+        """(Re)starts worker `leader`, or every rank of the group it leads, as `generation`."""
+        ranks = self.groups[leader]
+        for wid in ranks:
+            if wid not in self.actors or self.state.get(wid) == "lost":
+                self.actors[wid] = self._actor(wid)
+            self.generation[wid] = generation
+            self._publish(wid, "starting")
+        envs: list[dict[str, str] | None] = [None]
+        if len(ranks) > 1:
+            try:
+                rdv = ray.get(self.actors[leader].rendezvous.remote(), timeout=60)
+            except Exception as err:  # noqa: BLE001 - rank 0's actor or node is gone: the group cannot start
+                lost = isinstance(err, ray.exceptions.RayActorError)
+                for wid in ranks:
+                    self._publish(wid, "lost" if lost else "failed", error=f"rendezvous: {str(err)[-2000:]}")
+                return
+            envs = [{"RANK": str(r), "WORLD_SIZE": str(len(ranks)), "MASTER_ADDR": rdv["addr"],
+                     "MASTER_PORT": str(rdv["port"])} for r in range(len(ranks))]
+            log.info("group %s (%d ranks): rendezvous at %s:%s", leader, len(ranks), rdv["addr"], rdv["port"])
+        for wid, env in zip(ranks, envs):
+            ref = self.actors[wid].start.remote(checkpoint, self.spec["startup_timeout_s"], env)
+            self.pending[ref] = (wid, generation)
 
     def _publish(self, wid: str, state: str, **extra: Any) -> None:
         self.state[wid] = state
@@ -196,7 +253,7 @@ class Launcher:
             wid, _, rest = req.name.partition(".")
             if rest == "kill" and wid in self.actors:
                 self.actors[wid].kill.remote()
-            elif rest.endswith(".json") and wid in self.workers:
+            elif rest.endswith(".json") and wid in self.groups:
                 gen = int(rest[: -len(".json")])
                 if gen > self.generation.get(wid, -1):
                     self.start(wid, gen, json.loads(req.read_text()).get("checkpoint"))
@@ -216,8 +273,8 @@ class Launcher:
 
     def serve(self) -> bool:
         """Serves until asked to stop (True) or until the controller falls silent (False)."""
-        for wid in self.workers:
-            self.start(wid, 0, self.spec.get("checkpoint"))
+        for leader in self.groups:
+            self.start(leader, 0, self.spec.get("checkpoint"))
         write_json(self.dir / "launcher.json", {"state": "serving", "pid": os.getpid()})
         last_health = 0.0
         while self.handle_requests():

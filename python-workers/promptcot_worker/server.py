@@ -40,7 +40,7 @@ from .models import load_source  # noqa: E402
 from .reference import References  # noqa: E402
 from .sampling import DEFAULT_MAX_TOKENS, SamplingConfig  # noqa: E402
 from .schema import Example, Hyper, LossKind  # noqa: E402
-from . import checkpoint, shard_refs, sharded, text_ops  # noqa: E402
+from . import auth, checkpoint, shard_refs, sharded, text_ops  # noqa: E402
 
 PROTO_VERSION = "promptcot.worker.v1"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -384,13 +384,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def start_server(worker: Worker, host: str, port: int) -> tuple[grpc.Server, int]:
+def start_server(worker: Worker, host: str, port: int, secret: str) -> tuple[grpc.Server, int]:
     options = [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"), options=options)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"), options=options,
+                         interceptors=[auth.SecretCheck(secret)])
     pb_grpc.add_WorkerServicer_to_server(worker, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
@@ -401,6 +402,7 @@ def start_server(worker: Worker, host: str, port: int) -> tuple[grpc.Server, int
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    secret = auth.secret_from_env()
     ready_stream = lifecycle.reserve_stdout()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s {args.worker_id} %(levelname)s %(name)s: %(message)s")
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lifecycle.install_stop_signals(on_signal)
     lifecycle.die_with_parent(_PARENT_PID, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    server, port = start_server(worker, args.host, args.port)
+    server, port = start_server(worker, args.host, args.port, secret)
     try:
         worker.load()
     except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -21,12 +22,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python-workers"))
 
+from promptcot_worker import auth  # noqa: E402
 from promptcot_worker.gen import promptcot_worker_pb2 as pb  # noqa: E402
 from promptcot_worker.gen import promptcot_worker_pb2_grpc as pb_grpc  # noqa: E402
 
 # One intra-op thread: the tiny model gains nothing from more, and idle OpenMP threads spinning on a
 # busy 2-core machine slow everything else down.
 TINY = ("--model", "tiny-random-llama", "--threads", "1")
+# The worker secret of this test session (the controller makes one per run): every worker started here gets
+# it, every channel from connect() sends it.
+SECRET = secrets.token_hex(32)
 READY_TIMEOUT_S = 180.0  # the first run converts the SmolLM2 GGUF (~30 s); later starts take seconds
 
 
@@ -35,6 +40,7 @@ def worker_env() -> dict[str, str]:
     # Prepend, so packages the caller put on PYTHONPATH (e.g. newer wheels) stay visible to the worker.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "python-workers"), env.get("PYTHONPATH")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env[auth.SECRET_ENV] = SECRET
     return env
 
 
@@ -81,13 +87,15 @@ class RunningWorker:
                 self.proc.wait()
 
 
-def connect(port: int) -> tuple[grpc.Channel, pb_grpc.WorkerStub]:
+def connect(port: int, secret: str | None = SECRET) -> tuple[grpc.Channel, pb_grpc.WorkerStub]:
+    """A channel to the worker on `port` whose calls carry `secret` (None: no secret at all)."""
     mib = 256 * 1024 * 1024
-    channel = grpc.insecure_channel(
+    raw = grpc.insecure_channel(
         f"127.0.0.1:{port}",
         options=[("grpc.max_send_message_length", mib), ("grpc.max_receive_message_length", mib)],
     )
-    grpc.channel_ready_future(channel).result(timeout=10)
+    grpc.channel_ready_future(raw).result(timeout=10)
+    channel = raw if secret is None else auth.with_secret(raw, secret)
     return channel, pb_grpc.WorkerStub(channel)
 
 

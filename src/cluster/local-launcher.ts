@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { execa, type ResultPromise } from "execa";
 import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { WorkerRpc, PROTO_VERSION } from "../rpc/worker-client.js";
+import { workerSecretEnv } from "../rpc/worker-secret.js";
 import { pythonEnv, pythonPath, REPO_ROOT } from "./python-env.js";
 import { RankPeers } from "./rank-group.js";
 
@@ -49,7 +50,8 @@ export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?
   return args;
 }
 
-function trainerRanksOf(s: WorkerSpec): number {
+/** How many rank processes the trainer of a pool with this spec is. */
+export function trainerRanksOf(s: WorkerSpec): number {
   return s.trains === false ? 1 : Math.max(1, s.trainerRanks ?? 1);
 }
 const live = new Set<LocalWorker>();
@@ -105,7 +107,7 @@ export class LocalWorker {
     this.log = createWriteStream(join(this.spec.logDir, `${this.id}.log`), { flags: "a" });
     const s = this.spec;
     const args = workerArgs(this.id, s, this.index, checkpoint, this.rank);
-    const env = pythonEnv({ ...(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {}), ...this.rankEnv });
+    const env = pythonEnv({ ...(s.runDir ? { PROMPTCOT_RUN_DIR: s.runDir } : {}), ...this.rankEnv, ...workerSecretEnv() });
     this.exited = false;
     this.proc = execa(pythonPath(), args, { cwd: REPO_ROOT, env, reject: false, stdin: "ignore", cleanup: true, buffer: false });
     live.add(this);

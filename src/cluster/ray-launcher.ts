@@ -3,7 +3,9 @@
 // controller submits the job over the Jobs REST API and talks to the launcher through files in a directory
 // both see at the same path (the module docstring of ray_launcher.py lists them): the launcher publishes
 // each worker's address there, the controller asks for restarts there. The pool then speaks gRPC to the
-// published addresses exactly as to local workers.
+// published addresses exactly as to local workers. A sharded trainer (workers.trainer_ranks = N > 1) is N
+// actors, one bundle each, possibly on N nodes; the launcher gives them the rendezvous of rank 0's node and
+// the pool talks to them through one GroupRpc, as to local ranks (rank-group.ts).
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
@@ -12,8 +14,10 @@ import type { Experiment } from "../config/schema.js";
 import { HealthResponse_Status } from "../rpc/gen/promptcot_worker.js";
 import { PROTO_VERSION, WorkerRpc } from "../rpc/worker-client.js";
 import type { PoolWorker, WorkerLauncher } from "./launcher.js";
-import { WorkerDiedError, workerArgs, workerIndex, type WorkerSpec } from "./local-launcher.js";
+import { WORKER_SECRET_ENV, workerSecretEnv } from "../rpc/worker-secret.js";
+import { TRAINER_INDEX, trainerRanksOf, WorkerDiedError, workerArgs, workerIndex, type WorkerSpec } from "./local-launcher.js";
 import { pythonPath, WORKER_PYTHON_ENV } from "./python-env.js";
+import { GroupRpc } from "./rank-group.js";
 import { isTerminal, RayJobsClient, type JobDetails } from "./ray-jobs.js";
 
 export type RaySettings = Experiment["cluster"]["ray"];
@@ -34,9 +38,10 @@ const POLL_MS = 200;
 const STATUS_EVERY_MS = 2_000;
 const live = new Set<RayJob>();
 
-/** The server's arguments inside an actor: reachable from other nodes, and GPU 0 of the GPUs Ray gave it. */
-export function rayWorkerArgs(id: string, spec: WorkerSpec, host: string): string[] {
-  const args = workerArgs(id, spec, workerIndex(id));
+/** The server's arguments inside an actor: reachable from other nodes, and GPU 0 of the GPUs Ray gave it.
+ *  `id` is a rank's own id (`worker-0-rank1`) and `index` its pool worker's. */
+export function rayWorkerArgs(id: string, spec: WorkerSpec, host: string, index = workerIndex(id), rank = 0): string[] {
+  const args = workerArgs(id, spec, index, undefined, rank);
   args[args.indexOf("--host") + 1] = host;
   args[args.indexOf("--device-index") + 1] = "0"; // Ray sets CUDA_VISIBLE_DEVICES per actor
   return args;
@@ -136,10 +141,8 @@ export class RayLauncher implements WorkerLauncher {
   }
 
   create(id: string, spec: WorkerSpec): PoolWorker {
-    if (((spec as { trainerRanks?: number }).trainerRanks ?? 1) > 1) {
-      throw new Error("workers.trainer_ranks > 1 (a sharded trainer) is not supported on cluster.type ray yet: use cluster.type local, or one trainer rank");
-    }
-    const w = new RayWorker(id, spec, this);
+    const ranks = workerIndex(id) === TRAINER_INDEX ? trainerRanksOf(spec) : 1;
+    const w = new RayWorker(id, spec, this, ranks);
     this.workers.push(w);
     return w;
   }
@@ -159,7 +162,10 @@ export class RayLauncher implements WorkerLauncher {
     writeFileSync(join(dir, "spec.json"), JSON.stringify(this.launchSpec(dir, checkpoint), null, 1));
     const s = this.settings;
     const userEnv = (s.runtime_env.env_vars ?? {}) as Record<string, string>;
-    const envVars = { ...workerEnv(spec), ...userEnv };
+    if (WORKER_SECRET_ENV in userEnv) throw new Error(`cluster.ray.runtime_env.env_vars must not set ${WORKER_SECRET_ENV}: the controller makes the run's worker secret`);
+    // The secret travels in the job's runtime_env (visible to whoever can use the Ray dashboard, who can
+    // run code on the cluster anyway), never in spec.json or another file of the shared directory.
+    const envVars = { ...workerEnv(spec), ...userEnv, ...workerSecretEnv() };
     const submissionId = await this.client.submit({
       entrypoint: `${shq(s.python ?? pythonPath())} -m promptcot_worker.ray_launcher --spec ${shq(join(dir, "spec.json"))}`,
       submission_id: id,
@@ -182,7 +188,11 @@ export class RayLauncher implements WorkerLauncher {
       startup_timeout_s: spec.startupTimeoutS,
       placement_timeout_s: spec.startupTimeoutS,
       controller_timeout_s: s.controller_timeout_s,
-      workers: this.workers.map((w, bundle) => ({ id: w.id, bundle, argv: rayWorkerArgs(w.id, w.spec, s.worker_host) })),
+      // one bundle per rank process: a sharded trainer's ranks may land on different nodes
+      workers: this.workers
+        .flatMap((w) => w.rankIds.map((id, rank) => ({ id, group: w.id, rank, world: w.rankIds.length,
+          argv: rayWorkerArgs(id, w.spec, s.worker_host, workerIndex(w.id), rank) })))
+        .map((r, bundle) => ({ ...r, bundle })),
     };
   }
 
@@ -192,39 +202,52 @@ export class RayLauncher implements WorkerLauncher {
   }
 }
 
-/** A worker served by a Ray actor. Generations count its (re)starts within one launcher job. */
+/** A worker served by a Ray actor (or, for a sharded trainer, by one actor per rank). Generations count its
+ *  (re)starts within one launcher job; a group's ranks are always (re)started together, as one generation. */
 class RayWorker implements PoolWorker {
   rpc: WorkerRpc | undefined;
   pid: number | undefined;
   restarts = 0;
   heldStep = 0;
+  /** The launcher's ids of this worker's rank processes: its own id is rank 0's. */
+  readonly rankIds: string[];
+  /** Each rank's registration at the last start (node, address): tests and error messages. */
+  placed: Registration[] = [];
   private job: RayJob | undefined;
   private generation = -1;
 
-  constructor(readonly id: string, readonly spec: WorkerSpec, private readonly launcher: RayLauncher) {}
+  constructor(readonly id: string, readonly spec: WorkerSpec, private readonly launcher: RayLauncher, ranks = 1) {
+    this.rankIds = [id, ...Array.from({ length: ranks - 1 }, (_, i) => `${id}-rank${i + 1}`)];
+  }
 
   get alive(): boolean {
-    if (!this.job || this.job.ended) return false;
-    const e = this.job.entry(this.id);
-    return e?.generation === this.generation && e.state === "running";
+    const job = this.job;
+    if (!job || job.ended) return false;
+    return this.rankIds.every((id) => {
+      const e = job.entry(id);
+      return e?.generation === this.generation && e.state === "running";
+    });
   }
 
   async start(checkpoint?: string): Promise<void> {
     const job = await this.launcher.currentJob(checkpoint);
     if (job !== this.job) [this.job, this.generation] = [job, 0]; // a new job starts every worker as generation 0
     else job.request(`${this.id}.${++this.generation}.json`, { checkpoint: checkpoint ?? null });
-    const e = await job.awaitRunning(this.id, this.generation, this.spec.startupTimeoutS * 1000);
-    this.pid = e.node_ip && localAddresses().has(e.node_ip) ? e.pid : undefined;
-    this.rpc = new WorkerRpc(e.address!);
-    await this.handshake();
+    // All ranks at once: each announces READY only after every rank joined the process group.
+    this.placed = await Promise.all(this.rankIds.map((id) => job.awaitRunning(id, this.generation, this.spec.startupTimeoutS * 1000)));
+    const lead = this.placed[0]!;
+    this.pid = lead.node_ip && localAddresses().has(lead.node_ip) ? lead.pid : undefined;
+    const rpcs = this.placed.map((e) => new WorkerRpc(e.address!));
+    await Promise.all(rpcs.map((rpc, rank) => this.handshake(rpc, this.rankIds[rank]!)));
+    this.rpc = rpcs.length === 1 ? rpcs[0] : new GroupRpc(rpcs[0]!, rpcs.slice(1), () => this.kill());
   }
 
-  private async handshake(): Promise<void> {
-    const info = await this.rpc!.info(30_000);
-    if (info.protoVersion !== PROTO_VERSION) throw new Error(`worker ${this.id} speaks ${info.protoVersion}, controller expects ${PROTO_VERSION}`);
-    const health = await this.rpc!.health(10_000);
+  private async handshake(rpc: WorkerRpc, id: string): Promise<void> {
+    const info = await rpc.info(30_000);
+    if (info.protoVersion !== PROTO_VERSION) throw new Error(`worker ${id} speaks ${info.protoVersion}, controller expects ${PROTO_VERSION}`);
+    const health = await rpc.health(10_000);
     if (health.status !== HealthResponse_Status.READY) {
-      throw new Error(`worker ${this.id} answered Health with ${HealthResponse_Status[health.status]} instead of READY: ${health.message}`);
+      throw new Error(`worker ${id} answered Health with ${HealthResponse_Status[health.status]} instead of READY: ${health.message}`);
     }
   }
 
@@ -240,7 +263,7 @@ class RayWorker implements PoolWorker {
   }
 
   kill(): void {
-    this.job?.request(`${this.id}.kill`);
+    for (const id of this.rankIds) this.job?.request(`${id}.kill`);
   }
 
   async exitedWithin(ms: number): Promise<boolean> {
@@ -253,7 +276,10 @@ class RayWorker implements PoolWorker {
   }
 
   tail(): string {
-    return this.job ? readTail(join(this.job.dir, "logs", `${this.id}.log`)) : "";
+    const job = this.job;
+    if (!job) return "";
+    const tails = this.rankIds.map((id) => [id, readTail(join(job.dir, "logs", `${id}.log`))]);
+    return tails.length === 1 ? tails[0]![1]! : tails.map(([id, t]) => `[${id}]\n${t}`).join("\n");
   }
 }
 

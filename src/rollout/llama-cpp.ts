@@ -1,6 +1,7 @@
 // llama.cpp's C++ llama-server as a rollout engine on CPU: started on a free port with N parallel slots
 // (continuous batching), health-checked, stopped on every exit path; weight sync writes the policy
 // checkpoint as GGUF (python-workers/promptcot_worker/gguf_export.py) and restarts the server on it.
+import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -67,6 +68,8 @@ export class LlamaServer {
   private proc: ChildProcess | undefined;
   private starts = 0;
   port = 0;
+  /** Required on every completion request (llama-server answers /health without it). */
+  readonly apiKey = randomBytes(24).toString("hex");
 
   constructor(readonly o: LlamaServerOptions) {}
 
@@ -81,7 +84,9 @@ export class LlamaServer {
     this.port = await freePort();
     mkdirSync(this.o.logDir, { recursive: true });
     const log = openSync(join(this.o.logDir, `llama-server-${++this.starts}.log`), "w");
-    const proc = spawnServer(this.o.binary, serverArgs(this.o, this.port), { stdio: ["ignore", log, log] });
+    const proc = spawnServer(this.o.binary, serverArgs(this.o, this.port), {
+      stdio: ["ignore", log, log], env: { ...process.env, LLAMA_API_KEY: this.apiKey }, // env, not argv: ps shows argv
+    });
     this.proc = proc;
     await healthyOrStopped(proc, `http://127.0.0.1:${this.port}/health`, this.o.startupTimeoutS, `llama-server on ${this.o.gguf} (log: ${this.o.logDir})`, () => this.stop());
   }
@@ -116,13 +121,17 @@ export class LlamaCppEngine implements RolloutEngine {
     this.baseGguf = server.o.gguf;
   }
 
+  private openEngine(): OpenAIEngine {
+    return new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp", apiKey: this.server.apiKey });
+  }
+
   get name(): string {
     return `llama_cpp:${this.server.o.gguf}`;
   }
 
   async start(): Promise<void> {
     await this.server.start();
-    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
+    this.inner = this.openEngine();
   }
 
   generate(prompts: EnginePrompt[], sampling: EngineSampling, opts?: GenerateOptions): AsyncIterable<EngineSample> {
@@ -138,7 +147,7 @@ export class LlamaCppEngine implements RolloutEngine {
     const t1 = performance.now();
     await this.server.stop();
     await this.server.start(out);
-    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
+    this.inner = this.openEngine();
     const t2 = performance.now();
     if (this.synced && this.synced !== out) rmSync(this.synced, { force: true }); // only the served GGUF is kept
     this.synced = out;
@@ -154,13 +163,13 @@ export class LlamaCppEngine implements RolloutEngine {
     log(`${this.name}: llama-server is not running; restarting it on ${this.synced ?? this.baseGguf}`);
     await this.server.stop();
     await this.server.start(this.synced ?? this.baseGguf);
-    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
+    this.inner = this.openEngine();
   }
 
   async serveBase(): Promise<void> {
     await this.server.stop();
     await this.server.start(this.baseGguf);
-    this.inner = new OpenAIEngine({ ...this.client, baseUrl: this.server.baseUrl, flavor: "llama_cpp" });
+    this.inner = this.openEngine();
   }
 
   async close(): Promise<void> {

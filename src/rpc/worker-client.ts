@@ -23,6 +23,7 @@ import {
   type EmbedResponse,
   type DeepPartial,
 } from "./gen/promptcot_worker.js";
+import { WORKER_SECRET_METADATA, workerSecret } from "./worker-secret.js";
 
 import { generateTokens, scaledDeadlineMs, scoreTokens, trainTokens } from "./deadlines.js";
 
@@ -38,8 +39,11 @@ type Unary<Req, Res> = (
 
 export class WorkerRpc {
   private readonly client: WorkerClient;
+  readonly #secret: string; // #private: never shown when the client is inspected or logged
 
-  constructor(readonly address: string) {
+  /** `secret`: what every call presents (the worker refuses calls without it); default this run's. */
+  constructor(readonly address: string, secret = workerSecret()) {
+    this.#secret = secret;
     this.client = new WorkerClient(address, credentials.createInsecure(), {
       "grpc.max_receive_message_length": MAX_MESSAGE,
       "grpc.max_send_message_length": MAX_MESSAGE,
@@ -48,10 +52,16 @@ export class WorkerRpc {
 
   private unary<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
     return new Promise((resolve, reject) => {
-      method.call(this.client, req, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) =>
+      method.call(this.client, req, this.metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) =>
         err ? reject(err) : resolve(res),
       );
     });
+  }
+
+  private metadata(): Metadata {
+    const md = new Metadata();
+    md.set(WORKER_SECRET_METADATA, this.#secret);
+    return md;
   }
 
   info(timeoutMs = 10_000): Promise<InfoResponse> {
@@ -64,7 +74,7 @@ export class WorkerRpc {
 
   /** Server-streamed completions; the iterator throws if the stream fails (e.g. the worker died). */
   async *generate(req: DeepPartial<GenerateRequest>, timeoutMs: number): AsyncGenerator<GenerateResponse> {
-    const call = this.client.generate(GenerateRequest.fromPartial(req), new Metadata(), {
+    const call = this.client.generate(GenerateRequest.fromPartial(req), this.metadata(), {
       deadline: new Date(Date.now() + scaledDeadlineMs(timeoutMs, generateTokens(req))),
     });
     try {
