@@ -17,7 +17,9 @@ import { LocalRayCluster } from "./helpers/ray-cluster.js";
 
 const HEAD = "127.0.0.3";
 const NODE = "127.0.0.2";
-const root = mkdtempSync(join(tmpdir(), "pcot-raynodes-"));
+// under /tmp itself, not the per-file test temp root (test/helpers/temp-root.ts): Ray's socket paths must stay
+// short (AF_UNIX allows 107 bytes)
+const root = mkdtempSync("/tmp/pcot-raynodes-");
 const runDir = join(root, "run");
 const cluster = new LocalRayCluster(join(root, "ray"));
 process.on("exit", () => cluster.killGroups()); // a crashed test run leaves no Ray behind

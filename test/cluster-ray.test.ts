@@ -12,7 +12,9 @@ import { pythonPath } from "../src/cluster/python-env.js";
 import { RayJobsClient, RayJobsError } from "../src/cluster/ray-jobs.js";
 import { countUnits, events, processesOfRun, startRun, units, waitFor } from "./helpers/run-harness.js";
 
-const root = mkdtempSync(join(tmpdir(), "pcot-ray-"));
+// under /tmp itself, not the per-file test temp root (test/helpers/temp-root.ts): Ray's socket paths must stay
+// short (AF_UNIX allows 107 bytes); afterAll removes it
+const root = mkdtempSync("/tmp/pcot-ray-");
 const rayTemp = join(root, "ray"); // Ray's socket paths must stay short: keep this under /tmp
 let head: { proc: ChildProcess; address: string } | undefined;
 
