@@ -111,7 +111,9 @@ describe("sharded trainer over two Ray nodes", () => {
     }
     const path = join(runDir, "ckpt-2");
     await group.run(0, (rpc) => rpc.saveCheckpoint({ path, includeOptimizer: true }, 180_000));
-    expect(existsSync(join(path, "model.safetensors"))).toBe(true);
+    // the sharded layout: DCP shards plus an HF copy the ranks wrote together (model-0000r-of-0000N.safetensors)
+    expect(existsSync(join(path, "worker_meta.json"))).toBe(true);
+    expect(readdirSync(path).filter((f) => f.endsWith(".safetensors")).length).toBeGreaterThan(0);
     const secret = Buffer.from(workerSecret());
     const files = filesUnder(runDir);
     expect(files.some((f) => f.endsWith("spec.json")) && files.some((f) => f.endsWith("worker-0-rank1.log"))).toBe(true);
