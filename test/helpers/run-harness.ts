@@ -141,3 +141,15 @@ export function normalizedUnit(json: string, runDir: string): unknown {
 export function shardReadLines(runDir: string): string[] {
   return workerLog(runDir).match(/^.*(score|train step): \d+ [a-z -]+ read from \d+ shard records$/gm) ?? [];
 }
+
+/** Managed engine processes (vLLM's API server, engine core, workers) of a run: they carry its log dir in their environment. */
+export function enginesOf(runDir: string): number[] {
+  const tag = `PROMPTCOT_ENGINE_LOGS=${join(runDir, "logs")}`;
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(tag);
+    } catch {
+      return false;
+    }
+  });
+}
