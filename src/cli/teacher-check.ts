@@ -11,7 +11,7 @@ import { ConfigError } from "../config/errors.js";
 import { loadExperiment } from "../config/load.js";
 import { Journal } from "../experiment/journal.js";
 import { engineGenerator, workerGenerator } from "../rollout/engine-generator.js";
-import { roleEngineType, roleVllmEngine } from "../rollout/from-config.js";
+import { localModelSource, roleEngineType, roleVllmEngine } from "../rollout/from-config.js";
 import type { VllmEngine } from "../rollout/vllm.js";
 import { referenceStage, SAMPLE_STAGE, type SampleRecord } from "../synthesis/references.js";
 import { precisionTable, renderPrecisionTable } from "../synthesis/teacher-precision.js";
@@ -45,8 +45,7 @@ export async function teacherCheck(file: string, o: TeacherCheckOptions): Promis
   const journal = new Journal(join(runDir, "journal.sqlite"));
   const source = t.source ?? cfg.model.source;
   if (/#/.test(source)) throw new ConfigError(`teacher-check: proposer.teacher.source '${source}' is a user Generator; check it with its own tools`);
-  const local = resolve(dirname(file), source);
-  const modelSource = existsSync(local) ? local : source;
+  const modelSource = localModelSource(dirname(file), source);
   const log = (m: string) => process.stderr.write(`[teacher-check] ${m}\n`);
   let engine: VllmEngine | undefined;
   let pool: WorkerPool | undefined;

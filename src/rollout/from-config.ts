@@ -1,6 +1,7 @@
 // Builds the configured engine (`engine:`). The worker engine is not built here: it is one per pool worker
 // (generate-stage.ts wraps each worker's Generate), so "worker" asks the caller to use the pool.
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import type { RolloutEngine } from "./engine.js";
@@ -27,6 +28,12 @@ function clientOptions(e: EngineConfig): Omit<OpenAIEngineOptions, "baseUrl" | "
     model: e.model ?? "default", api: e.api, maxConcurrency: e.max_concurrency, timeoutS: e.timeout_s, retries: e.retries,
     promptOpensThink: e.prompt_opens_think, ...(key ? { apiKey: key } : {}),
   };
+}
+
+/** A model source as the worker takes it: a path relative to the config's directory when one exists there, else the name as written. */
+export function localModelSource(configDir: string, source: string): string {
+  const local = resolve(configDir, source);
+  return existsSync(local) ? local : source;
 }
 
 /** The HF directory of model.source (vLLM loads weights from disk; the quickstart model is converted once). */

@@ -5,7 +5,7 @@
 // problems (synthesize → screen → teacher references). With proposer.twin a twin policy is then trained by
 // the same self-play on as many seed problems per iteration, in <run>/twin (its own journal, so resume
 // covers it), and both are compared on the same held-out set with the paired statistics.
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
@@ -17,7 +17,7 @@ import { shuffled, unitId, unitSeed } from "../experiment/ids.js";
 import { Journal } from "../experiment/journal.js";
 import type { EvalSummary } from "../eval/heldout.js";
 import { engineGenerator, workerGenerator } from "../rollout/engine-generator.js";
-import { roleEngineType, roleVllmEngine } from "../rollout/from-config.js";
+import { localModelSource, roleEngineType, roleVllmEngine } from "../rollout/from-config.js";
 import { PolicyEngine } from "../rollout/policy-engine.js";
 import { RoleEngine } from "../rollout/role-engine.js";
 import type { VllmEngine } from "../rollout/vllm.js";
@@ -43,10 +43,8 @@ type RoleModel = { source?: string | undefined; trainable_layers?: number | unde
 
 function specOf(ctx: RunContext, role: RoleModel, logDir: string): WorkerSpec {
   const m = ctx.cfg.model;
-  const source = role.source ?? m.source;
-  const local = resolve(ctx.configDir, source);
   return {
-    modelSource: existsSync(local) ? local : source, dtype: m.dtype, device: m.device, trainableLayers: role.trainable_layers ?? m.trainable_layers,
+    modelSource: localModelSource(ctx.configDir, role.source ?? m.source), dtype: m.dtype, device: m.device, trainableLayers: role.trainable_layers ?? m.trainable_layers,
     decodeWidth: role.decode_width ?? m.decode_width, seed: ctx.cfg.seed, threads: ctx.cfg.workers.threads, startupTimeoutS: ctx.cfg.workers.startup_timeout_s,
     logDir, runDir: ctx.runDir,
   };
@@ -65,7 +63,7 @@ async function teacherOf(ctx: RunContext): Promise<{ gen: Generator; pool?: Work
   }
   if (roleEngineType(ctx.cfg, t) === "vllm") {
     // frozen: the servers keep the teacher's own weights for the whole run (they apply its chat template)
-    const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "teacher", specOf(ctx, { source }, "").modelSource, t, "chat");
+    const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "teacher", localModelSource(ctx.configDir, source), t, "chat");
     return { gen: engineGenerator(engine), engine };
   }
   const pool = new WorkerPool(1, specOf(ctx, { source }, join(ctx.runDir, "logs", "teacher")), restartPolicyOf(ctx.cfg.workers), ctx.journal);
@@ -76,7 +74,7 @@ async function teacherOf(ctx: RunContext): Promise<{ gen: Generator; pool?: Work
 async function promptEngineOf(ctx: RunContext, pool: WorkerPool): Promise<RoleEngine | undefined> {
   const p = ctx.cfg.proposer.prompt_model;
   if (roleEngineType(ctx.cfg, p) !== "vllm") return undefined;
-  const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "prompt", specOf(ctx, p, "").modelSource, p, "completions");
+  const engine = await roleVllmEngine(ctx.cfg, ctx.runDir, ctx.log, "prompt", localModelSource(ctx.configDir, p.source ?? ctx.cfg.model.source), p, "completions");
   return new RoleEngine(new PolicyEngine(engine), pool, ctx);
 }
 
