@@ -24,6 +24,8 @@ from .schema import Example, Hyper, LossKind, ScoreOut
 
 # Fault hook for deadline tests: seconds slept before every decode step (a slow but live worker).
 _FAULT_SLOW_DECODE_S = float(os.environ.get("PROMPTCOT_FAULT_SLOW_DECODE_S") or 0)
+# Fault hook for recovery tests: TrainStep ids (comma-separated) that hold inside the step, once per run.
+_FAULT_HOLD_TRAIN_STEPS = frozenset(filter(None, (os.environ.get("PROMPTCOT_FAULT_HOLD_TRAIN_STEP") or "").split(",")))
 
 log = logging.getLogger("promptcot_worker.backend")
 
@@ -343,6 +345,8 @@ class TransformersBackend:
         optimizer.zero_grad(set_to_none=True)
         self.model.zero_grad(set_to_none=True)
         stats = self._accumulate(kind, examples, hyper, masters)
+        if step_id in _FAULT_HOLD_TRAIN_STEPS:
+            _fault_hold(step_id)
         limit = hyper.max_grad_norm if hyper.max_grad_norm > 0 else float("inf")
         grad_norm = self._clip_grads(masters.masters, limit)
         optimizer.step()
@@ -479,6 +483,19 @@ class TransformersBackend:
             if name not in state:
                 raise ValueError(f"sharded checkpoint lacks {name}")
             param.copy_(state[name])
+
+
+def _fault_hold(step_id: str) -> None:
+    """Holds inside the step (gradients accumulated, the optimizer not stepped) until the process is killed,
+    after writing $PROMPTCOT_RUN_DIR/fault-held-<step id>, which a test waits for. A step that held once in this
+    run (the file exists) goes through: its redo after a restart must finish."""
+    marker = Path(os.environ["PROMPTCOT_RUN_DIR"]) / f"fault-held-{step_id.replace('/', '_')}"
+    if marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+    log.warning("fault injection: holding TrainStep %s (inside the step) until killed", step_id)
+    while True:
+        time.sleep(1)
 
 
 def _stop_eos(loaded: LoadedModel, eos_ids: frozenset[int]) -> int | None:

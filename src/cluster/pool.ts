@@ -71,6 +71,9 @@ export class WorkerPool {
   checkpoint: string | undefined;
   /** Global optimizer step of `checkpoint` (0 = base model); sync never goes backwards. */
   checkpointStep = 0;
+  /** Unpublished trainer state saved inside an update (a resumable point, src/train/update-points.ts): where
+   *  that worker restarts from, while the others keep `checkpoint` until the update is journaled. */
+  private readonly points = new Map<PoolWorker, { checkpoint: string; step: number }>();
   private readonly budget: RestartBudget;
   private readonly policy: Required<Omit<RestartPolicy, "now">>;
 
@@ -96,6 +99,7 @@ export class WorkerPool {
   async start(checkpoint?: string, step = 0): Promise<void> {
     this.checkpoint = checkpoint;
     this.checkpointStep = step;
+    this.points.clear();
     await Promise.all(this.workers.map((w) => w.start(checkpoint)));
     for (const w of this.workers) w.heldStep = step;
   }
@@ -106,6 +110,15 @@ export class WorkerPool {
     this.checkpoint = checkpoint;
     this.checkpointStep = step;
     this.workers[holder]!.heldStep = step;
+    this.points.delete(this.workers[holder]!);
+  }
+
+  /** Records that worker `holder` holds the state saved at `checkpoint` (step `step`), newer than the pool's
+   *  checkpoint and seen by no other worker: a restart of `holder` loads it, with its optimizer state. */
+  holdPoint(holder: number, checkpoint: string, step: number): void {
+    const w = this.workers[holder]!;
+    this.points.set(w, { checkpoint, step });
+    w.heldStep = step;
   }
 
   async stop(): Promise<void> {
@@ -173,10 +186,11 @@ export class WorkerPool {
           `workers.restart_window_s). Last log lines:\n${w.tail()}`,
       );
     }
-    process.stderr.write(`[pool] ${w.id} failed (${why.split("\n")[0]}); restarting from ${this.checkpoint ?? "base model"}\n`);
-    this.journal?.event("worker_restart", { worker: w.id, reason: why.slice(0, 500), checkpoint: this.checkpoint ?? null });
-    await w.restart(this.checkpoint);
-    w.heldStep = this.checkpointStep;
+    const from = this.points.get(w) ?? { checkpoint: this.checkpoint, step: this.checkpointStep };
+    process.stderr.write(`[pool] ${w.id} failed (${why.split("\n")[0]}); restarting from ${from.checkpoint ?? "base model"}\n`);
+    this.journal?.event("worker_restart", { worker: w.id, reason: why.slice(0, 500), checkpoint: from.checkpoint ?? null });
+    await w.restart(from.checkpoint);
+    w.heldStep = from.step;
   }
 }
 

@@ -194,6 +194,12 @@ export const TrainSchema = z
     adam_eps: z.number().positive().default(1e-8),
     max_grad_norm: z.number().nonnegative().default(1.0),
     weight_decay: z.number().nonnegative().default(0),
+    /** Every N optimizer steps inside an update (DPO, GRPO, SFT, the proposer's and EM's), the trainer saves its
+     *  whole state (weights, optimizer, RNG) as a resumable point and the journal marks those steps done, so a
+     *  crash redoes at most N steps instead of the whole update; only the newest point is kept, and it is
+     *  removed once the update's checkpoint is journaled. Each point costs one checkpoint write. 0 = off: an
+     *  update is redone from its start. */
+    resume_every_steps: nonNegInt.default(50),
     grpo: GrpoSchema,
   })
   .prefault({});

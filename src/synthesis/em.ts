@@ -91,7 +91,7 @@ function update(ctx: SynthContext, role: Role, iteration: number, ids: string[],
     exampleIds: ids,
     load: (batch) => sftExamples(pool, batch.map((id) => ({ id, ...toInput(id) }))),
     hyper, seed: unitSeed(ctx.cfg.seed, stage, iteration),
-    checkpointDir: join(ctx.runDir, "checkpoints", role),
+    checkpointDir: join(ctx.runDir, "checkpoints", role), resumeEverySteps: ctx.cfg.train.resume_every_steps,
   });
 }
 

@@ -108,7 +108,7 @@ export async function warmStart(ctx: RunContext, px: ProposerContext): Promise<v
     exampleIds: px.seeds.map((s) => s.id),
     load: (ids) => sftExamples(px.pool, ids.map((id) => input(byId.get(id)!))),
     hyper: ctx.cfg.proposer.warm_start, seed: unitSeed(ctx.cfg.seed, P_UPDATE, 0),
-    checkpointDir: checkpointDir(ctx),
+    checkpointDir: checkpointDir(ctx), resumeEverySteps: ctx.cfg.train.resume_every_steps,
   });
 }
 

@@ -1,10 +1,10 @@
 // DPO for one iteration: reference log-probs (the iteration's starting weights), then optimizer steps,
 // then a checkpoint. The update is one journaled unit: its step metrics and checkpoint path are
 // recorded together after the checkpoint is on disk, so a crash mid-update redoes it from the last
-// checkpoint instead of training twice on the same pairs. GRPO (grpo.ts) uses the same update unit.
-import { existsSync, readdirSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { status as GrpcStatus } from "@grpc/grpc-js";
+// checkpoint instead of training twice on the same pairs; with train.resume_every_steps a long update
+// also journals a resumable point every N steps (update-points.ts) and a crash redoes at most N steps.
+// GRPO (grpo.ts) uses the same update unit.
+import { join } from "node:path";
 import { WorkerRestartedError } from "../cluster/pool.js";
 import type { RunContext } from "../experiment/context.js";
 import type { Journal } from "../experiment/journal.js";
@@ -14,6 +14,7 @@ import type { SampleRecord } from "../rollout/generate-stage.js";
 import type { Pair } from "../selfplay/pairs.js";
 import { Progress } from "../telemetry/progress.js";
 import { optimizerHyper, totalStepsOf } from "./schedule.js";
+import { planIdentity, prunePoints, saveTrainerCheckpoint, UpdatePoints, type PassStart } from "./update-points.js";
 import { pairIds, scoreItemOf, workerReadsShards } from "./worker-reads.js";
 
 const CALL_DEADLINE_MS = 60 * 60 * 1000;
@@ -135,66 +136,44 @@ export interface UpdatePlan {
 /** Runs an update's steps and saves a checkpoint as one journaled unit (see the file comment). */
 export async function updateUnit(ctx: RunContext, iteration: number, plan: UpdatePlan, globalStep: number): Promise<UpdateRecord> {
   const id = plan.unit?.id ?? `${iterTag(iteration)}/update`;
+  const checkpointDir = plan.checkpointDir ?? join(ctx.runDir, "checkpoints");
   const done = ctx.journal.get<UpdateRecord>(id);
-  if (done) return done;
+  if (done) {
+    prunePoints(checkpointDir, done.global_step); // a crash between the journal row and the pruning left them
+    return done;
+  }
   const { batches } = plan;
 
-  // A trainer restart anywhere in the update (a step, the save) loses the steps already taken, and the
-  // restarted process holds the update's starting checkpoint with its optimizer state (the base model and a
-  // fresh optimizer in iteration 1). So the pass is abandoned at once and the update redone from step 0:
-  // continuing, or replaying on top, would train on the wrong weights.
-  const start = { checkpoint: ctx.pool.checkpoint, step: ctx.pool.checkpointStep };
+  // A trainer restart anywhere in the update (a step, the save) loses the steps since the newest resumable
+  // point (update-points.ts; train.resume_every_steps), and the restarted process holds that point's state
+  // (or the update's starting checkpoint with its optimizer state: the base model and a fresh optimizer in
+  // iteration 1). So the pass is abandoned at once and taken up again from there: continuing, or replaying
+  // on top, would train on the wrong weights.
   const step = globalStep + batches.length;
-  const checkpoint = join(plan.checkpointDir ?? join(ctx.runDir, "checkpoints"), `step-${step}`);
+  const checkpoint = join(checkpointDir, `step-${step}`);
+  const points = new UpdatePoints({
+    journal: ctx.journal, pool: ctx.pool, log: ctx.log, unit: { id, iteration }, every: ctx.cfg.train.resume_every_steps,
+    checkpointDir, startStep: globalStep, steps: batches.length,
+    plan: planIdentity([id, globalStep, plan.loss, plan.hyper, { ...ctx.cfg.train, resume_every_steps: undefined }, ...batches]),
+  });
   for (;;) {
     try {
-      const steps = await runSteps(ctx, iteration, plan, globalStep, id);
-      await saveUpdate(ctx, checkpoint);
+      const from = await points.resume();
+      if (from.checkpoint) ctx.log(`${id}: continuing after step ${from.done} of ${batches.length} from resumable point ${from.checkpoint}`);
+      const steps = await runSteps(ctx, iteration, plan, globalStep, id, from, points);
+      await saveTrainerCheckpoint(ctx.pool, checkpoint);
       const record: UpdateRecord = { steps, checkpoint, global_step: step };
       ctx.journal.record([{ id, stage: plan.unit?.stage ?? "update", iteration, result: record }]);
       // Only the pass that counted reaches metrics.jsonl (and TensorBoard): one value per step.
       for (const m of steps) ctx.metrics.write({ iteration, kind: "train", ...(plan.unit ? { update: plan.unit.id } : {}), ...m });
       ctx.pool.advance(checkpoint, step, TRAINER);
+      prunePoints(checkpointDir, step);
       return record;
     } catch (err) {
       if (!(err instanceof WorkerRestartedError)) throw err; // the restart budget bounds this loop
-      expectTrainerAt(ctx, start);
-      ctx.log(`trainer restarted during the update of ${iterTag(iteration)}; abandoned the pass, redoing all ${batches.length} steps from ${start.checkpoint ?? "the base model"}`);
+      ctx.log(`trainer restarted during the update of ${iterTag(iteration)}; abandoned the pass, taking it up again from its newest resumable point or its start`);
     }
   }
-}
-
-/** The redo is only right if the restarted trainer holds the update's starting weights. */
-function expectTrainerAt(ctx: RunContext, start: { checkpoint: string | undefined; step: number }): void {
-  const held = ctx.pool.workers[TRAINER]!.heldStep;
-  if (ctx.pool.checkpoint !== start.checkpoint || held !== start.step) {
-    throw new Error(
-      `internal error: after a restart the trainer holds step ${held} (${ctx.pool.checkpoint ?? "base model"}), ` +
-        `but the update started from step ${start.step} (${start.checkpoint ?? "base model"}); refusing to train on other weights`,
-    );
-  }
-}
-
-/** Saves weights and optimizer; a dead trainer's leftovers (the dir without its journal row, temp dirs) go first. */
-async function saveUpdate(ctx: RunContext, checkpoint: string): Promise<void> {
-  const parent = dirname(checkpoint);
-  const stale = existsSync(parent) ? readdirSync(parent).filter((f) => f.startsWith(`${basename(checkpoint)}.tmp-`)) : [];
-  for (const f of [checkpoint, ...stale.map((f) => join(parent, f))]) rmSync(f, { recursive: true, force: true });
-  let calls = 0;
-  await ctx.pool.run(
-    TRAINER,
-    async (rpc) => {
-      const retried = calls++ > 0;
-      try {
-        await rpc.saveCheckpoint({ path: checkpoint, includeOptimizer: true }, CALL_DEADLINE_MS);
-      } catch (err) {
-        // A retry on the same live worker (no restart in between, or the pass would have been abandoned)
-        // whose first attempt finished after all: the checkpoint is complete (written to a temp dir, renamed).
-        if (!(retried && (err as { code?: number }).code === GrpcStatus.ALREADY_EXISTS)) throw err;
-      }
-    },
-    { onRestart: "abandon" },
-  );
 }
 
 async function runSteps(
@@ -203,11 +182,15 @@ async function runSteps(
   plan: UpdatePlan,
   globalStep: number,
   unit: string,
+  from: PassStart,
+  points: UpdatePoints,
 ): Promise<Record<string, number>[]> {
   const t = ctx.cfg.train;
-  const steps: Record<string, number>[] = [];
+  const steps: Record<string, number>[] = [...from.steps];
   const progress = new Progress(`${plan.label} update (${plan.batches.length} steps)`, plan.batches.length);
-  for (const [b, batch] of plan.batches.entries()) {
+  if (from.done > 0) progress.tick(from.done, "done before a restart");
+  for (let b = from.done; b < plan.batches.length; b++) {
+    const batch = plan.batches[b]!;
     const res = await ctx.pool.run(TRAINER, (rpc) =>
       rpc.trainStep(
         {
@@ -235,6 +218,7 @@ async function runSteps(
     const metrics: Record<string, number> = { ...res.metrics, step: globalStep + b + 1 };
     steps.push(metrics); // written to metrics.jsonl once the update is journaled (an abandoned pass never is)
     progress.tick(1, `loss ${(metrics.loss ?? NaN).toFixed(4)}`);
+    if (points.due(b + 1)) await points.save(b + 1, steps);
   }
   progress.finish();
   return steps;

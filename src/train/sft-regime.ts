@@ -212,7 +212,7 @@ export async function sftRegime(ctx: RunContext, data: SftData): Promise<{ befor
       sftUpdate({
         journal: ctx.journal, pool: ctx.pool, metrics: ctx.metrics, log: ctx.log, unit: { id: `${iterTag(it)}/update`, stage: "update", iteration: it },
         exampleIds: ids, load: loader(ctx), hyper: cfg.train, seed: unitSeed(cfg.seed, "sft", it), checkpointDir: join(ctx.runDir, "checkpoints"),
-        label: `SFT ${it}/${cfg.iterations}`, batches, hyperAt: (step) => optimizerHyper(cfg, step, total),
+        label: `SFT ${it}/${cfg.iterations}`, batches, hyperAt: (step) => optimizerHyper(cfg, step, total), resumeEverySteps: cfg.train.resume_every_steps,
       }),
     );
     await timer.time("sync", () => syncWeights(ctx, it));
