@@ -1,12 +1,15 @@
 // A 2-rank FSDP trainer (gloo, CPU) driven through the real pool: every call reaches both ranks, rank 0
 // answers, the group's losses equal a single-rank trainer's, and a rank killed mid-step restarts the whole
-// group from the current checkpoint, after which the step is redone.
+// group from the current checkpoint, after which the step is redone; inside an update with resumable points
+// (DCP checkpoints), from the newest point.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalWorker, WorkerSpec } from "../src/cluster/local-launcher.js";
 import { WorkerPool, WorkerRestartedError } from "../src/cluster/pool.js";
+import { Journal } from "../src/experiment/journal.js";
+import { sftUpdate } from "../src/train/sft.js";
 import { HealthResponse_Status, LossKind, type TrainExample } from "../src/rpc/gen/promptcot_worker.js";
 import type { WorkerRpc } from "../src/rpc/worker-client.js";
 
@@ -87,4 +90,40 @@ describe("sharded trainer (2 ranks) through the pool", () => {
     const redone = await call("b-0");
     expect(redone.weightsVersion).toBe(3);
   }, 300_000);
+
+  it("with resumable points: a rank killed after a point restarts the group there; the update ends bit-exact", async () => {
+    const example = (i: number): TrainExample => ({
+      promptTokenIds: [10 + i, 20 + i, 30 + i], completionTokenIds: [100 + i, 200 + i, 300 + i, 400 + i], chosenTokenIds: [], rejectedTokenIds: [],
+      refChosenLogp: 0, refRejectedLogp: 0, advantage: 0, weight: 1, oldLogprobs: [], refLogprobs: [],
+    });
+    const load = async (batch: string[]) => batch.map((id) => example(Number(id.slice(2))));
+    const update = (pool: WorkerPool, name: string, every: number, loadFn: typeof load) => sftUpdate({
+      journal: new Journal(join(dir, `${name}.sqlite`)), pool, log: () => undefined, label: name, unit: { id: "it001/update", stage: "update", iteration: 1 },
+      exampleIds: Array.from({ length: 8 }, (_, i) => `ex${i}`), load: loadFn, seed: 7, checkpointDir: join(dir, name), resumeEverySteps: every,
+      hyper: { learning_rate: 1e-2, batch_size: 2, micro_batch_size: 1, epochs: 1, max_grad_norm: 1, weight_decay: 0 },
+    });
+    const pools = ["ref", "points"].map((name) => new WorkerPool(1, { ...spec(2), logDir: join(dir, `logs-${name}`) }, { maxRestarts: 3, windowS: 3600, retryDelayMs: 50 }));
+    try {
+      await Promise.all(pools.map((p) => p.start()));
+      const [ref, hit] = pools as [WorkerPool, WorkerPool];
+      const want = await update(ref, "ref", 0, load);
+      const leader = hit.workers[0]!;
+      const rank1 = (leader as unknown as { peers: { ranks: LocalWorker[] } }).peers.ranks[0]!;
+      const loaded: string[][] = [];
+      const got = await update(hit, "points", 1, async (batch) => {
+        loaded.push(batch);
+        if (loaded.length === 3) rank1.kill(); // steps 1 and 2 applied, each followed by its point (DCP)
+        return load(batch);
+      });
+      expect(leader.restarts).toBe(1);
+      expect(loaded.length).toBe(5); // 4 steps: batch 3 twice, batches 1 and 2 not trained again
+      expect(loaded[3]).toEqual(loaded[2]);
+      expect(got.steps.map(({ seconds: _s, ...m }) => m)).toEqual(want.steps.map(({ seconds: _s, ...m }) => m));
+      const probe = (p: WorkerPool) => p.run(0, (rpc) => rpc.score({ items: [{ id: "p", promptTokenIds: prompt, completionTokenIds: [101, 201, 301] }] }, 60_000));
+      expect((await probe(hit)).results[0]!.sumLogprob).toBe((await probe(ref)).results[0]!.sumLogprob);
+      expect(existsSync(join(dir, "points", "points"))).toBe(false); // pruned once the update was journaled
+    } finally {
+      await Promise.all(pools.map((p) => p.stop()));
+    }
+  }, 400_000);
 });
