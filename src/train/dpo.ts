@@ -154,7 +154,7 @@ export async function updateUnit(ctx: RunContext, iteration: number, plan: Updat
   const points = new UpdatePoints({
     journal: ctx.journal, pool: ctx.pool, log: ctx.log, unit: { id, iteration }, every: ctx.cfg.train.resume_every_steps,
     checkpointDir, startStep: globalStep, steps: batches.length,
-    plan: planIdentity([id, globalStep, plan.loss, plan.hyper, { ...ctx.cfg.train, resume_every_steps: undefined }, ...batches]),
+    plan: () => planIdentity([id, globalStep, plan.loss, plan.hyper, { ...ctx.cfg.train, resume_every_steps: undefined }, ...batches]),
   });
   for (;;) {
     try {

@@ -81,7 +81,7 @@ export async function sftUpdate(o: SftUpdateOptions): Promise<SftUpdateRecord> {
   const points = new UpdatePoints({
     journal: o.journal, pool: o.pool, log: o.log, unit: o.unit, every: o.resumeEverySteps ?? 0, checkpointDir: o.checkpointDir,
     startStep: start, steps: batches.length,
-    plan: planIdentity([o.unit.id, start, o.hyper, o.seed, batches.map((_, b) => o.hyperAt?.(start + b + 1) ?? null), ...batches]),
+    plan: () => planIdentity([o.unit.id, start, o.hyper, o.seed, batches.map((_, b) => o.hyperAt?.(start + b + 1) ?? null), ...batches]),
   });
   for (let redone = 0; ; redone++) {
     const restartsBefore = trainer.restarts;

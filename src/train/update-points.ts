@@ -52,8 +52,9 @@ export interface PointsOptions {
   /** The global step before the update's first step, and its number of steps. */
   startStep: number;
   steps: number;
-  /** planIdentity of everything a step depends on besides the trainer's state. */
-  plan: string;
+  /** planIdentity of everything a step depends on besides the trainer's state; called only where points
+   *  exist or are written (it hashes every batch). */
+  plan: () => string;
 }
 
 /** A hash of an update's plan (batches, loss, hyperparameters, first global step, ...), fed part by part. */
@@ -82,8 +83,14 @@ export function usablePoints(rows: readonly { id: string; result: PointRecord }[
 
 export class UpdatePoints {
   private savedThrough = 0;
+  private passes = 0;
+  private planId: string | undefined;
 
   constructor(private readonly o: PointsOptions) {}
+
+  private plan(): string {
+    return (this.planId ??= this.o.plan());
+  }
 
   /** A point is due after step `done` (1-based) when it is a multiple of `every` and not the update's last. */
   due(done: number): boolean {
@@ -97,15 +104,16 @@ export class UpdatePoints {
    */
   async resume(): Promise<PassStart> {
     const { journal, pool, unit } = this.o;
-    const rows = journal.list<PointRecord>(POINT_STAGE, unit.iteration);
-    const points = usablePoints(rows, unit.id, this.o.plan);
-    const ignored = rows.filter((r) => r.id.startsWith(`${unit.id}/point/`)).length - points.length;
+    const rows = journal.list<PointRecord>(POINT_STAGE, unit.iteration).filter((r) => r.id.startsWith(`${unit.id}/point/`));
+    const points = rows.length > 0 ? usablePoints(rows, unit.id, this.plan()) : [];
+    const ignored = rows.length - points.length;
     if (ignored > 0) this.o.log(`${unit.id}: ${ignored} journaled resumable point(s) belong to another plan of this update (changed batches or hyperparameters); not loaded`);
     const last = points.at(-1);
     const held = pool.workers[TRAINER]!.heldStep;
+    const first = this.passes++ === 0;
     if (!last || !existsSync(last.checkpoint)) {
       if (last) this.o.log(`${unit.id}: resumable point ${last.checkpoint} is gone; the update starts over`);
-      this.expectHeld(held, this.o.startStep, "the update's start");
+      if (!first || last) this.expectHeld(held, this.o.startStep, "the update's start"); // after a restart: where did it come back?
       this.savedThrough = 0;
       return { done: 0, steps: [] };
     }
@@ -127,7 +135,7 @@ export class UpdatePoints {
     const global = this.o.startStep + done;
     const path = join(pointsDir(this.o.checkpointDir), `step-${global}`);
     await saveTrainerCheckpoint(pool, path);
-    const record: PointRecord = { plan: this.o.plan, steps_done: done, global_step: global, checkpoint: path, steps: steps.slice(this.savedThrough, done) };
+    const record: PointRecord = { plan: this.plan(), steps_done: done, global_step: global, checkpoint: path, steps: steps.slice(this.savedThrough, done) };
     journal.record([{ id: `${unit.id}/point/${String(done).padStart(6, "0")}`, stage: POINT_STAGE, iteration: unit.iteration, result: record }]);
     pool.holdPoint(TRAINER, path, global);
     this.savedThrough = done;
