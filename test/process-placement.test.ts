@@ -9,7 +9,8 @@ import { loadExperiment } from "../src/config/load.js";
 
 const cli = (...args: string[]) => spawnSync("node", ["bin/promptcot.mjs", ...args], { encoding: "utf8", timeout: 120_000 });
 const RAY_30B = "experiments/qwen3-30b-a3b-selfplay.yaml";
-const LOCAL_GPUS = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=4", "--set", "workers.trainer_ranks=2"];
+// rollout on the gRPC workers: managed vLLM servers are not placed on GPUs (the plan would name it as not built)
+const LOCAL_GPUS = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=4", "--set", "workers.trainer_ranks=2", "--set", "engine.type=worker"];
 const cfgOf = (file: string, ...set: string[]) => loadExperiment(file, set.filter((_, i) => i % 2 === 1)).config;
 
 describe("process placement", () => {
