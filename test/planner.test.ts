@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MODEL_PRESETS, paramCounts, resolveModelShape, shapeFromHfConfig, type ModelShape } from "../src/cluster/model-shape.js";
+import { planExperiment } from "../src/cluster/plan-config.js";
+import { loadExperiment } from "../src/config/load.js";
 import { GIB, planPlacement, RESERVE_BYTES, resolveLayout, rolloutMemory, smallestFit, trainerMemory, trainerStartup, type PlanInput } from "../src/cluster/planner.js";
 
 // A shape small enough to count by hand: attention 64·(64+2·32) + 64·64 = 12,288 weights + 2 norms of 64 = 12,416;
@@ -37,6 +39,11 @@ describe("parameter counts", () => {
     const s = preset(name);
     expect(Math.abs(p.total / total - 1)).toBeLessThan(0.01);
     if (nonEmbedding) expect(Math.abs((p.total - p.embedding * (s.tiedEmbeddings ? 1 : 2)) / nonEmbedding - 1)).toBeLessThan(0.01);
+  });
+
+  it("the largest tensor: a MoE layer's fused gate/up experts, or the embedding; the experts' parameters", () => {
+    expect(paramCounts(preset("qwen3-30b-a3b"))).toMatchObject({ largestTensor: 128 * 2 * 768 * 2048, largestIsFusedExperts: true, expertParams: 48 * 128 * 3 * 2048 * 768 });
+    expect(paramCounts(TOY)).toMatchObject({ largestTensor: 64_000, largestIsFusedExperts: false, expertParams: 0 });
   });
 
   it("Qwen3-30B-A3B activates 3.3B parameters per token (the card's figure, to its one decimal)", () => {
@@ -226,5 +233,44 @@ describe("model shapes", () => {
     expect(() => resolveModelShape(join(dir, "missing-model"))).toThrow(/cannot tell the shape of model .*missing-model does not exist/);
     writeFileSync(join(dir, "my-model", "config.json"), JSON.stringify({ vocab_size: 10 }));
     expect(() => resolveModelShape(join(dir, "my-model"))).toThrow(/has no "hidden_size"/);
+  });
+});
+
+describe("what the config's processes supply (built-parts.ts)", () => {
+  // quickstart's config on a GPU cluster of 2 × 4: split roles, 4 rollout GPUs by default (half), 4 trainer GPUs
+  const GPU = ["cluster.gpus_per_node=4", "cluster.nodes=2", "model.device=cuda"];
+  const planned = (...sets: string[]) => planExperiment(loadExperiment("experiments/quickstart.yaml", [...GPU, ...sets]).config).plan;
+
+  it("built: worker rollout on as many rollout workers as engines, trainer ranks = trainer GPUs, Ray across nodes", () => {
+    const p = planned("engine.type=worker", "workers.count=5", "workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1");
+    expect([p.layout.engines, p.layout.trainerGpus, p.missing, p.fits]).toEqual([4, 4, [], true]);
+  });
+
+  it("names the trainer ranks, local workers across nodes, and the rollout workers when they differ from the plan", () => {
+    const p = planned("engine.type=worker", "workers.count=2", "workers.trainer_ranks=1");
+    expect(p.fits).toBe(false);
+    expect(p.missing).toEqual([
+      "workers.trainer_ranks 1: the plan places 4 trainer rank(s) (FSDP 4) but the run would start 1; set workers.trainer_ranks: 4",
+      "cluster.type local: local workers run on this host only, not on 2 nodes; use cluster.type: ray",
+      "workers.count 2: the plan places 4 engine(s) × TP 1 but the run starts 1 rollout worker(s); set workers.count: 5",
+    ]);
+  });
+
+  it("names what the engines lack: vLLM placement on GPUs, the engine count, llama.cpp on GPUs, TP on gRPC workers", () => {
+    const vllm = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.vllm.engines=2");
+    expect(vllm.missing).toEqual([
+      "engine.vllm.engines 2: the plan places 4 engine(s) × TP 1; set engine.vllm.engines: 4",
+      expect.stringMatching(/^engine.type vllm: placing managed vLLM servers on the plan's rollout GPUs is not built/),
+    ]);
+    const llama = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.type=llama_cpp");
+    expect(llama.missing).toEqual([expect.stringMatching(/^engine.type llama_cpp: llama-server is built without a GPU backend/)]);
+    const tp = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.type=worker", "workers.count=3",
+      "parallel.rollout_tensor_parallel=2");
+    expect(tp.missing).toEqual([expect.stringMatching(/^parallel.rollout_tensor_parallel 2: engine.type worker generates on gRPC workers, one device each/)]);
+  });
+
+  it("a CPU plan names nothing: there is no GPU layout to build", () => {
+    const cpu = planExperiment(loadExperiment("experiments/quickstart.yaml", ["workers.trainer_ranks=2", "parallel.sequence_parallel=2"]).config).plan;
+    expect([cpu.cpu, cpu.missing]).toEqual([true, []]);
   });
 });
