@@ -104,7 +104,7 @@ export function planLines({ plan, smallest, engine }: PlanResult): string[] {
     `model: ${s.name} — ${billions(plan.params.total)} parameters${s.experts ? ` (${billions(plan.params.active)} active)` : ""}, ${s.layers} layers, hidden ${s.hidden}, ` +
       `${s.heads} heads / ${s.kvHeads} KV heads × ${s.headDim}, vocab ${s.vocab}; shape from ${s.from}`,
     `workload: ${w.dtypeBytes === 2 ? "bf16" : "fp32"}; generation ${w.genConcurrency} sequences per engine at ${w.genContext} tokens; ` +
-      `training ${w.trainTokens} tokens per micro-batch per rank${par.activationCheckpointing ? ", activation checkpointing" : ""}`,
+      `training ${w.trainTokens} tokens per micro-batch per rank, blocks checkpointed (the worker always does)`,
   ];
   if (plan.cpu) return [...lines, ...cpuLines(plan, gen, engine), ...plan.notes.map((n) => `note: ${n}`)];
   const l = plan.layout;

@@ -71,8 +71,9 @@ export interface Memory {
   logits: number;
   kvCache: number;
   /** Host pages of the safetensors file a single-rank CPU worker keeps mapped: transformers loads a tensor
-   *  whose dtype matches as a view of the file's mmap, so the file stays mapped; 0 on GPUs (the weights are
-   *  copied to the device) and for FSDP ranks (their reader is dropped after start-up). */
+   *  whose dtype matches as a view of the file's mmap (all but the fused experts, which it copies), so those
+   *  pages stay; 0 on GPUs (the weights are copied to the device) and for FSDP ranks (their reader is dropped
+   *  after start-up). */
   mapped: number;
   /** AdamW's temporaries while it steps, after the backward's buffers are freed: one fp32 copy of the local
    *  trainable parameters on a GPU (foreach kernels), two of the largest local tensor on a CPU (per tensor). */
@@ -97,7 +98,8 @@ export interface Layout {
 
 /** A trainer rank while it starts, before any step. */
 export interface Startup {
-  /** One rank: the whole model in its dtype; N ranks: this rank's fp32 shards (the masters). */
+  /** One rank: the model in its dtype (on a CPU only the fused experts' copies; the rest is mappedSource);
+   *  N ranks: this rank's fp32 shards (the masters). */
   weights: number;
   /** The safetensors pages the rank reads through mmap (its rows, in model.dtype on disk): host memory. */
   mappedSource: number;
