@@ -43,7 +43,7 @@ function predicted(dir: string, model: string, ranks: number): { start: number; 
 }
 
 describe("the planner's per-rank trainer memory, measured", () => {
-  it("start-up and step peaks at 1, 2 and 4 ranks are within 25% of the plan", () => {
+  it("the peak rank's start-up and step memory at 1, 2 and 4 ranks is within 25% of the plan", () => {
     const dir = mkdtempSync(join(tmpdir(), "pcot-plan-measured-"));
     const model = join(dir, "model");
     const r = spawnSync("nice", ["-n", "10", pythonPath(), "bench/sharded-memory.py", "--ranks", RANKS.join(","), "--steps", "1",
@@ -65,13 +65,17 @@ describe("the planner's per-rank trainer memory, measured", () => {
       const want = { start: m.start - twin.start, step: m.step - twin.step };
       const recs = measured.ranks.filter((x) => x.world === ranks);
       expect(recs.map((x) => x.backend)).toEqual(Array(ranks).fill(ranks === 1 ? "single" : "sharded"));
+      const got = { start: 0, step: 0 };
       for (const rec of recs) {
-        const got = { start: rec.start_added - rec.twin.start_added, step: stepPeak(rec) - stepPeak(rec.twin) };
-        rows.push(`ranks ${ranks} rank ${rec.rank}: start ${mib(got.start)} vs plan ${mib(want.start)} MiB (${(got.start / want.start).toFixed(2)}), ` +
-          `step ${mib(got.step)} vs plan ${mib(want.step)} MiB (${(got.step / want.step).toFixed(2)})`);
-        for (const k of ["start", "step"] as const) {
-          expect(Math.abs(got[k] / want[k] - 1), `${k} at ${ranks} rank(s), rank ${rec.rank}:\n${rows.join("\n")}`).toBeLessThanOrEqual(TOLERANCE);
-        }
+        const mine = { start: rec.start_added - rec.twin.start_added, step: stepPeak(rec) - stepPeak(rec.twin) };
+        rows.push(`ranks ${ranks} rank ${rec.rank}: start ${mib(mine.start)} vs plan ${mib(want.start)} MiB (${(mine.start / want.start).toFixed(2)}), ` +
+          `step ${mib(mine.step)} vs plan ${mib(want.step)} MiB (${(mine.step / want.step).toFixed(2)})`);
+        got.start = Math.max(got.start, mine.start);
+        got.step = Math.max(got.step, mine.step);
+      }
+      // The group's largest rank: the peak one device must hold, which the plan's per-rank figure is for.
+      for (const k of ["start", "step"] as const) {
+        expect(Math.abs(got[k] / want[k] - 1), `${k} peak at ${ranks} rank(s):\n${rows.join("\n")}`).toBeLessThanOrEqual(TOLERANCE);
       }
     }
     process.stdout.write(`${rows.join("\n")}\n`);
