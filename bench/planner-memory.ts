@@ -5,7 +5,7 @@
 // bench/worker-memory.py measures what one DPO step adds on top of the loaded model (tiny-random-qwen3 with a
 // 151,936-token vocabulary, float32, one pair of two rows of --tokens tokens, log-probs in 256-token chunks,
 // blocks checkpointed): gradients, AdamW's moments (allocated at the first step), activations and logits. The
-// planner predicts the same parts for the same shape (trainerMemory, FSDP 1, no reserve). One step, one
+// planner predicts the same parts for the same shape (trainerMemory, one rank, no reserve). One step, one
 // shape, dominated by the logits chunk: a check that the formulas are of the right size, not a calibration.
 import { spawnSync } from "node:child_process";
 import { MODEL_PRESETS, paramCounts } from "../src/cluster/model-shape.js";
@@ -23,7 +23,7 @@ const MiB = 2 ** 20;
 
 const shape = { ...MODEL_PRESETS["tiny-random-qwen3"]!, vocab, from: "bench" };
 // Two rows (chosen, rejected), each the 256-token prompt and its completion: `tokens` tokens per row.
-const m = trainerMemory(shape, paramCounts(shape), { dtypeBytes: 4, genContext: 1, genConcurrency: 1, trainTokens: 2 * tokens }, 1, 1, true);
+const m = trainerMemory(shape, paramCounts(shape), { dtypeBytes: 4, genContext: 1, genConcurrency: 1, trainTokens: 2 * tokens }, 1);
 const predicted = m.grads + m.optimizer + m.activations + m.logits;
 
 const run = spawnSync(

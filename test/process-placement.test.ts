@@ -4,12 +4,13 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { placementProblems, processSlots } from "../src/cluster/process-placement.js";
+import { placementProblems, processSlots, workersLine } from "../src/cluster/process-placement.js";
 import { loadExperiment } from "../src/config/load.js";
 
 const cli = (...args: string[]) => spawnSync("node", ["bin/promptcot.mjs", ...args], { encoding: "utf8", timeout: 120_000 });
 const RAY_30B = "experiments/qwen3-30b-a3b-selfplay.yaml";
-const LOCAL_GPUS = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=4", "--set", "workers.trainer_ranks=2"];
+// rollout on the gRPC workers: managed vLLM servers are not placed on GPUs (the plan would name it as not built)
+const LOCAL_GPUS = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=4", "--set", "workers.trainer_ranks=2", "--set", "engine.type=worker"];
 const cfgOf = (file: string, ...set: string[]) => loadExperiment(file, set.filter((_, i) => i % 2 === 1)).config;
 
 describe("process placement", () => {
@@ -52,6 +53,11 @@ describe("process placement", () => {
     const json = JSON.parse(cli("plan", "experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=3", "--json").stdout);
     expect(json.processes.map((p: { device: string }) => p.device)).toEqual(["cuda:0", "cuda:1", "cuda:2", "cuda:3"]);
   }, 120_000);
+
+  it("the dry-run plan's workers line says local processes or Ray actors, and the trainer's ranks", () => {
+    expect(workersLine(cfgOf(RAY_30B))).toMatch(/^workers: 1 × Ray actor \(the trainer, worker 0: 16 FSDP ranks, Ray actors\) \(\/models\/Qwen3-30B/);
+    expect(workersLine(cfgOf("experiments/quickstart.yaml"))).toMatch(/^workers: 1 × local process \(smollm2-135m-instruct, /);
+  });
 
   it("cuda:N shares GPU N on purpose, and CPU runs have nothing to place", () => {
     expect(placementProblems(cfgOf("experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=8", "--set", "model.device=cuda:1"))).toEqual([]);

@@ -1,6 +1,7 @@
 // The paper's recipes (experiments/qwen3-30b-a3b-selfplay.yaml, qwen3-4b-selfplay.yaml, qwen2.5-7b-sft.yaml)
-// validate, dry-run and plan on a machine without their model or data, and `plan` refuses a cluster that
-// cannot hold them, naming the reason and the smallest cluster that can.
+// validate, dry-run and plan on a machine without their model or data; the plan names the parts of their
+// layouts the code does not build, and refuses a cluster that cannot hold them, naming the reason and the
+// smallest cluster that can.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
@@ -9,22 +10,41 @@ const cli = (...args: string[]) => spawnSync("node", ["bin/promptcot.mjs", ...ar
 const ONE_GPU = ["--set", "cluster.nodes=1", "--set", "cluster.gpus_per_node=1"];
 
 describe("paper recipes", () => {
-  it.each(RECIPES)("%s dry-runs (exit 0): resolved config, what is not on this machine, the plan and a fitting placement", (file) => {
+  // None of the three is buildable as written today (docs/SCALING.md "Which parts the code runs today"): the
+  // dry-run still prints everything, names each missing part, and exits 3 like a plan that does not fit.
+  const MISSING: Record<string, RegExp[]> = {
+    "experiments/qwen3-30b-a3b-selfplay.yaml": [/sequence parallelism is not built/, /placing managed vLLM servers on the plan's rollout GPUs is not built/],
+    "experiments/qwen3-4b-selfplay.yaml": [/sequence parallelism is not built/],
+    "experiments/qwen2.5-7b-sft.yaml": [/HSDP \(2 replicas\) is not built/, /workers.count 1: the trainer generates itself/],
+  };
+
+  it.each(RECIPES)("%s dry-runs: resolved config, what is not on this machine, the plan, and the parts not built (exit 3)", (file) => {
     const r = cli("run", file, "--dry-run");
     expect(r.stderr).toMatch(/dry run without \d input\(s\) that are not on this machine: model.source/);
-    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: placement: .*not built/);
+    expect(r.status).toBe(3);
     expect(r.stdout).toContain("# not on this machine");
     expect(r.stdout).toContain("# placement (promptcot plan)");
-    expect(r.stdout).toMatch(/\nfits: yes\n/);
+    expect(r.stdout).toContain("not built (the layout needs these parts; the code does not have them):");
+    for (const m of MISSING[file]!) expect(r.stdout).toMatch(m);
+    expect(r.stdout).not.toMatch(/\nfits: yes\n/);
   }, 120_000);
 
-  it.each(RECIPES)("%s plans on its cluster (exit 0, every GPU within budget)", (file) => {
-    const r = cli("plan", file, "--json");
-    expect(r.status, r.stderr).toBe(0);
-    const plan = JSON.parse(r.stdout);
-    expect(plan.fits).toBe(true);
+  it.each(RECIPES)("%s plans its trainer ranks as the run starts them (workers.trainer_ranks = the plan's trainer GPUs)", (file) => {
+    const plan = JSON.parse(cli("plan", file, "--json").stdout);
+    expect(plan.fits).toBe(false);
     expect(plan.cpu).toBe(false);
-    for (const m of [plan.memory.rollout, plan.memory.trainer]) expect(m.total).toBeLessThanOrEqual(plan.memory.budget);
+    expect(plan.trainerRanks).toBe(plan.layout.trainerGpus);
+    expect(plan.missing.join("\n")).not.toMatch(/workers.trainer_ranks/);
+  }, 120_000);
+
+  it("the 30B recipe plans managed vLLM engines with in-place sync, and a trainer rank at 167,936 tokens without sequence parallelism does not fit", () => {
+    const r = cli("plan", RECIPES[0]!);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/rollout: 4 engine\(s\) × TP 4 on 16 GPU\(s\) \(managed vLLM servers, weights reloaded in place from each checkpoint\)/);
+    expect(r.stdout).toMatch(/sequence parallel 4 \(not built\)/);
+    expect(r.stdout).toMatch(/- a trainer rank needs \d+\.\d GiB \(activations \d+\.\d GiB/);
+    expect(r.stderr).toMatch(/^error: the plan does not fit: .*; and the layout needs 2 part\(s\) that are not built/);
   }, 120_000);
 
   it("the 30B recipe's paper settings reach the planner: 8 × 2 prompts in flight at 2,048 + 81,920 tokens, DPO pairs of that length", () => {
@@ -38,16 +58,19 @@ describe("paper recipes", () => {
     const r = cli("plan", RECIPES[0]!, ...ONE_GPU);
     expect(r.status).toBe(3);
     expect(r.stdout).toContain("fits: NO");
-    expect(r.stdout).toMatch(/the training state alone \(weights, gradients, fp32 master, AdamW\) is 455\.0 GiB; all 1 GPU\(s\) together hold 72\.0 GiB/);
-    expect(r.stdout).toMatch(/smallest cluster that fits: \d+ node\(s\) × \d+ GPU\(s\) \(\d+ GPUs of 80 GiB\): cluster\.nodes=\d+ cluster\.gpus_per_node=\d+/);
+    expect(r.stdout).toMatch(/the training state alone \(fp32 weights, gradients, AdamW\) is 455\.0 GiB; all 1 GPU\(s\) together hold 72\.0 GiB/);
+    expect(r.stdout).toMatch(/smallest cluster that fits in memory \(built layouts only\): \d+ node\(s\) × \d+ GPU\(s\) \(\d+ GPUs of 80 GiB\): cluster\.nodes=\d+ cluster\.gpus_per_node=\d+/);
     expect(r.stderr).toMatch(/^error: the plan does not fit: the training state alone/);
     const fit = JSON.parse(cli("plan", RECIPES[0]!, ...ONE_GPU, "--json").stdout).smallest;
-    expect(fit.layout.totalGpus).toBeGreaterThanOrEqual(7); // 16 bytes × 30.5B over 72 GiB GPUs, at the least
-    const again = cli("plan", RECIPES[0]!, "--set", `cluster.nodes=${fit.cluster.nodes}`, "--set", `cluster.gpus_per_node=${fit.cluster.gpusPerNode}`,
-      "--set", `parallel.roles=${fit.layout.trainerGpus === fit.layout.totalGpus ? "colocated" : "split"}`,
-      "--set", `parallel.rollout_tensor_parallel=${fit.layout.tensorParallel}`, "--set", `parallel.rollout_gpus=${fit.layout.trainerGpus === fit.layout.totalGpus ? 0 : fit.layout.rolloutGpus}`,
-      "--set", `parallel.fsdp=${fit.layout.fsdp}`);
-    expect(again.status, again.stdout).toBe(0); // the suggested cluster, set as suggested, fits
+    expect(fit.layout.totalGpus).toBeGreaterThanOrEqual(10); // 16 bytes × 30.5B over 72 GiB GPUs, and one engine, at the least
+    const again = cli("plan", RECIPES[0]!, "--json", "--set", `cluster.nodes=${fit.cluster.nodes}`, "--set", `cluster.gpus_per_node=${fit.cluster.gpusPerNode}`,
+      "--set", "parallel.roles=split", "--set", `parallel.rollout_tensor_parallel=${fit.layout.tensorParallel}`, "--set", `engine.vllm.tensor_parallel_size=${fit.layout.tensorParallel}`,
+      "--set", `parallel.rollout_gpus=${fit.layout.rolloutGpus}`, "--set", `parallel.fsdp=${fit.layout.fsdp}`, "--set", "parallel.sequence_parallel=1",
+      "--set", `workers.trainer_ranks=${fit.layout.trainerGpus}`, "--set", `engine.vllm.engines=${fit.layout.engines}`);
+    // the suggested cluster, set as suggested, fits in memory; what stays missing is the engines' GPU placement
+    const plan = JSON.parse(again.stdout);
+    expect(plan.memoryFits).toBe(true);
+    expect(plan.missing).toEqual([expect.stringMatching(/^engine.type vllm: placing managed vLLM servers on the plan's rollout GPUs is not built/)]);
   }, 180_000);
 
   it("a vLLM engine whose tensor_parallel_size disagrees with the plan's TP groups is a config error (exit 2)", () => {
@@ -56,10 +79,11 @@ describe("paper recipes", () => {
     expect(r.stderr).toContain("engine.vllm.tensor_parallel_size is 2 but parallel.rollout_tensor_parallel is 4");
   }, 120_000);
 
-  it("run --dry-run of a plan that does not fit exits 3 too", () => {
+  it("run --dry-run of a plan that does not fit exits 3 too, saying why", () => {
     const r = cli("run", RECIPES[0]!, "--dry-run", ...ONE_GPU);
     expect(r.status).toBe(3);
     expect(r.stdout).toContain("fits: NO");
+    expect(r.stderr).toMatch(/warning: placement: the plan does not fit: the training state alone/);
   }, 120_000);
 
   it("a dry-run without the inputs still makes the run's config checks (a cosine schedule without its length: exit 2)", () => {

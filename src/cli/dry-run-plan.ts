@@ -11,12 +11,16 @@ import { resolvedYaml } from "../experiment/run-dir.js";
 import { policyEngineProblem } from "../rollout/from-config.js";
 import { totalStepsOf } from "../train/schedule.js";
 import { firstPromptSection } from "./first-prompt.js";
-import { PLAN_DOES_NOT_FIT } from "./plan.js";
+import { PLAN_DOES_NOT_FIT, planError } from "./plan.js";
 
-/** The placement section and its exit code: 3 when the plan does not fit; a shape it cannot tell is shown, not fatal. */
+/**
+ * The placement section and its exit code: 3 when the plan does not fit or its layout needs parts that are not
+ * built (the whole dry run still prints; a warning says which); a shape it cannot tell is shown, not fatal.
+ */
 export function placementSection(cfg: Experiment): { text: string; code: number } {
   try {
     const result = planExperiment(cfg);
+    if (!result.plan.fits) process.stderr.write(`warning: placement: ${planError(result)}\n`);
     return { text: `# placement (promptcot plan)\n${[...planLines(result), ...processLines(cfg)].join("\n")}\n`, code: result.plan.fits ? 0 : PLAN_DOES_NOT_FIT };
   } catch (e) {
     // A model whose shape the planner cannot tell is the worker's to load or refuse; other errors stand.

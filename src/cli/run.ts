@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { restartPolicyOf, WorkerPool } from "../cluster/pool.js";
 import { launcherFor } from "../cluster/launcher.js";
 import { onInterrupt } from "../cluster/interrupt.js";
-import { checkPlacement } from "../cluster/process-placement.js";
+import { checkPlacement, workersLine } from "../cluster/process-placement.js";
 import { setMinTokensPerS } from "../rpc/deadlines.js";
 import { pythonPath } from "../cluster/python-env.js";
 import { loadExperiment } from "../config/load.js";
@@ -46,7 +46,7 @@ export function planText(cfg: Experiment, runDir: string): string {
   return [
     `run directory: ${runDir}`,
     ...(cfg.proposer.enabled ? proposerPlanLines(cfg) : []),
-    `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
+    workersLine(cfg),
     ...(cfg.engine.type === "llama_cpp" || cfg.engine.type === "vllm" ? [engineLine(cfg)] : []),
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>

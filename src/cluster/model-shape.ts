@@ -121,6 +121,12 @@ export interface ParamCounts {
   /** The largest block (FSDP gathers one at a time), or the embedding when that is larger. */
   largestUnit: number;
   embedding: number;
+  /** The largest single tensor, and whether it is a MoE layer's fused experts (transformers keeps a layer's
+   *  experts as one [experts, 2 × width, hidden] gate/up tensor; checkpoints store them per expert). */
+  largestTensor: number;
+  largestIsFusedExperts: boolean;
+  /** Parameters of all routed experts (the fused tensors). */
+  expertParams: number;
   /** Parameters of each block, first to last. */
   perLayer: number[];
 }
@@ -137,7 +143,13 @@ export function paramCounts(s: ModelShape): ParamCounts {
   const blocks = perLayer.reduce((a, b) => a + b, 0);
   const total = embedding + head + blocks + s.hidden;
   const active = embedding + head + denseLayers * denseLayer + s.moeLayers * moeActive + s.hidden;
-  return { total, active, largestUnit: Math.max(embedding, ...perLayer), embedding, perLayer };
+  const fused = s.moeLayers ? s.experts * 2 * s.moeIntermediate * s.hidden : 0;
+  const plain = Math.max(embedding, s.moeLayers < s.layers ? s.intermediate * s.hidden : 0, s.heads * s.headDim * s.hidden);
+  return {
+    total, active, largestUnit: Math.max(embedding, ...perLayer), embedding, perLayer,
+    largestTensor: Math.max(fused, plain), largestIsFusedExperts: fused > plain,
+    expertParams: s.moeLayers * s.experts * mlp(s.hidden, s.moeIntermediate),
+  };
 }
 
 type Json = Record<string, unknown>;

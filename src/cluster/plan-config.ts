@@ -1,6 +1,7 @@
 // From an experiment's config to the planner's input, and the plan as text (`promptcot plan`, `run --dry-run`).
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
+import { colocatedBuilt, configGaps, configNotes, engineLabel } from "./built-parts.js";
 import { paramCounts, resolveModelShape, type ModelShape } from "./model-shape.js";
 import { GIB, planPlacement, smallestFit, type Memory, type Plan, type PlanInput, type SmallestFit, type Workload } from "./planner.js";
 
@@ -15,6 +16,8 @@ export function planInputOf(cfg: Experiment, shape: ModelShape = resolveModelSha
       sequenceParallel: par.sequence_parallel, activationCheckpointing: par.activation_checkpointing, memoryFraction: par.memory_fraction,
     },
     workload: workloadOf(cfg, shape),
+    trainerRanks: cfg.workers.trainer_ranks,
+    colocatedBuilt: colocatedBuilt(cfg),
   };
 }
 
@@ -75,33 +78,40 @@ function trainableParams(shape: ModelShape, layers: number): number | undefined 
 
 export interface PlanResult {
   plan: Plan;
-  /** Only when the plan does not fit. */
+  /** How the rollout engines run and follow the policy's weights. */
+  engine: string;
+  /** Only when the memory does not fit. */
   smallest?: SmallestFit | null;
 }
 
+/** The planner's plan, with the parts the config's processes lack (built-parts.ts) among what is missing. */
 export function planExperiment(cfg: Experiment): PlanResult {
-  const plan = planPlacement(planInputOf(cfg));
-  return plan.fits ? { plan } : { plan, smallest: smallestFit(plan.input) ?? null };
+  const placed = planPlacement(planInputOf(cfg));
+  const missing = [...placed.missing, ...configGaps(cfg, placed.layout)];
+  const plan = { ...placed, missing, fits: placed.memoryFits && missing.length === 0, notes: [...placed.notes, ...configNotes(cfg, placed.layout)] };
+  const engine = engineLabel(cfg);
+  return plan.memoryFits ? { plan, engine } : { plan, engine, smallest: smallestFit(plan.input) ?? null };
 }
 
 const gib = (b: number) => (b / GIB).toFixed(1);
 const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : `${(n / 1e6).toFixed(1)}M`);
 
-/** The plan as lines: model, placement by node, a per-GPU memory table, the verdict. */
-export function planLines({ plan, smallest }: PlanResult): string[] {
+/** The plan as lines: model, placement by node, a per-GPU memory table, what is not built, the verdict. */
+export function planLines({ plan, smallest, engine }: PlanResult): string[] {
   const { model: s, cluster: c, workload: w, parallel: par } = plan.input;
   const gen = w.generation ?? "rollout";
   const lines = [
     `model: ${s.name} — ${billions(plan.params.total)} parameters${s.experts ? ` (${billions(plan.params.active)} active)` : ""}, ${s.layers} layers, hidden ${s.hidden}, ` +
       `${s.heads} heads / ${s.kvHeads} KV heads × ${s.headDim}, vocab ${s.vocab}; shape from ${s.from}`,
     `workload: ${w.dtypeBytes === 2 ? "bf16" : "fp32"}; generation ${w.genConcurrency} sequences per engine at ${w.genContext} tokens; ` +
-      `training ${w.trainTokens} tokens per micro-batch per rank${par.activationCheckpointing ? ", activation checkpointing" : ""}`,
+      `training ${w.trainTokens} tokens per micro-batch per rank, blocks checkpointed (the worker always does)`,
   ];
-  if (plan.cpu) return [...lines, ...cpuLines(plan, gen), ...plan.notes.map((n) => `note: ${n}`)];
+  if (plan.cpu) return [...lines, ...cpuLines(plan, gen, engine), ...plan.notes.map((n) => `note: ${n}`)];
   const l = plan.layout;
   lines.push(
     `cluster: ${c.nodes} node(s) × ${c.gpusPerNode} GPU(s) of ${c.gpuMemoryGib} GiB (plan may fill ${Math.round(par.memoryFraction * 100)}%); roles ${par.roles}`,
-    `${gen}: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s); trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}`,
+    `${gen}: ${l.engines} engine(s) × TP ${l.tensorParallel} on ${l.rolloutGpus} GPU(s) (${engine}); ` +
+      `trainer: ${l.trainerGpus} rank(s), FSDP ${l.fsdp} × ${l.replicas} replica(s), sequence parallel ${l.sequenceParallel}${l.sequenceParallel > 1 ? " (not built)" : ""}`,
     ...placementLines(plan),
     "",
     ...(l.problems.length ? ["(memory of the layout as configured, which this cluster cannot build: see below)"] : []),
@@ -109,10 +119,12 @@ export function planLines({ plan, smallest }: PlanResult): string[] {
     "",
     ...plan.notes.map((n) => `note: ${n}`),
   );
+  if (plan.missing.length) lines.push("not built (the layout needs these parts; the code does not have them):", ...plan.missing.map((m) => `  - ${m}`));
   if (plan.fits) return [...lines, "fits: yes"];
+  if (plan.memoryFits) return [...lines, `memory fits: yes; fits: NO (${plan.missing.length} part(s) not built, above)`];
   lines.push("fits: NO", ...plan.reasons.map((r) => `  - ${r}`));
-  if (smallest) lines.push(`smallest cluster that fits: ${describeFit(smallest)}`);
-  else if (smallest === null) lines.push(`no cluster of up to 1024 GPUs of ${c.gpuMemoryGib} GiB fits this layout; shorten the context, the micro-batch or the concurrency, or raise sequence_parallel`);
+  if (smallest) lines.push(`smallest cluster that fits in memory (built layouts only): ${describeFit(smallest)}`);
+  else if (smallest === null) lines.push(`no cluster of up to 1024 GPUs of ${c.gpuMemoryGib} GiB fits this layout; shorten the context, the micro-batch or the concurrency`);
   return lines;
 }
 
@@ -120,14 +132,22 @@ export function describeFit(f: SmallestFit): string {
   const l = f.plan.layout;
   return `${f.cluster.nodes} node(s) × ${f.cluster.gpusPerNode} GPU(s) (${l.totalGpus} GPUs of ${f.cluster.gpuMemoryGib} GiB): ` +
     `cluster.nodes=${f.cluster.nodes} cluster.gpus_per_node=${f.cluster.gpusPerNode} parallel.roles=${f.parallel.roles} parallel.rollout_tensor_parallel=${l.tensorParallel}` +
-    (f.parallel.roles === "split" ? ` parallel.rollout_gpus=${l.rolloutGpus}` : "") + ` parallel.fsdp=${l.fsdp}`;
+    (f.parallel.roles === "split" ? ` parallel.rollout_gpus=${l.rolloutGpus}` : "") + ` parallel.fsdp=${l.fsdp} parallel.sequence_parallel=1 workers.trainer_ranks=${l.trainerGpus}`;
 }
 
-function cpuLines(plan: Plan, gen: string): string[] {
+function cpuLines(plan: Plan, gen: string, engine: string): string[] {
+  const t = plan.trainer;
+  const ranks = plan.input.trainerRanks;
+  const st = plan.trainerStartup;
+  const who = ranks > 1 ? `trainer (worker 0), each of ${ranks} FSDP ranks` : "trainer (worker 0)";
   return [
     "cluster: CPU processes (cluster.gpus_per_node 0): no GPU placement; host memory per worker process:",
-    `  trainer (worker 0): ${gib(plan.trainer.total)} GiB (weights ${gib(plan.trainer.weights)}, grads ${gib(plan.trainer.grads)}, optimizer ${gib(plan.trainer.optimizer)}, activations ${gib(plan.trainer.activations)})`,
-    `  ${gen}: ${gib(plan.rollout.total)} GiB (weights ${gib(plan.rollout.weights)}, KV cache ${gib(plan.rollout.kvCache)})`,
+    `  ${who}: ${gib(t.total)} GiB in a step (weights ${gib(t.weights)}, grads ${gib(t.grads)}, optimizer ${gib(t.optimizer)}` +
+      `${t.gathered ? `, gathered ${gib(t.gathered)}` : ""}, activations ${gib(t.activations)}, logits ${gib(t.logits)}` +
+      `${t.mapped ? `, safetensors still mapped ${gib(t.mapped)}` : ""}); ` +
+      `${gib(st.total)} GiB at start-up (weights ${gib(st.weights)}, safetensors pages read ${gib(st.mappedSource)}` +
+      `${st.readBuffer ? `, read buffer ${gib(st.readBuffer)}` : ""})`,
+    `  ${gen} (${engine}): ${gib(plan.rollout.total)} GiB (weights ${gib(plan.rollout.weights)}, KV cache ${gib(plan.rollout.kvCache)})`,
   ];
 }
 
@@ -161,8 +181,9 @@ function placementLines(plan: Plan): string[] {
 const range = (xs: number[]) => (xs.length === 1 ? `${xs[0]}` : `${xs[0]}-${xs[xs.length - 1]}`);
 
 const ROWS: [keyof Memory, string][] = [
-  ["weights", "weights"], ["grads", "gradients"], ["optimizer", "fp32 master + AdamW"], ["gathered", "FSDP gathered blocks"],
-  ["activations", "activations"], ["logits", "logits (one chunk)"], ["kvCache", "KV cache"], ["reserve", "runtime reserve"], ["total", "total"],
+  ["weights", "weights"], ["grads", "gradients"], ["optimizer", "AdamW (+ fp32 master)"], ["gathered", "FSDP gathered units"],
+  ["activations", "activations"], ["logits", "logits (one chunk)"], ["optimizerStep", "AdamW step temps"], ["kvCache", "KV cache"],
+  ["reserve", "runtime reserve"], ["total", "total (see below)"],
 ];
 
 function memoryTable(plan: Plan, gen: string): string[] {
@@ -172,5 +193,8 @@ function memoryTable(plan: Plan, gen: string): string[] {
   const width = 22;
   const head = `${"per GPU (GiB)".padEnd(width)}${cols.map(([n]) => n.padStart(16)).join("")}`;
   const rows = ROWS.map(([k, label]) => `${label.padEnd(width)}${cols.map(([, m]) => gib(m[k]).padStart(16)).join("")}`);
-  return [head, ...rows, `${"budget".padEnd(width)}${cols.map(() => gib(plan.budgetBytes).padStart(16)).join("")}`];
+  return [
+    head, ...rows, `${"budget".padEnd(width)}${cols.map(() => gib(plan.budgetBytes).padStart(16)).join("")}`,
+    "(total: what persists, plus the larger of the backward's transients — gathered units, activations, logits — and the AdamW step's)",
+  ];
 }

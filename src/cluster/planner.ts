@@ -1,8 +1,10 @@
 // The placement planner: a pure function from a model's shape, a cluster and a parallel layout to which
 // GPUs host rollout engines (tensor-parallel groups) and trainer ranks (FSDP), the memory of each GPU, and
-// whether it fits; when it does not, why, and the smallest cluster that would. Formulas: docs/SCALING.md
-// "Placement planner". A guard against order-of-magnitude mistakes before renting a cluster, not a
-// byte-exact prediction of any framework's allocator.
+// whether it fits; when it does not, why, and the smallest cluster that would. The trainer's memory is what
+// the worker builds (one rank: promptcot_worker/backend_transformers.py; N ranks: sharded.py), checked against
+// measured ranks on CPU (test/planner-measured.test.ts); a layout part the code does not build is named
+// (built-parts.ts) and never "fits". Formulas: docs/SCALING.md "Placement planner".
+import { layoutGaps } from "./built-parts.js";
 import { paramCounts, type ModelShape, type ParamCounts } from "./model-shape.js";
 
 export const GIB = 2 ** 30;
@@ -27,6 +29,7 @@ export interface ParallelSpec {
   rolloutGpus: number;
   /** 0 = every trainer GPU. */
   fsdp: number;
+  /** Requested; not built, so activations are sized for 1 and the plan names it as missing. */
   sequenceParallel: number;
   activationCheckpointing: boolean;
   memoryFraction: number;
@@ -52,6 +55,10 @@ export interface PlanInput {
   cluster: ClusterSpec;
   parallel: ParallelSpec;
   workload: Workload;
+  /** workers.trainer_ranks: the rank processes the run starts (CPU plans size these; GPU plans check them). */
+  trainerRanks: number;
+  /** Colocated roles exist only where one process both trains and generates (engine.type worker, one worker). */
+  colocatedBuilt?: boolean;
 }
 
 /** Bytes on one GPU by what they hold. */
@@ -63,7 +70,17 @@ export interface Memory {
   activations: number;
   logits: number;
   kvCache: number;
+  /** Host pages of the safetensors file a single-rank CPU worker keeps mapped: transformers loads a tensor
+   *  whose dtype matches as a view of the file's mmap (all but the fused experts, which it copies), so those
+   *  pages stay; 0 on GPUs (the weights are copied to the device) and for FSDP ranks (their reader is dropped
+   *  after start-up). */
+  mapped: number;
+  /** AdamW's temporaries while it steps, after the backward's buffers are freed: one fp32 copy of the local
+   *  trainable parameters on a GPU (foreach kernels), two of the largest local tensor on a CPU (per tensor). */
+  optimizerStep: number;
   reserve: number;
+  /** What persists (weights, gradients, optimizer state, KV cache, mapped pages, reserve) plus the larger of
+   *  the backward's transients (gathered units, activations, logits) and the optimizer step's. */
   total: number;
 }
 
@@ -79,6 +96,19 @@ export interface Layout {
   problems: string[];
 }
 
+/** A trainer rank while it starts, before any step. */
+export interface Startup {
+  /** One rank: the model in its dtype (on a CPU only the fused experts' copies; the rest is mappedSource);
+   *  N ranks: this rank's fp32 shards (the masters). */
+  weights: number;
+  /** The safetensors pages the rank reads through mmap (its rows, in model.dtype on disk): host memory. */
+  mappedSource: number;
+  /** FSDP ranks: the rows of the largest tensor being read (fused experts: the per-expert copies and their
+   *  stack), and their fp32 cast when the source is bf16. */
+  readBuffer: number;
+  total: number;
+}
+
 export interface Plan {
   input: PlanInput;
   params: ParamCounts;
@@ -86,17 +116,26 @@ export interface Plan {
   /** Per GPU of a rollout engine, per trainer rank, and (colocated) per GPU doing both. */
   rollout: Memory;
   trainer: Memory;
+  trainerStartup: Startup;
   colocated?: Memory;
   budgetBytes: number;
   cpu: boolean;
+  /** Every GPU's memory within budget and the cluster bounds met (whether or not the layout is built). */
+  memoryFits: boolean;
+  /** memoryFits and nothing missing: the only "fits: yes". */
   fits: boolean;
   reasons: string[];
+  /** Parts of the layout the code does not build (the key, what is missing, what works). */
+  missing: string[];
   notes: string[];
 }
 
-const memory = (m: Omit<Memory, "total" | "reserve">, reserve = RESERVE_BYTES): Memory => {
-  const parts = { ...m, reserve };
-  return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+type Parts = Omit<Memory, "total" | "reserve" | "mapped" | "optimizerStep"> & { mapped?: number; optimizerStep?: number };
+
+const memory = (m: Parts, reserve = RESERVE_BYTES): Memory => {
+  const parts = { ...m, mapped: m.mapped ?? 0, optimizerStep: m.optimizerStep ?? 0, reserve };
+  const persistent = parts.weights + parts.grads + parts.optimizer + parts.kvCache + parts.mapped + reserve;
+  return { ...parts, total: persistent + Math.max(parts.gathered + parts.activations + parts.logits, parts.optimizerStep) };
 };
 
 /** One rollout engine GPU: its weight shard and the KV cache of every sequence in flight at full context. */
@@ -118,25 +157,60 @@ function blockWidth(s: ModelShape): number {
   return attn + mlp;
 }
 
-/** One trainer rank: its FSDP shard of weights, gradients and optimizer state, plus activations. */
-export function trainerMemory(s: ModelShape, p: ParamCounts, w: Workload, fsdp: number, sp: number, checkpointing: boolean): Memory {
+/** A unit's unsharded gradient in the compute dtype, and the flat fp32 buffer FSDP copies it into for the
+ *  reduce-scatter (MixedPrecisionPolicy reduce_dtype float32) before it frees it. */
+const unitGrad = (b: number, n: number) => b * n + 4 * n;
+
+/**
+ * One trainer rank as the worker builds it (blocks always checkpointed; sequence parallel is not built).
+ * ranks = 1, the single-rank backend: the model in its dtype (on a CPU, only the fused experts are copies:
+ * the other tensors are views of the mapped safetensors, assumed in model.dtype); bf16 keeps fp32 masters
+ * beside it, the bf16 gradients of a micro-batch next to the fp32 master gradients they are summed into; AdamW.
+ * ranks > 1, an FSDP2 rank: fp32 shards (they are the masters), fp32 sharded gradients and moments, 16 bytes
+ * per local trainable parameter; gathered in the compute dtype: the root unit (lm_head, final norm; tied
+ * embeddings) held through the forward and backward with its unsharded gradient, and at the peak of the
+ * backward the larger of: a block running, the next prefetched and the first's gradient (with its reduce
+ * buffer); the untied embedding unit and its gradient (its own unit, last in the backward); the root's reduce.
+ */
+export function trainerMemory(s: ModelShape, p: ParamCounts, w: Workload, ranks: number, cpu = false): Memory {
   const b = w.dtypeBytes;
   const trainable = w.trainableParams ?? p.total;
-  // Mixed precision keeps an fp32 master copy beside bf16 weights; AdamW's two moments are fp32 either way.
-  const optimizerBytes = (b === 2 ? 4 : 0) + 8;
-  const tokens = Math.ceil(w.trainTokens / sp);
+  const optimizerStep = (cpu ? 2 * 4 * Math.min(p.largestTensor, trainable) : 4 * trainable) / Math.max(1, ranks);
+  const tokens = w.trainTokens;
   const perBlock = tokens * b * blockWidth(s);
-  const activations = checkpointing ? s.layers * tokens * s.hidden * b + 2 * perBlock : (s.layers + 1) * perBlock;
+  const activations = s.layers * tokens * s.hidden * b + 2 * perBlock;
+  const logits = Math.min(tokens, LOGIT_CHUNK_TOKENS) * s.vocab * LOGIT_BYTES;
+  if (ranks <= 1) {
+    return memory({
+      weights: b * (cpu ? p.expertParams : p.total),
+      grads: (b === 2 ? 2 + 4 : 4) * trainable,
+      optimizer: ((b === 2 ? 4 : 0) + 8) * trainable,
+      gathered: 0, activations, logits, kvCache: 0, optimizerStep,
+      // CPU: the tensors loaded as views of the file (all but the fused experts, which are copies) keep it mapped
+      mapped: cpu ? b * (p.total - p.expertParams) : 0,
+    });
+  }
+  const root = p.embedding + s.hidden; // lm_head (or the tied embedding) and the final norm
+  const block = Math.max(...p.perLayer);
+  const embed = s.tiedEmbeddings ? 0 : p.embedding;
   return memory({
-    weights: (b * p.total) / fsdp,
-    grads: (b * trainable) / fsdp,
-    optimizer: (optimizerBytes * trainable) / fsdp,
-    // FSDP gathers one unit's full weights to run it and prefetches the next.
-    gathered: fsdp > 1 ? 2 * b * p.largestUnit : 0,
-    activations,
-    logits: Math.min(tokens, LOGIT_CHUNK_TOKENS) * s.vocab * LOGIT_BYTES,
-    kvCache: 0,
+    weights: (4 * p.total) / ranks,
+    grads: (4 * trainable) / ranks,
+    optimizer: (8 * trainable) / ranks,
+    gathered: 2 * b * root + Math.max(2 * b * block + unitGrad(b, block), b * embed + unitGrad(b, embed), 4 * root),
+    activations, logits, kvCache: 0, optimizerStep,
   });
+}
+
+/** A trainer rank at start-up: its weights and the source pages it maps (the checkpoint in model.dtype). */
+export function trainerStartup(p: ParamCounts, w: Workload, ranks: number, cpu = false): Startup {
+  const src = w.dtypeBytes;
+  const weights = ranks <= 1 ? src * (cpu ? p.expertParams : p.total) : (4 * p.total) / ranks;
+  // one rank on a CPU: the tensors that are views of the file (not the fused experts); FSDP ranks: their rows
+  const mappedSource = ranks <= 1 ? src * (cpu ? p.total - p.expertParams : p.total) : (src * p.total) / ranks;
+  const perRow = (p.largestIsFusedExperts ? 2 * src : src) + (src === 4 ? 0 : 4);
+  const readBuffer = ranks <= 1 ? 0 : (perRow * p.largestTensor) / ranks;
+  return { weights, mappedSource, readBuffer, total: weights + mappedSource + readBuffer };
 }
 
 /** Which GPUs do what, and what in the requested layout cannot be built. */
@@ -174,18 +248,29 @@ export function planPlacement(input: PlanInput): Plan {
   const { model: s, cluster: c, parallel: par, workload: w } = input;
   const params = paramCounts(s);
   const cpu = c.gpusPerNode === 0;
-  const layout = cpu ? cpuLayout() : resolveLayout(s, c, par);
-  const fsdp = Math.max(1, layout.fsdp);
-  const rollout = rolloutMemory(s, params, w, cpu ? 1 : Math.max(1, layout.tensorParallel));
-  const trainer = trainerMemory(s, params, w, fsdp, Math.min(par.sequenceParallel, fsdp), par.activationCheckpointing);
+  const layout = cpu ? cpuLayout(input.trainerRanks) : resolveLayout(s, c, par);
+  // CPU: the ranks the run starts; GPU: the layout's FSDP group (a different workers.trainer_ranks is a gap).
+  const ranks = cpu ? input.trainerRanks : Math.max(1, layout.fsdp);
+  const reserve = cpu ? 0 : RESERVE_BYTES;
+  const rollout = withReserve(rolloutMemory(s, params, w, cpu ? 1 : Math.max(1, layout.tensorParallel)), reserve);
+  const trainer = withReserve(trainerMemory(s, params, w, ranks, cpu), reserve);
   const colocated = par.roles === "colocated" && !cpu ? larger(rollout, trainer) : undefined;
   const budgetBytes = c.gpuMemoryGib * GIB * par.memoryFraction;
   const reasons = cpu ? [] : [...clusterBounds(input, params, budgetBytes), ...layout.problems, ...memoryReasons(rollout, trainer, colocated, budgetBytes, input)];
-  return { input, params, layout, rollout, trainer, colocated, budgetBytes, cpu, fits: reasons.length === 0, reasons, notes: notesOf(input, params) };
+  const missing = cpu ? [] : layoutGaps(par, layout, input.colocatedBuilt ?? false);
+  return {
+    input, params, layout, rollout, trainer, trainerStartup: trainerStartup(params, w, ranks, cpu), colocated, budgetBytes, cpu,
+    memoryFits: reasons.length === 0, fits: reasons.length === 0 && missing.length === 0, reasons, missing, notes: notesOf(input, params),
+  };
 }
 
-function cpuLayout(): Layout {
-  return { totalGpus: 0, tensorParallel: 1, engines: 0, rolloutGpus: 0, trainerGpus: 0, fsdp: 1, replicas: 1, sequenceParallel: 1, problems: [] };
+function withReserve(m: Memory, reserve: number): Memory {
+  const { total: _t, reserve: _r, ...parts } = m;
+  return memory(parts, reserve);
+}
+
+function cpuLayout(ranks: number): Layout {
+  return { totalGpus: 0, tensorParallel: 1, engines: 0, rolloutGpus: 0, trainerGpus: 0, fsdp: ranks, replicas: 1, sequenceParallel: 1, problems: [] };
 }
 
 /** A colocated GPU holds the larger role at a time (the idle one is offloaded), one reserve. */
@@ -197,10 +282,11 @@ function larger(a: Memory, b: Memory): Memory {
 function clusterBounds({ cluster: c, workload: w }: PlanInput, p: ParamCounts, budget: number): string[] {
   const out: string[] = [];
   const trainable = w.trainableParams ?? p.total;
-  const state = w.dtypeBytes * p.total + (w.dtypeBytes + (w.dtypeBytes === 2 ? 4 : 0) + 8) * trainable;
+  // The sharded trainer's fp32 weights (the masters), fp32 gradients and AdamW moments, over all its ranks.
+  const state = 4 * (p.total - trainable) + 16 * trainable;
   const total = c.nodes * c.gpusPerNode;
   if (state > total * budget) {
-    out.push(`the training state alone (weights, gradients, fp32 master, AdamW) is ${gib(state)}; all ${total} GPU(s) together hold ${gib(total * budget)}`);
+    out.push(`the training state alone (fp32 weights, gradients, AdamW) is ${gib(state)}; all ${total} GPU(s) together hold ${gib(total * budget)}`);
   }
   const weights = w.dtypeBytes * p.total;
   if (weights > c.gpusPerNode * budget) out.push(`the weights alone are ${gib(weights)}; a rollout engine within one node holds at most ${gib(c.gpusPerNode * budget)}`);
@@ -217,8 +303,8 @@ function memoryReasons(rollout: Memory, trainer: Memory, colocated: Memory | und
 }
 
 const PART_NAMES: Record<Exclude<keyof Memory, "total">, string> = {
-  weights: "weights", grads: "gradients", optimizer: "fp32 master + AdamW", gathered: "FSDP gathered units",
-  activations: "activations", logits: "logits", kvCache: "KV cache", reserve: "reserve",
+  weights: "weights", grads: "gradients", optimizer: "AdamW (+ fp32 master)", gathered: "FSDP gathered units",
+  activations: "activations", logits: "logits", kvCache: "KV cache", mapped: "mapped safetensors", optimizerStep: "optimizer step", reserve: "reserve",
 };
 
 /** The two largest parts, which say what to change. */
@@ -247,10 +333,11 @@ export interface SmallestFit {
 const degrees = (n: number) => [...new Set([...[1, 2, 4, 8, 16].filter((d) => d <= n), n])];
 
 /**
- * The smallest cluster (fewest GPUs, then fewest nodes) of the same GPU on which some layout fits: the
- * configured sequence parallel and memory fraction; roles (the configured ones first), tensor parallel
- * and the rollout/trainer split searched (one engine is enough to fit; add engines for throughput), FSDP
- * over every trainer GPU.
+ * The smallest cluster (fewest GPUs, then fewest nodes) of the same GPU on which some built layout fits in
+ * memory: the configured memory fraction; roles (the configured ones first; colocated only where built),
+ * tensor parallel and the rollout/trainer split searched (one engine is enough to fit; add engines for
+ * throughput), FSDP over every trainer GPU, no sequence parallel. Parts outside the layout (engine placement,
+ * workers.trainer_ranks) are the caller's to name.
  */
 export function smallestFit(input: PlanInput, maxGpus = 1024): SmallestFit | undefined {
   const perNode = [...new Set([1, 2, 4, 8, input.cluster.gpusPerNode || 8])].sort((a, b) => a - b);
@@ -269,6 +356,7 @@ export function smallestFit(input: PlanInput, maxGpus = 1024): SmallestFit | und
 function layoutsFor(input: PlanInput, c: ClusterSpec): ParallelSpec[] {
   const par = input.parallel;
   const tps = [par.tensorParallel, ...degrees(c.gpusPerNode)].filter((tp, i, a) => a.indexOf(tp) === i && tp <= c.gpusPerNode);
-  const roles: ParallelSpec["roles"][] = par.roles === "split" ? ["split", "colocated"] : ["colocated", "split"];
-  return roles.flatMap((r) => tps.map((tp) => ({ ...par, roles: r, tensorParallel: tp, rolloutGpus: r === "split" ? tp : 0, fsdp: 0 })));
+  const both: ParallelSpec["roles"][] = par.roles === "split" ? ["split", "colocated"] : ["colocated", "split"];
+  const roles = both.filter((r) => r === "split" || input.colocatedBuilt);
+  return roles.flatMap((r) => tps.map((tp) => ({ ...par, roles: r, tensorParallel: tp, rolloutGpus: r === "split" ? tp : 0, fsdp: 0, sequenceParallel: 1 })));
 }

@@ -86,3 +86,11 @@ export function processLines(cfg: Cfg): string[] {
   const where = cfg.cluster.type === "ray" ? "Ray actors" : "local processes";
   return [`processes (${where}, model.device ${cfg.model.device}):`, ...processSlots(cfg).map((s) => `  ${s.process}: ${s.device}`)];
 }
+
+/** The dry-run plan's line for the workers: how many, local processes or Ray actors, and the trainer's ranks. */
+export function workersLine(cfg: Cfg): string {
+  const [kind, kinds] = cfg.cluster.type === "ray" ? ["Ray actor", "Ray actors"] : ["local process", "local processes"];
+  const ranks = cfg.workers.trainer_ranks;
+  return `workers: ${cfg.workers.count} × ${kind}${ranks > 1 ? ` (the trainer, worker 0: ${ranks} FSDP ranks, ${kinds})` : ""} ` +
+    `(${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`;
+}

@@ -540,16 +540,18 @@ export const ClusterSchema = z
 export const ParallelSchema = z
   .strictObject({
     /** "split": rollout engines and trainer ranks on disjoint GPUs; "colocated": every GPU serves both, the idle
-     *  role offloaded to host memory (vLLM sleep mode, FSDP CPU offload), so a GPU holds the larger of the two. */
+     *  role offloaded to host memory (vLLM sleep mode, FSDP CPU offload), so a GPU holds the larger of the two.
+     *  Not built beyond one worker that trains and generates itself: `plan` names it (src/cluster/built-parts.ts). */
     roles: z.enum(["split", "colocated"]).default("split"),
     /** GPUs per rollout engine (tensor parallel); divides the attention heads and the GPUs of a node. */
     rollout_tensor_parallel: positiveInt.default(1),
     /** split: GPUs given to rollout engines, a multiple of rollout_tensor_parallel; 0 = half the GPUs. */
     rollout_gpus: nonNegInt.default(0),
     /** Trainer GPUs sharing one copy of weights, gradients and optimizer state (FSDP); trainer GPUs / fsdp =
-     *  data-parallel replicas (HSDP). 0 = all trainer GPUs. */
+     *  data-parallel replicas (HSDP: not built, `plan` names it). 0 = all trainer GPUs. */
     fsdp: nonNegInt.default(0),
-    /** GPUs one sequence's activations are split over (Ulysses-style sequence parallel), inside an FSDP group. */
+    /** GPUs one sequence's activations are split over (Ulysses-style sequence parallel), inside an FSDP group.
+     *  Not built: `plan` sizes activations for 1 and names it. */
     sequence_parallel: positiveInt.default(1),
     /** Sequences in flight per rollout engine whose KV cache must fit at max context;
      *  0 = samples_per_prompt × prompts_per_request of rollout (or eval, whichever is larger). */
@@ -559,6 +561,7 @@ export const ParallelSchema = z
     /** Tokens of one micro-batch per trainer rank; 0 = train.max_tokens_per_micro_batch when set, else
      *  micro_batch_size × sequences per item (DPO 2) × max context. */
     micro_batch_tokens: nonNegInt.default(0),
+    /** Not wired: the worker always checkpoints its blocks; `plan` sizes that and notes a false here. */
     activation_checkpointing: z.boolean().default(true),
     /** Share of each GPU's memory the plan may fill (the rest: allocator fragmentation, CUDA graphs). */
     memory_fraction: z.number().gt(0).max(1).default(0.9),
