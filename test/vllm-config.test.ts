@@ -22,6 +22,9 @@ describe("managed vLLM server settings", () => {
     expect(args[args.indexOf("--host") + 1]).toBe("127.0.0.1");
     expect(args[args.indexOf("--max-num-seqs") + 1]).toBe("64");
     expect(args).toContain("--enforce-eager");
+    expect(args).not.toContain("--block-size"); // the launcher's choice per platform (vllm_serve.cpu_block_args)
+    const own = vllmServerArgs({ ...o, blockSize: 64 }, 8123);
+    expect(own[own.indexOf("--block-size") + 1]).toBe("64");
     const env = vllmServerEnv(o, "s3cret");
     expect(env.VLLM_API_KEY).toBe("s3cret");
     expect(env.VLLM_SERVER_DEV_MODE).toBe("1");

@@ -97,6 +97,15 @@ def test_vllm_cpu_budget_holds_every_sequence_whole():
     assert vllm_serve.cpu_scheduling_args(own, on_cpu=True) == own
 
 
+def test_vllm_cpu_blocks_small_enough_for_prefix_caching():
+    # 128-token blocks (vLLM's CPU default) never cache an 81-token prompt: 32 unless the config chose a size
+    argv = ["--model", "m", "--max-model-len", "256"]
+    assert vllm_serve.cpu_block_args(argv, on_cpu=True) == [*argv, "--block-size", "32"]
+    assert vllm_serve.cpu_block_args(argv, on_cpu=False) == argv
+    own = [*argv, "--block-size", "64"]
+    assert vllm_serve.cpu_block_args(own, on_cpu=True) == own
+
+
 def test_vllm_launcher_refuses_to_start_without_a_key(monkeypatch):
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     monkeypatch.setattr(sys, "argv", ["vllm_serve", "--model", "m"])

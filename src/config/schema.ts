@@ -478,6 +478,9 @@ export const EngineSchema = z
         /** Prompt + completion tokens per sequence (managed: default 4096). */
         max_model_len: positiveInt.optional(),
         enforce_eager: z.boolean().default(false),
+        /** Tokens per KV-cache block (--block-size). Prefix caching reuses whole blocks only. Unset: vLLM's own
+         *  default on GPUs (16); 32 on the CPU build, whose default of 128 never caches a short chat prompt. */
+        block_size: positiveInt.optional(),
         /** CPU build: GiB of KV cache per server (VLLM_CPU_KVCACHE_SPACE; vLLM's default takes most of the RAM). */
         kv_cache_gib: z.number().positive().default(2),
         /** CPU build: threads per server, each server bound to its own block of cores while the machine has room;

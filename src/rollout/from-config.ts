@@ -60,7 +60,7 @@ export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log
   const dir = o.model ?? (await modelHfDir(cfg.model.source));
   const maxModelLen = o.maxModelLen ?? v.max_model_len ?? 4096;
   const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
-    python, model: dir, dtype: v.dtype, maxModelLen, enforceEager: v.enforce_eager, kvCacheGib: v.kv_cache_gib,
+    python, model: dir, dtype: v.dtype, maxModelLen, enforceEager: v.enforce_eager, ...(v.block_size ? { blockSize: v.block_size } : {}), kvCacheGib: v.kv_cache_gib,
     cores: serverCores(i, v.threads, availableParallelism(), v.engines), tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
     batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`,
     maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),

@@ -23,6 +23,8 @@ export interface VllmServerOptions {
   dtype: "auto" | "bfloat16" | "float16" | "float32";
   maxModelLen: number;
   enforceEager: boolean;
+  /** --block-size; unset: the launcher's (32 on CPU, vLLM's own on GPU). */
+  blockSize?: number;
   /** CPU: KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); vLLM's default reserves most of the RAM. */
   kvCacheGib: number;
   /** CPU cores the engine's threads are bound to (VLLM_CPU_OMP_THREADS_BIND, e.g. "0-1"); unset = vLLM's default. */
@@ -50,6 +52,7 @@ export function vllmServerArgs(o: VllmServerOptions, port: number): string[] {
     "--tensor-parallel-size", String(o.tensorParallelSize), "--gpu-memory-utilization", String(o.gpuMemoryUtilization),
     "--max-num-seqs", String(o.maxNumSeqs), "--api-server-count", "1", "--disable-log-stats"];
   if (o.enforceEager) args.push("--enforce-eager");
+  if (o.blockSize) args.push("--block-size", String(o.blockSize));
   return args;
 }
 
