@@ -54,7 +54,7 @@ export class PolicyEngine {
   }
 
   /** The engine, serving `pool`'s current checkpoint: the policy's pool, or another trained role's (the proposer's prompt model). */
-  async currentFor(pool: WorkerPool, ctx: Pick<RunContext, "metrics" | "log">): Promise<RolloutEngine> {
+  async currentFor(pool: WorkerPool, ctx: Pick<RunContext, "metrics" | "log"> & Partial<Pick<RunContext, "timer">>): Promise<RolloutEngine> {
     if (this.engine.alive?.() === false) await this.engine.recover!(ctx.log);
     if (pool.checkpoint === this.served) return this.engine;
     if (!pool.checkpoint) {
@@ -64,7 +64,9 @@ export class PolicyEngine {
     } else {
       // the label names the GGUF file: a twin's checkpoint at the same step must not overwrite the served one
       const label = `step-${pool.checkpointStep}-${createHash("sha256").update(pool.checkpoint).digest("hex").slice(0, 8)}`;
-      const t = await this.engine.syncWeights(pool.checkpoint, label);
+      // timed as "sync" wherever it happens (lazily, inside the next generate or evaluate stage)
+      const sync = () => this.engine.syncWeights(pool.checkpoint!, label);
+      const t = ctx.timer ? await ctx.timer.time("sync", sync) : await sync();
       this.served = pool.checkpoint;
       ctx.metrics.write({ kind: "sync", reason: "engine", engine: this.engine.name, seconds: t.total_s, ...t.phases, weights_version: pool.checkpointStep });
       const phases = Object.entries(t.phases).map(([k, v]) => `${k.replace(/_s$/, "")} ${v.toFixed(1)} s`).join(" + ");
