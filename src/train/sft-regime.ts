@@ -26,6 +26,7 @@ import { applyRetention } from "./retention.js";
 import { optimizerHyper, totalStepsOf } from "./schedule.js";
 import { sftUpdate } from "./sft.js";
 import { syncWeights } from "./weight-sync.js";
+import { workersLine } from "../cluster/process-placement.js";
 
 const TOKENIZE_BATCH = 32;
 const TOKENIZE_DEADLINE_MS = 10 * 60 * 1000;
@@ -231,7 +232,7 @@ export function sftPlanText(cfg: Experiment, runDir: string): string {
   const s = t.lr_schedule;
   return [
     `run directory: ${runDir}`,
-    `workers: ${cfg.workers.count} × local process (${cfg.model.source}, ${cfg.model.dtype}, device ${cfg.model.device}, trainable layers ${cfg.model.trainable_layers || "all"})`,
+    workersLine(cfg),
     `data: ${cfg.sft.trajectories_path} → filter (${cfg.sft.domain === "math" ? "a \\boxed{} answer" : "a code block"}, ≤${cfg.sft.max_completion_tokens} completion tokens) → tokenize with the chat template`,
     `eval before training: ${cfg.data.heldout_size} held-out problems × ${cfg.eval.samples_per_prompt} samples = ${he} generations`,
     ...Array.from({ length: cfg.iterations }, (_, i) =>
