@@ -117,19 +117,19 @@ async function main() {
     const warm = prompts(cfg, split.train.slice(0, 2), cfg.rollout, "warmup"); // page the models in
     if (llama) await drain(llama, warm, cfg.rollout, kwargs);
     if (vllm) await drain(vllm, await tokenized(warm), cfg.rollout, kwargs);
+    // A sync to the base model's weights (the same work as a checkpoint of the same size) right after each of
+    // the engine's passes, so each sync runs under the conditions of a pass of the same repeat.
+    const base = join(cacheDir(), "models", "smollm2-135m-instruct");
+    const syncs: Record<string, number[]> = { llama_cpp: [], vllm: [] };
     for (let r = 0; r < Number(args.repeats); r++) {
       for (const [name, run] of runs) {
         const p = await pass(name, cfg, split, run);
         passes.push(p);
-        console.error(`repeat ${r + 1} ${name}: rollout ${p.rollout_s.toFixed(1)} s + eval ${p.eval_s.toFixed(1)} s, ${p.samples} samples, ${p.tokens} tokens, ${p.tok_s.toFixed(0)} tok/s`);
+        if (name === "llama_cpp" && llama) syncs.llama_cpp!.push((await llama.syncWeights(base, `bench-sync-${r}`)).total_s);
+        if (name === "vllm" && vllm) syncs.vllm!.push((await vllm.serveBase()).total_s);
+        const sync = syncs[name]?.at(-1);
+        console.error(`repeat ${r + 1} ${name}: rollout ${p.rollout_s.toFixed(1)} s + eval ${p.eval_s.toFixed(1)} s, ${p.samples} samples, ${p.tokens} tokens, ${p.tok_s.toFixed(0)} tok/s${sync !== undefined ? `, sync ${sync.toFixed(2)} s` : ""}`);
       }
-    }
-    // Syncs to the base model's weights: the same work as a checkpoint of the same size
-    const base = join(cacheDir(), "models", "smollm2-135m-instruct");
-    const syncs: Record<string, number[]> = { llama_cpp: [], vllm: [] };
-    for (let r = 0; r < Number(args.repeats); r++) {
-      if (llama) syncs.llama_cpp!.push((await llama.syncWeights(base, `bench-sync-${r}`)).total_s);
-      if (vllm) syncs.vllm!.push((await vllm.serveBase()).total_s);
     }
     const med = (e: string, k: keyof Pass) => median(passes.filter((p) => p.engine === e).map((p) => p[k] as number));
     const engines = Object.fromEntries(runs.map(([e]) => [e, {
