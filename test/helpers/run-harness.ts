@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { expect } from "vitest";
 import { pythonPath } from "../../src/cluster/python-env.js";
 import { inlineJson } from "../../src/experiment/payload.js";
 import { SampleStore } from "../../src/experiment/sample-store.js";
@@ -116,6 +117,18 @@ export function compareCheckpoints(a: string, b: string): { weights: TensorCompa
     weights: TensorComparison;
     optimizer: TensorComparison;
   };
+}
+
+/** Two checkpoints hold the same tensors, bit for bit: weights and optimizer state, none missing on either side. */
+export function expectBitIdenticalCheckpoints(a: string, b: string): void {
+  const cmp = compareCheckpoints(a, b);
+  for (const part of [cmp.weights, cmp.optimizer]) {
+    expect(part.mismatch).toBeUndefined();
+    expect(part.only_a).toEqual([]);
+    expect(part.only_b).toEqual([]);
+    expect(part.tensors).toBeGreaterThan(0);
+    expect(part.max_abs_diff, part.worst_key).toBe(0);
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
