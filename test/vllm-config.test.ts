@@ -5,6 +5,8 @@ import { ExperimentSchema } from "../src/config/schema.js";
 import { ConfigError } from "../src/config/errors.js";
 import { policyEngineProblem, roleEngineType, roleVllmEngine } from "../src/rollout/from-config.js";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serverCores, VllmEngine, VllmServer, vllmServerArgs, vllmServerEnv, type VllmServerOptions } from "../src/rollout/vllm.js";
@@ -60,6 +62,28 @@ describe("managed vLLM server settings", () => {
       expect(engine.weightVersion).toBe("base"); // nothing was attempted
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a prefix-cache reset that vLLM reports as failed is retried, and fails the sync when it keeps failing", async () => {
+    // vLLM answers 200 {"success": false} while KV blocks are held: ignoring it would reuse the old weights' cache
+    let failures = 2;
+    let calls = 0;
+    const http = createServer((req, res) => {
+      calls++;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ success: req.url === "/reset_prefix_cache" && failures-- <= 0 }));
+    });
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+    try {
+      const server = new VllmServer(o);
+      server.port = (http.address() as AddressInfo).port;
+      await server.resetPrefixCache();
+      expect(calls).toBe(3);
+      failures = Infinity;
+      await expect(server.resetPrefixCache(3)).rejects.toThrow(/success=false 3 times .*old weights' cache cannot be dropped/);
+    } finally {
+      http.close();
     }
   });
 

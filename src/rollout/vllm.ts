@@ -162,6 +162,20 @@ export class VllmServer {
     return text ? JSON.parse(text) : undefined;
   }
 
+  /**
+   * Drops every cached KV block: they were computed by the weights just replaced. vLLM answers 200 with
+   * `success: false` while blocks are still held (a request not yet freed); reusing them would sample the new
+   * weights over the old weights' KV without a sign, so a reset that keeps failing fails the sync.
+   */
+  async resetPrefixCache(attempts = 20): Promise<void> {
+    for (let i = 1; ; i++) {
+      const res = (await this.control("POST", "/reset_prefix_cache")) as { success?: boolean } | undefined;
+      if (res?.success !== false) return;
+      if (i >= attempts) throw new Error(`${this.name}: /reset_prefix_cache answered success=false ${attempts} times (KV blocks still held after /pause); the old weights' cache cannot be dropped`);
+      await new Promise((r) => setTimeout(r, 100 * i));
+    }
+  }
+
   async weightVersion(): Promise<string> {
     return ((await this.control("GET", "/weight_info", undefined, 30_000)) as { weight_version: string }).weight_version;
   }
@@ -275,7 +289,7 @@ export class VllmEngine implements SyncableEngine {
     let t2 = t1;
     try {
       await s.control("POST", "/collective_rpc", { method: "reload_weights", kwargs: { weights_path: dir } });
-      await s.control("POST", "/reset_prefix_cache");
+      await s.resetPrefixCache();
       t2 = performance.now();
     } finally {
       await s.control("POST", "/resume");
