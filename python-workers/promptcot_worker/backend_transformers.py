@@ -33,6 +33,9 @@ log = logging.getLogger("promptcot_worker.backend")
 SCORE_TOKEN_BUDGET = 4096
 SCORE_MAX_ROWS = 16
 
+# How a DPO pair is trained: both sequences in one forward/backward, or each in its own (_dpo_split_passes).
+DPO_PAIR_PASSES = ("joint", "split")
+
 
 class Cancelled(Exception):
     """The caller went away or the worker is stopping; the decode loop ends early."""
@@ -366,23 +369,41 @@ class TransformersBackend:
         normalizer = _normalizer(kind, examples, hyper)
         stats: dict[str, Any] = {"loss": 0.0, "tokens": 0, "chosen": [], "rejected": [], "clip": [],
                                  "dual_clip": [], "kl": [], "micro_batches": 0}
-        for micro in micro_batches(_rows_of(kind, examples), hyper.micro_batch_size, hyper.max_tokens_per_micro_batch):
-            loss = self._micro_loss(kind, [examples[i] for i in micro], hyper, normalizer, stats)
-            loss.backward()
-            masters.take_grads()
-            stats["loss"] += float(loss.detach())
+        rows = _rows_of(kind, examples, hyper)
+        for micro in micro_batches(rows, hyper.micro_batch_size, hyper.max_tokens_per_micro_batch):
+            for loss, reported in self._micro_passes(kind, [examples[i] for i in micro], hyper, normalizer, stats):
+                loss.backward()
+                masters.take_grads()  # after each backward, so a split pair's two passes also add up in fp32
+                stats["loss"] += reported
             stats["micro_batches"] += 1
         return stats
+
+    def _micro_passes(
+        self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
+    ) -> Iterator[tuple[torch.Tensor, float]]:
+        """The backward passes of one micro batch, each built only after the caller has run the previous one's
+        backward (so one graph is alive at a time): (tensor to backward, its part of the reported loss). One pass,
+        except DPO with dpo_pair_passes "split" (_dpo_split_passes). A caller may scale each tensor (the sharded
+        ranks' world factor, a filler's 0): the gradient scales with it."""
+        if kind == LossKind.DPO and hyper.dpo_pair_passes == "split":
+            yield from self._dpo_split_passes(micro, hyper, normalizer, stats)
+            return
+        loss = self._micro_loss(kind, micro, hyper, normalizer, stats)
+        yield loss, float(loss.detach())
 
     def _micro_loss(
         self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
     ) -> torch.Tensor:
         loss = self._objective(kind, micro, hyper, normalizer, stats)
+        return self._with_router_aux(loss, len(micro) / self._batch_examples, stats)
+
+    def _with_router_aux(self, loss: torch.Tensor, share: float, stats: dict[str, Any]) -> torch.Tensor:
+        """``loss`` plus the last forward's router load-balancing term (MoE models) times its share of the batch."""
         aux = self.router_aux.take() if self.router_aux is not None else None
         if aux is None:
             return loss
         stats.setdefault("router_aux", []).append(float(aux.detach()))
-        return loss + aux * (len(micro) / self._batch_examples)
+        return loss + aux * share
 
     def _objective(
         self, kind: LossKind, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
@@ -422,20 +443,63 @@ class TransformersBackend:
         pairs = [(e.prompt, e.chosen) for e in micro] + [(e.prompt, e.rejected) for e in micro]
         batch = build_batch(pairs, self.pad_id, self.device)
         stats["tokens"] += batch.num_tokens
+        seq = self._sequence_logps(batch)
+        m = len(micro)
+        per_pair = self._dpo_pairs(micro, hyper, seq[:m], seq[m:], stats)
+        return (per_pair * weights).sum() / normalizer
+
+    def _sequence_logps(self, batch: CompletionBatch) -> torch.Tensor:
         # Sequence sums and the policy - reference differences in float64, as score() sums the reference: a
         # float32 sum of a long completion's log-probs is off by its ulp (~1e-3 nats at |sum| ~ 1e4), and the
         # reference, float64 on the wire, lost the same again when made float32; at step 1 (policy == reference)
         # that rounding was the whole margin (tests/test_dpo_first_step.py).
-        seq = losses.sequence_logprobs(self.token_logprobs(batch).double(), batch.mask.double())
-        m = len(micro)
+        return losses.sequence_logprobs(self.token_logprobs(batch).double(), batch.mask.double())
+
+    def _dpo_pairs(self, micro: list[Example], hyper: Hyper, chosen: torch.Tensor, rejected: torch.Tensor,
+                   stats: dict[str, Any]) -> torch.Tensor:
+        """Per-pair DPO losses from the policy's summed log-probs; records the rewards."""
         ref = torch.tensor([[e.ref_chosen_logp, e.ref_rejected_logp] for e in micro], dtype=torch.float64,
                            device=self.device)
         per_pair, chosen_r, rejected_r = losses.dpo_loss(
-            seq[:m], seq[m:], ref[:, 0], ref[:, 1], hyper.beta, hyper.label_smoothing
+            chosen, rejected, ref[:, 0], ref[:, 1], hyper.beta, hyper.label_smoothing
         )
         stats["chosen"].extend(chosen_r.tolist())
         stats["rejected"].extend(rejected_r.tolist())
-        return (per_pair * weights).sum() / normalizer
+        return per_pair
+
+    def _dpo_split_passes(
+        self, micro: list[Example], hyper: Hyper, normalizer: float, stats: dict[str, Any]
+    ) -> Iterator[tuple[torch.Tensor, float]]:
+        """A DPO micro batch with each side in its own forward/backward, so activations hold the chosen rows or the
+        rejected rows, never both (half the joint pass at one pair of equal lengths). The DPO loss couples a pair
+        only through its two summed log-probs, so the gradient is exact:
+          1. chosen, no graph: their sums logp_c (constants below);
+          2. rejected with a graph: the true loss L(logp_c, logp_r), backward gives dL/dlogp_r · dlogp_r/dθ, and
+             g_c = dL/dlogp_c comes from the same small loss graph (autograd on logp_c as a leaf);
+          3. chosen again with a graph: the surrogate Σ g_c · logp_c, backward gives the rest, g_c · dlogp_c/dθ.
+        Cost: one extra no-grad forward of the chosen rows. The reported loss, rewards and tokens are the joint
+        mode's (up to the rounding of other batch shapes). A MoE router's load-balancing term is computed per
+        forward (chosen, rejected), each with half the micro batch's share: the mean of the two sides' terms, not
+        the term of the two concatenated (it depends on the batch's composition, as micro-batching already does)."""
+        weights = torch.tensor([e.weight for e in micro], dtype=torch.float64, device=self.device)
+        chosen = build_batch([(e.prompt, e.chosen) for e in micro], self.pad_id, self.device)
+        rejected = build_batch([(e.prompt, e.rejected) for e in micro], self.pad_id, self.device)
+        stats["tokens"] += chosen.num_tokens + rejected.num_tokens
+        share = len(micro) / self._batch_examples / 2
+        with self._no_grad():
+            logp_c = self._sequence_logps(chosen).detach().requires_grad_(True)
+        loss = (self._dpo_pairs(micro, hyper, logp_c, self._sequence_logps(rejected), stats) * weights).sum()
+        loss = loss / normalizer
+        (g_c,) = torch.autograd.grad(loss, [logp_c], retain_graph=True)
+        total = self._with_router_aux(loss, share, stats)
+        yield total, float(total.detach())
+        surrogate = (g_c.detach() * self._sequence_logps(chosen)).sum()
+        with_aux = self._with_router_aux(surrogate, share, stats)
+        yield with_aux, float((with_aux - surrogate).detach())
+
+    def _no_grad(self) -> Any:
+        """The context of a forward that builds no graph inside a training step."""
+        return torch.no_grad()
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
@@ -506,10 +570,12 @@ def _stop_eos(loaded: LoadedModel, eos_ids: frozenset[int]) -> int | None:
     return min(eos_ids) if eos_ids else None
 
 
-def _rows_of(kind: LossKind, examples: list[Example]) -> list[tuple[int, int]]:
-    """(rows, tokens per row) each example adds to a padded batch: a DPO pair is two rows."""
+def _rows_of(kind: LossKind, examples: list[Example], hyper: Hyper) -> list[tuple[int, int]]:
+    """(rows, tokens per row) each example adds to a padded batch: a DPO pair is two rows in one forward, or
+    (dpo_pair_passes "split") one row in each of its passes, so a token cap fits twice the pairs."""
     if kind == LossKind.DPO:
-        return [(2, len(e.prompt) + max(len(e.chosen), len(e.rejected))) for e in examples]
+        rows = 1 if hyper.dpo_pair_passes == "split" else 2
+        return [(rows, len(e.prompt) + max(len(e.chosen), len(e.rejected))) for e in examples]
     return [(1, len(e.prompt) + len(e.completion)) for e in examples]
 
 
@@ -549,6 +615,9 @@ def _validate(kind: LossKind, examples: list[Example], hyper: Hyper) -> None:
             raise ValueError("DPO needs beta > 0")
         if any(not e.chosen or not e.rejected for e in examples):
             raise ValueError("DPO examples need chosen_token_ids and rejected_token_ids")
+        if hyper.dpo_pair_passes not in DPO_PAIR_PASSES:
+            raise ValueError(f"dpo_pair_passes must be one of {', '.join(DPO_PAIR_PASSES)} "
+                             f"(train.dpo_pair_passes), got {hyper.dpo_pair_passes!r}")
     elif any(not e.completion for e in examples):
         raise ValueError(f"{kind.name} examples need completion_token_ids")
     if kind == LossKind.GRPO:

@@ -45,6 +45,7 @@ class Hyper:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
+    dpo_pair_passes: str = "joint"  # DPO: "joint" (a pair in one forward/backward) | "split" (one sequence per pass)
 
 
 @dataclass

@@ -347,7 +347,7 @@ def _hyper(h: pb.TrainHyper) -> Hyper:
         # GRPO; 0 on the wire = the defaults (a zero clip range would stop all learning)
         clip_low=h.clip_low or 0.2, clip_high=h.clip_high or 0.2, clip_ratio_c=h.clip_ratio_c or 3.0, kl_coef=h.kl_coef,
         kl_estimator=h.kl_estimator or "k3", loss_aggregation=h.loss_aggregation or "token",
-        logit_temperature=h.logit_temperature or 1.0,
+        logit_temperature=h.logit_temperature or 1.0, dpo_pair_passes=h.dpo_pair_passes or "joint",
     )
 
 

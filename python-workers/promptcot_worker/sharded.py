@@ -201,7 +201,7 @@ class ShardedBackend(TransformersBackend):
         up across ranks), so the ranks agree on the largest count and a rank with fewer pads with zero-weighted
         passes over one of its examples (any example when it has none)."""
         normalizer = _normalizer(kind, examples, hyper)
-        rows = _rows_of(kind, examples)
+        rows = _rows_of(kind, examples, hyper)
         mine = split_batch(rows, self.me.rank, self.me.world)
         micros = [[mine[i] for i in m] for m in
                   micro_batches([rows[i] for i in mine], hyper.micro_batch_size, hyper.max_tokens_per_micro_batch)]
@@ -209,17 +209,25 @@ class ShardedBackend(TransformersBackend):
         dist.all_reduce(passes, op=dist.ReduceOp.MAX)
         stats = _scratch()
         for k in range(int(passes)):
-            if k < len(micros):
-                loss = self._micro_loss(kind, [examples[i] for i in micros[k]], hyper, normalizer, stats)
-                stats["loss"] += float(loss.detach())
-                stats["micro_batches"] += 1
-            else:
-                filler = examples[mine[0] if mine else 0]
-                loss = self._micro_loss(kind, [filler], hyper, normalizer, _scratch()) * 0.0
+            # A micro batch is one or more forward/backward passes (a split DPO pair: three forwards, two backwards),
+            # the same number for every micro batch of a step, so a filler matches a real one pass for pass.
+            real = k < len(micros)
+            micro = [examples[i] for i in micros[k]] if real else [examples[mine[0] if mine else 0]]
             # Each rank's loss already has the global denominator, so the ranks' gradients must be summed;
             # FSDP averages them (gloo has no pre-multiplied sum), hence the factor world (exact for 2^k ranks).
-            (loss * float(self.me.world)).backward()
+            scale = float(self.me.world) if real else 0.0
+            for loss, reported in self._micro_passes(kind, micro, hyper, normalizer, stats if real else _scratch()):
+                (loss * scale).backward()
+                stats["loss"] += reported if real else 0.0
+            stats["micro_batches"] += int(real)
         return _gather_stats(stats)
+
+    def _no_grad(self) -> Any:
+        """A no-grad forward inside a step (split DPO's first pass) reshards afterwards, as score() does."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(self._resharded())
+        return stack
 
     def _clip_grads(self, params: list[torch.Tensor], limit: float) -> float:
         norm = torch.nn.utils.clip_grad_norm_(params, limit)

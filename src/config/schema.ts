@@ -186,6 +186,14 @@ export const TrainSchema = z
     micro_batch_size: positiveInt.default(4),
     /** Padded tokens per micro batch as well as rows (0 = rows only): bounds memory at long context. */
     max_tokens_per_micro_batch: nonNegInt.default(0),
+    /** How the trainer runs a DPO pair (self-play's and the proposer's). "joint": chosen and rejected in one
+     *  forward/backward (2 rows per pair). "split": each sequence in its own forward/backward, so activations hold
+     *  one sequence instead of two (half, for a pair of equal lengths) at the cost of one more no-grad forward of
+     *  the chosen side; the loss couples the two only through their summed log-probs, so the gradient is the same
+     *  (up to float rounding; a MoE router's load-balancing term is taken per pass). The way to long pairs without
+     *  sequence parallelism: a 2 × 84k-token pair at 30B does not fit one 80 GB rank jointly. A pair then counts as
+     *  one row against max_tokens_per_micro_batch (docs/SCALING.md "DPO pairs in two passes"). */
+    dpo_pair_passes: z.enum(["joint", "split"]).default("joint"),
     epochs: positiveInt.default(1),
     lr_schedule: LrScheduleSchema,
     /** AdamW's betas and epsilon (weight decay never applies to norms and biases). */

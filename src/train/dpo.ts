@@ -202,6 +202,7 @@ async function runSteps(
             ...optimizerHyper(ctx.cfg, globalStep + b + 1, totalStepsOf(ctx.cfg)), // LR schedule, AdamW betas/eps
             microBatchSize: t.micro_batch_size,
             maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
+            dpoPairPasses: t.dpo_pair_passes, // read by DPO steps only
             maxGradNorm: t.max_grad_norm,
             weightDecay: t.weight_decay,
           },

@@ -351,6 +351,8 @@ export interface TrainHyper {
   adamEps: number;
   /** GRPO dual clip: a token with advantage A < 0 costs at most -clip_ratio_c * A (0 = 3; must be > 1) */
   clipRatioC: number;
+  /** DPO: "joint" (a pair's two sequences in one forward/backward; "" = joint) | "split" (each in its own pass: half the activations, one more no-grad forward, the same gradient) */
+  dpoPairPasses: string;
 }
 
 export interface TrainStepRequest {
@@ -2852,6 +2854,7 @@ function createBaseTrainHyper(): TrainHyper {
     adamBeta2: 0,
     adamEps: 0,
     clipRatioC: 0,
+    dpoPairPasses: "",
   };
 }
 
@@ -2907,6 +2910,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     }
     if (message.clipRatioC !== 0) {
       writer.uint32(137).double(message.clipRatioC);
+    }
+    if (message.dpoPairPasses !== "") {
+      writer.uint32(146).string(message.dpoPairPasses);
     }
     return writer;
   },
@@ -3054,6 +3060,14 @@ export const TrainHyper: MessageFns<TrainHyper> = {
           message.clipRatioC = reader.double();
           continue;
         }
+        case 18: {
+          if (tag !== 146) {
+            break;
+          }
+
+          message.dpoPairPasses = reader.string();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -3146,6 +3160,11 @@ export const TrainHyper: MessageFns<TrainHyper> = {
         : isSet(object.clip_ratio_c)
         ? globalThis.Number(object.clip_ratio_c)
         : 0,
+      dpoPairPasses: isSet(object.dpoPairPasses)
+        ? globalThis.String(object.dpoPairPasses)
+        : isSet(object.dpo_pair_passes)
+        ? globalThis.String(object.dpo_pair_passes)
+        : "",
     };
   },
 
@@ -3202,6 +3221,9 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     if (message.clipRatioC !== 0) {
       obj.clipRatioC = message.clipRatioC;
     }
+    if (message.dpoPairPasses !== "") {
+      obj.dpoPairPasses = message.dpoPairPasses;
+    }
     return obj;
   },
 
@@ -3227,6 +3249,7 @@ export const TrainHyper: MessageFns<TrainHyper> = {
     message.adamBeta2 = object.adamBeta2 ?? 0;
     message.adamEps = object.adamEps ?? 0;
     message.clipRatioC = object.clipRatioC ?? 0;
+    message.dpoPairPasses = object.dpoPairPasses ?? "";
     return message;
   },
 };
