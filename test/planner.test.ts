@@ -274,3 +274,26 @@ describe("what the config's processes supply (built-parts.ts)", () => {
     expect([cpu.cpu, cpu.missing]).toEqual([true, []]);
   });
 });
+
+describe("a DPO micro-batch's training tokens (train.dpo_pair_passes)", () => {
+  const cfgOf = (...sets: string[]) => loadExperiment("experiments/quickstart.yaml", sets).config;
+  const tokens = (...sets: string[]) => planExperiment(cfgOf(...sets)).plan.input.workload.trainTokens;
+  const cfg = cfgOf();
+  const context = cfg.parallel.max_prompt_tokens + cfg.rollout.max_tokens;
+
+  it("joint: a pair is two sequences in one pass; split: one sequence per pass, half the tokens", () => {
+    expect(cfg.train.algorithm).toBe("dpo");
+    expect(tokens("train.micro_batch_size=3")).toBe(3 * 2 * context);
+    expect(tokens("train.micro_batch_size=3", "train.dpo_pair_passes=split")).toBe(3 * context);
+  });
+
+  it("under a token cap a pass holds at least one whole row: two sequences jointly, one split", () => {
+    expect(tokens("train.max_tokens_per_micro_batch=10")).toBe(2 * context);
+    expect(tokens("train.max_tokens_per_micro_batch=10", "train.dpo_pair_passes=split")).toBe(context);
+  });
+
+  it("GRPO trains one sequence per item either way", () => {
+    const grpo = ["train.algorithm=grpo", "train.micro_batch_size=3"];
+    expect(tokens(...grpo, "train.dpo_pair_passes=split")).toBe(tokens(...grpo));
+  });
+});

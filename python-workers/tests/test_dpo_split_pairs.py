@@ -205,3 +205,35 @@ def test_the_wire_carries_the_mode() -> None:
 
     assert wire_hyper(pb.TrainHyper(learning_rate=1e-3, dpo_pair_passes="split")).dpo_pair_passes == "split"
     assert wire_hyper(pb.TrainHyper(learning_rate=1e-3)).dpo_pair_passes == "joint"
+
+
+def test_split_moe_takes_the_router_term_per_pass() -> None:
+    """A MoE model in split mode: the load-balancing term is each pass's own (chosen rows, rejected rows), each with
+    half the micro batch's share, as documented; the DPO part is still log 2 at policy == reference."""
+    import math
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from moe_fixture import tiny_qwen3_moe
+    from promptcot_worker.batch import build_batch
+
+    torch.set_num_threads(1)
+    backend = TransformersBackend(tiny_qwen3_moe(), torch.device("cpu"), "moe")
+    rng = random.Random(5)
+    raw = [([rng.randrange(3, 2000) for _ in range(5)], [rng.randrange(3, 2000) for _ in range(3 + i)],
+            [rng.randrange(3, 2000) for _ in range(2 + i)]) for i in range(3)]
+    ref = backend.score([(p, c) for p, c, _ in raw] + [(p, r) for p, _, r in raw], want_tokens=False)
+    examples = [Example(prompt=p, chosen=c, rejected=r, ref_chosen_logp=ref[i].sum_logprob,
+                        ref_rejected_logp=ref[3 + i].sum_logprob) for i, (p, c, r) in enumerate(raw)]
+    coef = backend.model.config.router_aux_loss_coef
+    aux = []
+    for side in ("chosen", "rejected"):
+        batch = build_batch([(e.prompt, getattr(e, side)) for e in examples], backend.pad_id, backend.device)
+        with torch.no_grad():
+            out = backend.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                output_router_logits=True)
+        aux.append(coef * float(out.aux_loss))
+    metrics = backend.train_step("s", LossKind.DPO, examples, Hyper(learning_rate=1e-3, beta=0.1,
+                                                                      dpo_pair_passes="split"))
+    assert metrics["router_aux_loss"] == pytest.approx(sum(aux) / 2, rel=1e-5)
+    assert metrics["loss"] == pytest.approx(math.log(2) + sum(aux) / 2, abs=1e-6)

@@ -39,8 +39,7 @@ function workloadOf(cfg: Experiment, shape: ModelShape): Workload {
   const gen = generationOf(cfg);
   const completion = cfg.task === "sft" ? cfg.sft.max_completion_tokens : cfg.task === "synthesis" ? gen.maxTokens : cfg.rollout.max_tokens;
   const trainContext = par.max_prompt_tokens + completion;
-  // A DPO item is a pair: chosen and rejected go through the model together.
-  const perItem = cfg.task === "selfplay" && cfg.train.algorithm === "dpo" ? 2 : 1;
+  const perItem = sequencesPerPass(cfg);
   const { micro_batch_size: micro, max_tokens_per_micro_batch: cap } = microBatchOf(cfg);
   const trainTokens = par.micro_batch_tokens || (cap ? Math.max(cap, perItem * trainContext) : micro * perItem * trainContext);
   return {
@@ -51,6 +50,12 @@ function workloadOf(cfg: Experiment, shape: ModelShape): Workload {
     trainTokens,
     generation: cfg.task === "sft" ? "eval" : "rollout",
   };
+}
+
+/** Sequences of one training item in one forward/backward: a DPO pair is two (chosen and rejected together), or
+ *  one with train.dpo_pair_passes split (each in its own pass, the worker's _dpo_split_passes). */
+export function sequencesPerPass(cfg: Pick<Experiment, "task" | "train">): 1 | 2 {
+  return cfg.task === "selfplay" && cfg.train.algorithm === "dpo" && cfg.train.dpo_pair_passes === "joint" ? 2 : 1;
 }
 
 function generationOf(cfg: Experiment): { maxTokens: number; concurrency: number } {
