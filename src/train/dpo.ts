@@ -6,6 +6,7 @@
 // GRPO (grpo.ts) uses the same update unit.
 import { join } from "node:path";
 import { WorkerRestartedError } from "../cluster/pool.js";
+import type { Experiment } from "../config/schema.js";
 import type { RunContext } from "../experiment/context.js";
 import type { Journal } from "../experiment/journal.js";
 import { iterTag, shuffled, unitId, unitSeed } from "../experiment/ids.js";
@@ -176,6 +177,21 @@ export async function updateUnit(ctx: RunContext, iteration: number, plan: Updat
   }
 }
 
+/** A TrainStep's hyperparameters at a global step: the update's own (its loss's), the LR schedule and AdamW's,
+ *  and train.*'s shared ones. */
+export function stepHyper(cfg: Experiment, own: Partial<TrainHyper>, step: number): Partial<TrainHyper> {
+  const t = cfg.train;
+  return {
+    ...own,
+    ...optimizerHyper(cfg, step, totalStepsOf(cfg)), // LR schedule, AdamW betas/eps
+    microBatchSize: t.micro_batch_size,
+    maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
+    dpoPairPasses: t.dpo_pair_passes, // read by DPO steps only
+    maxGradNorm: t.max_grad_norm,
+    weightDecay: t.weight_decay,
+  };
+}
+
 async function runSteps(
   ctx: RunContext,
   iteration: number,
@@ -185,7 +201,6 @@ async function runSteps(
   from: PassStart,
   points: UpdatePoints,
 ): Promise<Record<string, number>[]> {
-  const t = ctx.cfg.train;
   const steps: Record<string, number>[] = [...from.steps];
   const progress = new Progress(`${plan.label} update (${plan.batches.length} steps)`, plan.batches.length);
   if (from.done > 0) progress.tick(from.done, "done before a restart");
@@ -197,15 +212,7 @@ async function runSteps(
           stepId: `${unit}/step-${b}`,
           loss: plan.loss,
           examples: batch,
-          hyper: {
-            ...plan.hyper,
-            ...optimizerHyper(ctx.cfg, globalStep + b + 1, totalStepsOf(ctx.cfg)), // LR schedule, AdamW betas/eps
-            microBatchSize: t.micro_batch_size,
-            maxTokensPerMicroBatch: t.max_tokens_per_micro_batch,
-            dpoPairPasses: t.dpo_pair_passes, // read by DPO steps only
-            maxGradNorm: t.max_grad_norm,
-            weightDecay: t.weight_decay,
-          },
+          hyper: stepHyper(ctx.cfg, plan.hyper, globalStep + b + 1),
         },
         CALL_DEADLINE_MS,
       ),
