@@ -9,7 +9,8 @@ export function layoutGaps(par: ParallelSpec, layout: Layout, colocatedBuilt: bo
   const out: string[] = [];
   if (par.sequenceParallel > 1) {
     out.push(`parallel.sequence_parallel ${par.sequenceParallel}: sequence parallelism is not built (promptcot_worker/sharded.py shards ` +
-      "parameters, not sequences: every rank holds its whole micro-batch's activations); the memory above is sized for 1");
+      "parameters, not sequences: every rank holds its whole micro-batch's activations); the memory above is sized for 1; " +
+      "for long DPO pairs, train.dpo_pair_passes: split holds one sequence's activations at a time (half a pair's)");
   }
   if (par.roles === "colocated" && !colocatedBuilt) {
     out.push("parallel.roles colocated: not built for separate engines (nothing offloads the idle role: no vLLM sleep mode, no FSDP " +
