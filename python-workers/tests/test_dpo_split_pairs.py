@@ -17,6 +17,7 @@ The sharded case (2 gloo ranks, FSDP2) compares with the single-rank joint step 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -44,6 +45,7 @@ def _backend(cls: type = TransformersBackend, **kwargs: Any) -> TransformersBack
     return cls(load_source(MODEL, 0, torch.float32), torch.device("cpu"), MODEL, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
 def _pairs(n: int = 5) -> list[Example]:
     """Pairs of unequal lengths (padding in both modes), weights other than 1, and reference log-probs off the
     policy's (so the loss is not at log 2 and the pairs disagree in sign)."""
@@ -238,3 +240,29 @@ def test_split_moe_takes_the_router_term_per_pass() -> None:
                                                                       dpo_pair_passes="split"))
     assert metrics["router_aux_loss"] == pytest.approx(sum(aux) / 2, rel=1e-5)
     assert metrics["loss"] == pytest.approx(math.log(2) + sum(aux) / 2, abs=1e-6)
+
+
+def test_over_grpc_split_trains_and_an_unknown_mode_is_invalid_argument(tiny_worker: Any) -> None:
+    """A real worker process: TrainStep with dpo_pair_passes "split" takes a DPO step (the weights version moves)
+    and reports the step's metrics; "halves" is INVALID_ARGUMENT naming the field, and moves nothing."""
+    import grpc
+
+    from promptcot_worker.gen import promptcot_worker_pb2 as pb
+
+    examples = [pb.TrainExample(prompt_token_ids=e.prompt, chosen_token_ids=e.chosen, rejected_token_ids=e.rejected,
+                                ref_chosen_logp=e.ref_chosen_logp, ref_rejected_logp=e.ref_rejected_logp)
+                for e in _pairs(3)]
+
+    def step(step_id: str, passes: str) -> Any:
+        hyper = pb.TrainHyper(learning_rate=1e-3, beta=0.5, micro_batch_size=2, dpo_pair_passes=passes)
+        return tiny_worker.stub.TrainStep(pb.TrainStepRequest(step_id=step_id, loss=pb.DPO, examples=examples,
+                                                              hyper=hyper), timeout=120)
+
+    version = tiny_worker.stub.Info(pb.InfoRequest()).weights_version
+    with pytest.raises(grpc.RpcError) as err:
+        step("bad", "halves")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "dpo_pair_passes" in err.value.details()
+    assert tiny_worker.stub.Info(pb.InfoRequest()).weights_version == version
+    done = step("split", "split")
+    assert done.weights_version == version + 1
+    assert done.metrics["micro_batches"] == 2 and done.metrics["grad_norm"] > 0 and "rewards/margin" in done.metrics
