@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MODEL_PRESETS, paramCounts, resolveModelShape, shapeFromHfConfig, type ModelShape } from "../src/cluster/model-shape.js";
-import { planExperiment } from "../src/cluster/plan-config.js";
+import { planExperiment, planLines } from "../src/cluster/plan-config.js";
 import { loadExperiment } from "../src/config/load.js";
 import { GIB, planPlacement, RESERVE_BYTES, resolveLayout, rolloutMemory, smallestFit, trainerMemory, trainerStartup, type PlanInput } from "../src/cluster/planner.js";
 
@@ -76,7 +76,22 @@ describe("memory per GPU", () => {
   it("one rank (the single-rank worker): the model in bf16, fp32 masters, bf16 + fp32 master gradients, AdamW; nothing gathered", () => {
     const m = trainerMemory(TOY, paramCounts(TOY), w, 1);
     expect([m.weights, m.grads, m.optimizer, m.gathered]).toEqual([2 * TOY_TOTAL, 6 * TOY_TOTAL, 12 * TOY_TOTAL, 0]);
-    expect(m.activations).toBe(ACTIVATIONS); // always checkpointed: the worker wraps every block
+    expect(m.activations).toBe(ACTIVATIONS); // checkpointed by default: the worker wraps every block
+  });
+
+  it("activation_checkpointing false: every block's internals kept, plus one block's gradients (layers + 1 blocks)", () => {
+    const off = trainerMemory(TOY, paramCounts(TOY), { ...w, activationCheckpointing: false }, 1);
+    expect(off.activations).toBe(3 * 1_664_000); // (2 + 1) · T · 2 · 832
+    expect(trainerMemory(TOY, paramCounts(TOY), { ...w, activationCheckpointing: true }, 2).activations).toBe(ACTIVATIONS);
+    // a real shape at length: off exceeds on by about layers × block width (36 × T · b · W for Qwen3-4B)
+    const s = preset("qwen3-4b");
+    const big = { ...w, trainTokens: 16_384 };
+    const act = (a: boolean) => trainerMemory(s, paramCounts(s), { ...big, activationCheckpointing: a }, 4).activations;
+    const [on4b, off4b] = [act(true), act(false)];
+    const width = 2 * s.heads * s.headDim + 2 * s.kvHeads * s.headDim + 4 * s.hidden + 3 * s.intermediate;
+    const layersTimesBlock = s.layers * 16_384 * 2 * width;
+    expect((off4b - on4b) / layersTimesBlock).toBeGreaterThan(0.9);
+    expect((off4b - on4b) / layersTimesBlock).toBeLessThan(1);
   });
 
   it("float32 weights are their own master: 4 + 4 + 8 bytes per parameter; on a CPU they are views of the mapped file", () => {
@@ -120,7 +135,7 @@ describe("memory per GPU", () => {
 const input = (over: Partial<PlanInput> = {}): PlanInput => ({
   model: preset("qwen3-30b-a3b"),
   cluster: { nodes: 1, gpusPerNode: 8, gpuMemoryGib: 80 },
-  parallel: { roles: "split", tensorParallel: 1, rolloutGpus: 0, fsdp: 0, sequenceParallel: 1, activationCheckpointing: true, memoryFraction: 0.9 },
+  parallel: { roles: "split", tensorParallel: 1, rolloutGpus: 0, fsdp: 0, sequenceParallel: 1, memoryFraction: 0.9 },
   workload: { dtypeBytes: 2, genContext: 1000, genConcurrency: 1, trainTokens: 1000 },
   trainerRanks: 1,
   ...over,
@@ -267,6 +282,15 @@ describe("what the config's processes supply (built-parts.ts)", () => {
     const tp = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.type=worker", "workers.count=3",
       "parallel.rollout_tensor_parallel=2");
     expect(tp.missing).toEqual([expect.stringMatching(/^parallel.rollout_tensor_parallel 2: engine.type worker generates on gRPC workers, one device each/)]);
+  });
+
+  it("parallel.activation_checkpointing false is built: no note, larger activations, and the plan says so", () => {
+    const withFlag = (v: string) => planExperiment(loadExperiment("experiments/quickstart.yaml", [...GPU, `parallel.activation_checkpointing=${v}`]).config);
+    const [on, off] = [withFlag("true"), withFlag("false")];
+    expect(off.plan.notes.join("\n")).not.toMatch(/activation_checkpointing/);
+    expect(off.plan.trainer.activations).toBeGreaterThan(on.plan.trainer.activations);
+    expect(planLines(off).join("\n")).toMatch(/every block's activations kept \(activation_checkpointing false\)/);
+    expect(planLines(on).join("\n")).toMatch(/blocks checkpointed/);
   });
 
   it("a CPU plan names nothing: there is no GPU layout to build", () => {

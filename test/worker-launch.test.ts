@@ -1,6 +1,7 @@
 // Worker command lines (device index, role) and the config keys that reach the worker.
 import { describe, expect, it } from "vitest";
 import { workerArgs, workerIndex, type WorkerSpec } from "../src/cluster/local-launcher.js";
+import { rayWorkerArgs } from "../src/cluster/ray-launcher.js";
 import { ModelSchema, SamplingSchema } from "../src/config/schema.js";
 
 const spec: WorkerSpec = {
@@ -24,6 +25,14 @@ describe("worker launch", () => {
   it("makes no trainer in a pool that never trains (eval of a run's checkpoint must not load its optimizer)", () => {
     const evalWorker = workerArgs("worker-0", { ...spec, trains: false }, 0, "/ckpt/step-3");
     expect([flag(evalWorker, "--role"), flag(evalWorker, "--init-checkpoint")]).toEqual(["rollout", "/ckpt/step-3"]);
+  });
+
+  it("parallel.activation_checkpointing false reaches every trainer rank, rollout worker and Ray actor", () => {
+    const off: WorkerSpec = { ...spec, activationCheckpointing: false, trainerRanks: 2 };
+    const all = [workerArgs("worker-0", off, 0), workerArgs("worker-0-rank1", off, 0, undefined, 1), workerArgs("worker-1", off, 1),
+      rayWorkerArgs("worker-0-rank1", off, "127.0.0.2", 0, 1)];
+    for (const args of all) expect(args).toContain("--no-gradient-checkpointing");
+    for (const on of [spec, { ...spec, activationCheckpointing: true }]) expect(workerArgs("worker-0", on, 0)).not.toContain("--no-gradient-checkpointing");
   });
 
   it("accepts cuda:N devices and rejects anything else with a clear message", () => {

@@ -15,7 +15,7 @@ from transformers import DynamicCache
 from . import checkpoint, losses, text_ops
 from .moe import RouterAux
 from .batch import CompletionBatch, build_batch, chunk_by_budget, completion_logits, micro_batches
-from .memory import DEFAULT_CHUNK_TOKENS, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
+from .memory import DEFAULT_CHUNK_TOKENS, blocks_checkpointed, checkpoint_blocks, chunked_token_logprobs, supports_chunked_head
 from .memory import transformer_blocks
 from .models import LoadedModel
 from .precision import MasterWeights
@@ -142,6 +142,7 @@ class TransformersBackend:
             "eos_token_ids": sorted(self.eos_ids),
             "has_chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
             "weights_version": self.weights_version,
+            "checkpoints_blocks": blocks_checkpointed(self.model),
         }
 
     @property

@@ -53,6 +53,11 @@ def checkpoint_blocks(model: torch.nn.Module) -> None:
         block._promptcot_checkpointed = True
 
 
+def blocks_checkpointed(model: torch.nn.Module) -> bool:
+    """Whether checkpoint_blocks wrapped this model's blocks (what Info reports as checkpoints_blocks)."""
+    return all(getattr(b, "_promptcot_checkpointed", False) for b in transformer_blocks(model))
+
+
 def _head_logprobs(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = head(hidden).float()
     if temperature != 1.0:  # as losses.token_logprobs divides: the same values at any temperature

@@ -134,3 +134,24 @@ def test_token_budget_over_grpc_matches_the_unsplit_step(tmp_path) -> None:
         assert split["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
     finally:
         worker.stop()
+
+
+def test_a_worker_started_without_checkpointing_keeps_activations_and_trains_the_same() -> None:
+    """--no-gradient-checkpointing (parallel.activation_checkpointing: false) reaches the backend over a real
+    process: Info says the blocks are not checkpointed, and an SFT step gives the checkpointed step's numbers."""
+    rng = random.Random(11)
+    batch = [pb.TrainExample(prompt_token_ids=[rng.randrange(3, 2000) for _ in range(4)],
+                             completion_token_ids=[rng.randrange(3, 2000) for _ in range(n)]) for n in (5, 9)]
+    seen = {}
+    for flag in ("--gradient-checkpointing", "--no-gradient-checkpointing"):
+        worker = start_worker(*TINY, "--seed", "5", flag)
+        try:
+            checkpoints = worker.stub.Info(pb.InfoRequest(), timeout=30).checkpoints_blocks
+            req = pb.TrainStepRequest(step_id="s", loss=pb.SFT, examples=batch, hyper=pb.TrainHyper(learning_rate=1e-3))
+            seen[flag] = (checkpoints, dict(worker.stub.TrainStep(req, timeout=60).metrics))
+        finally:
+            worker.stop()
+    (on, on_metrics), (off, off_metrics) = seen["--gradient-checkpointing"], seen["--no-gradient-checkpointing"]
+    assert on is True and off is False
+    assert off_metrics["loss"] == pytest.approx(on_metrics["loss"], abs=1e-6)
+    assert off_metrics["grad_norm"] == pytest.approx(on_metrics["grad_norm"], rel=1e-5)

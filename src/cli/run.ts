@@ -124,7 +124,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     {
       modelSource: identity.model.path ?? cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
-      trainerRanks: cfg.workers.trainer_ranks,
+      trainerRanks: cfg.workers.trainer_ranks, activationCheckpointing: cfg.parallel.activation_checkpointing,
     },
     restartPolicyOf(cfg.workers),
     journal,

@@ -82,9 +82,6 @@ function engineGaps(cfg: Cfg, layout: Layout): string[] {
 /** What the plan should say about the run's pieces that is true but does not block it. */
 export function configNotes(cfg: Cfg, layout: Layout): string[] {
   const out: string[] = [];
-  if (!cfg.parallel.activation_checkpointing) {
-    out.push("parallel.activation_checkpointing false is not wired: the worker always checkpoints its blocks, and the plan sizes that");
-  }
   if (cfg.cluster.gpus_per_node === 0) return out;
   if (cfg.engine.type === "openai" || (cfg.engine.type === "vllm" && cfg.engine.base_url)) {
     out.push("rollout engines are external servers (engine.base_url): the plan's rollout GPUs describe them; nothing here starts or syncs them");

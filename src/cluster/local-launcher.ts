@@ -26,6 +26,9 @@ export interface WorkerSpec {
   trains?: boolean;
   /** workers.trainer_ranks: the trainer is this many FSDP rank processes (rank-group.ts); default 1. */
   trainerRanks?: number;
+  /** parallel.activation_checkpointing: false starts workers with --no-gradient-checkpointing (every block's
+   *  activations kept for the backward); default true, the worker's own default. */
+  activationCheckpointing?: boolean;
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
@@ -46,6 +49,7 @@ export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?
     "--dtype", s.dtype, "--device", s.device, "--device-index", String(device),
     "--role", index === TRAINER_INDEX && s.trains !== false ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,
     "--trainable-layers", String(s.trainableLayers), "--decode-width", String(s.decodeWidth), "--threads", String(s.threads)];
+  if (s.activationCheckpointing === false) args.push("--no-gradient-checkpointing");
   if (checkpoint) args.push("--init-checkpoint", checkpoint);
   return args;
 }

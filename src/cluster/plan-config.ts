@@ -13,7 +13,7 @@ export function planInputOf(cfg: Experiment, shape: ModelShape = resolveModelSha
     cluster: { nodes: cfg.cluster.nodes, gpusPerNode: cfg.cluster.gpus_per_node, gpuMemoryGib: cfg.cluster.gpu_memory_gib },
     parallel: {
       roles: par.roles, tensorParallel: par.rollout_tensor_parallel, rolloutGpus: par.rollout_gpus, fsdp: par.fsdp,
-      sequenceParallel: par.sequence_parallel, activationCheckpointing: par.activation_checkpointing, memoryFraction: par.memory_fraction,
+      sequenceParallel: par.sequence_parallel, memoryFraction: par.memory_fraction,
     },
     workload: workloadOf(cfg, shape),
     trainerRanks: cfg.workers.trainer_ranks,
@@ -48,6 +48,7 @@ function workloadOf(cfg: Experiment, shape: ModelShape): Workload {
     genContext: par.max_prompt_tokens + gen.maxTokens,
     genConcurrency: par.rollout_concurrency || gen.concurrency,
     trainTokens,
+    activationCheckpointing: par.activation_checkpointing,
     generation: cfg.task === "sft" ? "eval" : "rollout",
   };
 }
@@ -109,7 +110,7 @@ export function planLines({ plan, smallest, engine }: PlanResult): string[] {
     `model: ${s.name} — ${billions(plan.params.total)} parameters${s.experts ? ` (${billions(plan.params.active)} active)` : ""}, ${s.layers} layers, hidden ${s.hidden}, ` +
       `${s.heads} heads / ${s.kvHeads} KV heads × ${s.headDim}, vocab ${s.vocab}; shape from ${s.from}`,
     `workload: ${w.dtypeBytes === 2 ? "bf16" : "fp32"}; generation ${w.genConcurrency} sequences per engine at ${w.genContext} tokens; ` +
-      `training ${w.trainTokens} tokens per micro-batch per rank, blocks checkpointed (the worker always does)`,
+      `training ${w.trainTokens} tokens per micro-batch per rank, ${w.activationCheckpointing === false ? "every block's activations kept (activation_checkpointing false)" : "blocks checkpointed"}`,
   ];
   if (plan.cpu) return [...lines, ...cpuLines(plan, gen, engine), ...plan.notes.map((n) => `note: ${n}`)];
   const l = plan.layout;

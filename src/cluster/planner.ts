@@ -31,7 +31,6 @@ export interface ParallelSpec {
   fsdp: number;
   /** Requested; not built, so activations are sized for 1 and the plan names it as missing. */
   sequenceParallel: number;
-  activationCheckpointing: boolean;
   memoryFraction: number;
 }
 
@@ -46,6 +45,9 @@ export interface Workload {
   genConcurrency: number;
   /** Tokens of one micro-batch per trainer rank, before sequence parallel splits it. */
   trainTokens: number;
+  /** parallel.activation_checkpointing: blocks recompute their activations in the backward (default true);
+   *  false keeps every block's internals until its backward. */
+  activationCheckpointing?: boolean;
   /** What the engines generate, for the plan's words: self-play rollouts, or only evals (sft). */
   generation?: "rollout" | "eval";
 }
@@ -162,7 +164,8 @@ function blockWidth(s: ModelShape): number {
 const unitGrad = (b: number, n: number) => b * n + 4 * n;
 
 /**
- * One trainer rank as the worker builds it (blocks always checkpointed; sequence parallel is not built).
+ * One trainer rank as the worker builds it (sequence parallel is not built). Activations: with checkpointed
+ * blocks, each block's input plus one block recomputed with its gradients; without, every block's internals.
  * ranks = 1, the single-rank backend: the model in its dtype (on a CPU, only the fused experts are copies:
  * the other tensors are views of the mapped safetensors, assumed in model.dtype); bf16 keeps fp32 masters
  * beside it, the bf16 gradients of a micro-batch next to the fp32 master gradients they are summed into; AdamW.
@@ -178,7 +181,9 @@ export function trainerMemory(s: ModelShape, p: ParamCounts, w: Workload, ranks:
   const optimizerStep = (cpu ? 2 * 4 * Math.min(p.largestTensor, trainable) : 4 * trainable) / Math.max(1, ranks);
   const tokens = w.trainTokens;
   const perBlock = tokens * b * blockWidth(s);
-  const activations = s.layers * tokens * s.hidden * b + 2 * perBlock;
+  // checkpointed: each block's input, and one block re-run with its gradients; kept: every block's internals,
+  // and the gradients of the block whose backward runs
+  const activations = w.activationCheckpointing === false ? (s.layers + 1) * perBlock : s.layers * tokens * s.hidden * b + 2 * perBlock;
   const logits = Math.min(tokens, LOGIT_CHUNK_TOKENS) * s.vocab * LOGIT_BYTES;
   if (ranks <= 1) {
     return memory({

@@ -572,7 +572,8 @@ export const ParallelSchema = z
     /** Tokens of one micro-batch per trainer rank; 0 = train.max_tokens_per_micro_batch when set, else
      *  micro_batch_size × sequences per item (DPO 2) × max context. */
     micro_batch_tokens: nonNegInt.default(0),
-    /** Not wired: the worker always checkpoints its blocks; `plan` sizes that and notes a false here. */
+    /** Recompute each block's activations in the backward (the workers' --gradient-checkpointing); false keeps
+     *  every block's activations (faster backward, about layers × block width more memory, which `plan` sizes). */
     activation_checkpointing: z.boolean().default(true),
     /** Share of each GPU's memory the plan may fill (the rest: allocator fragmentation, CUDA graphs). */
     memory_fraction: z.number().gt(0).max(1).default(0.9),

@@ -89,6 +89,7 @@ function specOf(cfg: Experiment, runDir: string, role: Role): WorkerSpec {
   return {
     modelSource: m.source, dtype: m.dtype, device: m.device, trainableLayers: m.trainable_layers, decodeWidth: m.decode_width,
     seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs", role), runDir,
+    activationCheckpointing: cfg.parallel.activation_checkpointing,
   };
 }
 

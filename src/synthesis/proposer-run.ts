@@ -46,7 +46,7 @@ function specOf(ctx: RunContext, role: RoleModel, logDir: string): WorkerSpec {
   return {
     modelSource: localModelSource(ctx.configDir, role.source ?? m.source), dtype: m.dtype, device: m.device, trainableLayers: role.trainable_layers ?? m.trainable_layers,
     decodeWidth: role.decode_width ?? m.decode_width, seed: ctx.cfg.seed, threads: ctx.cfg.workers.threads, startupTimeoutS: ctx.cfg.workers.startup_timeout_s,
-    logDir, runDir: ctx.runDir,
+    logDir, runDir: ctx.runDir, activationCheckpointing: ctx.cfg.parallel.activation_checkpointing,
   };
 }
 

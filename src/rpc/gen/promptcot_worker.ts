@@ -100,6 +100,11 @@ export interface InfoResponse {
    * controller sends refs only to a worker that says so (an older worker would ignore them as unknown fields).
    */
   readsShardRefs: boolean;
+  /**
+   * The blocks recompute their activations in the backward pass (--gradient-checkpointing, the default);
+   * false when started with --no-gradient-checkpointing (parallel.activation_checkpointing: false).
+   */
+  checkpointsBlocks: boolean;
 }
 
 export interface HealthRequest {
@@ -502,6 +507,7 @@ function createBaseInfoResponse(): InfoResponse {
     hasChatTemplate: false,
     weightsVersion: 0,
     readsShardRefs: false,
+    checkpointsBlocks: false,
   };
 }
 
@@ -550,6 +556,9 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     }
     if (message.readsShardRefs !== false) {
       writer.uint32(112).bool(message.readsShardRefs);
+    }
+    if (message.checkpointsBlocks !== false) {
+      writer.uint32(120).bool(message.checkpointsBlocks);
     }
     return writer;
   },
@@ -683,6 +692,14 @@ export const InfoResponse: MessageFns<InfoResponse> = {
           message.readsShardRefs = reader.bool();
           continue;
         }
+        case 15: {
+          if (tag !== 120) {
+            break;
+          }
+
+          message.checkpointsBlocks = reader.bool();
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -748,6 +765,11 @@ export const InfoResponse: MessageFns<InfoResponse> = {
         : isSet(object.reads_shard_refs)
         ? globalThis.Boolean(object.reads_shard_refs)
         : false,
+      checkpointsBlocks: isSet(object.checkpointsBlocks)
+        ? globalThis.Boolean(object.checkpointsBlocks)
+        : isSet(object.checkpoints_blocks)
+        ? globalThis.Boolean(object.checkpoints_blocks)
+        : false,
     };
   },
 
@@ -795,6 +817,9 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     if (message.readsShardRefs !== false) {
       obj.readsShardRefs = message.readsShardRefs;
     }
+    if (message.checkpointsBlocks !== false) {
+      obj.checkpointsBlocks = message.checkpointsBlocks;
+    }
     return obj;
   },
 
@@ -817,6 +842,7 @@ export const InfoResponse: MessageFns<InfoResponse> = {
     message.hasChatTemplate = object.hasChatTemplate ?? false;
     message.weightsVersion = object.weightsVersion ?? 0;
     message.readsShardRefs = object.readsShardRefs ?? false;
+    message.checkpointsBlocks = object.checkpointsBlocks ?? false;
     return message;
   },
 };
