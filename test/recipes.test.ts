@@ -3,6 +3,9 @@
 // layouts the code does not build (or says "fits: yes" when there are none), and refuses a cluster that cannot
 // hold them, naming the reason and the smallest cluster that can.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const RECIPES = ["experiments/qwen3-30b-a3b-selfplay.yaml", "experiments/qwen3-4b-selfplay.yaml", "experiments/qwen2.5-7b-sft.yaml"];
@@ -13,7 +16,11 @@ describe("paper recipes", () => {
   // The parts each layout needs that the code does not build (docs/SCALING.md "Which parts the code runs today"):
   // the dry-run still prints everything, names each missing part, and exits 3 like a plan that does not fit. The
   // two self-play recipes train DPO pairs in two passes (train.dpo_pair_passes: split), so they need no sequence
-  // parallelism; the 4B one's external vLLM servers are the run's refusal, not the plan's (a warning).
+  // parallelism; the 4B one's external vLLM servers are the run's refusal, not the plan's: its plan fits, and
+  // its dry-run exits 2 as its run does (REFUSED).
+  const REFUSED: Record<string, RegExp | undefined> = {
+    "experiments/qwen3-4b-selfplay.yaml": /^error: experiments\/qwen3-4b-selfplay.yaml at 'engine.base_url': engine.type vllm with engine.base_url: .*remove engine.base_url/m,
+  };
   const MISSING: Record<string, RegExp[]> = {
     "experiments/qwen3-30b-a3b-selfplay.yaml": [/placing managed vLLM servers on the plan's rollout GPUs is not built/],
     "experiments/qwen3-4b-selfplay.yaml": [],
@@ -27,7 +34,8 @@ describe("paper recipes", () => {
     expect(r.stdout).toContain("# placement (promptcot plan)");
     const missing = MISSING[file]!;
     if (!missing.length) {
-      expect(r.status, r.stderr).toBe(0);
+      expect(r.status, r.stderr).toBe(REFUSED[file] ? 2 : 0);
+      if (REFUSED[file]) expect(r.stderr).toMatch(REFUSED[file]!);
       expect(r.stdout).toMatch(/\nfits: yes\n/);
       expect(r.stdout).not.toContain("not built");
       return;
@@ -106,6 +114,28 @@ describe("paper recipes", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("a cosine schedule needs its length");
   }, 120_000);
+
+  it("run and --dry-run refuse the same settings with the same error and exit 2; the dry-run names them all, the run starts nothing", () => {
+    const runDir = join(tmpdir(), `pcot-recipes-refused-${process.pid}`);
+    const run = cli("run", RECIPES[1]!, "--run-dir", runDir);
+    const dry = cli("run", RECIPES[1]!, "--dry-run", "--run-dir", runDir);
+    expect([run.status, dry.status]).toEqual([2, 2]);
+    const refusal = REFUSED[RECIPES[1]!]!;
+    expect(run.stderr).toMatch(refusal);
+    expect(dry.stderr).toMatch(refusal);
+    expect(existsSync(runDir)).toBe(false);
+    // two refusals: the dry-run prints both (and its plan), the run stops on both in one error
+    const cosine = ["--set", "train.lr_schedule.kind=cosine"];
+    const dry2 = cli("run", RECIPES[1]!, "--dry-run", ...cosine);
+    expect(dry2.status).toBe(2);
+    expect(dry2.stderr).toMatch(/at 'train.lr_schedule.total_steps': a cosine schedule needs its length/);
+    expect(dry2.stderr).toMatch(refusal);
+    expect(dry2.stdout).toContain("# placement (promptcot plan)");
+    const run2 = cli("run", RECIPES[1]!, "--run-dir", runDir, ...cosine);
+    expect(run2.status).toBe(2);
+    expect(run2.stderr).toMatch(/2 settings that a run refuses:\n  - .*'train.lr_schedule.total_steps'.*\n  - .*'engine.base_url': engine.type vllm with engine.base_url/);
+    expect(existsSync(runDir)).toBe(false);
+  }, 180_000);
 
   it("a config whose model is here still has its data checked by the dry-run (a missing file: exit 2)", () => {
     const r = cli("run", "experiments/quickstart.yaml", "--dry-run", "--set", "data.kind=jsonl", "--set", "data.train_path=no-such.jsonl",

@@ -8,10 +8,9 @@ import { processLines } from "../cluster/process-placement.js";
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
 import { resolvedYaml } from "../experiment/run-dir.js";
-import { policyEngineProblem } from "../rollout/from-config.js";
-import { totalStepsOf } from "../train/schedule.js";
 import { firstPromptSection } from "./first-prompt.js";
 import { PLAN_DOES_NOT_FIT, planError } from "./plan.js";
+import { reportRefusals } from "./run-refusals.js";
 
 /**
  * The placement section and its exit code: 3 when the plan does not fit or its layout needs parts that are not
@@ -48,15 +47,17 @@ export function missingInputs(cfg: Experiment, configDir: string): string[] {
     file("data.heldout_path", cfg.data.heldout_path);
   }
   if (cfg.task === "sft") file("sft.trajectories_path", cfg.sft.trajectories_path);
+  const g = cfg.train.grpo; // a KL reference checkpoint of the cluster's run: the run refuses it only where it is missing there
+  if (cfg.train.algorithm === "grpo" && g.kl_coef > 0 && g.kl_reference !== "base") file("train.grpo.kl_reference", g.kl_reference);
   return out;
 }
 
 /**
  * A recipe for a cluster dry-runs anywhere: the config is validated and the plan printed; what is missing
- * here is listed (a real run refuses until it exists), and no data or model fingerprint can be taken.
+ * here is listed (a real run refuses until it exists), and no data or model fingerprint can be taken. The
+ * config's own refusals (run-refusals.ts) are errors, exit 2, as the run's.
  */
-export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]): number {
-  if (cfg.task === "selfplay") totalStepsOf(cfg); // the config checks a run makes before it reads data
+export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[], refusals: ConfigError[]): number {
   const placement = placementSection(cfg);
   process.stdout.write(
     `# resolved config\n${resolvedYaml(cfg)}\n# not on this machine (a run here refuses until they exist; no fingerprints taken)\n` +
@@ -64,7 +65,5 @@ export function dryRunElsewhere(cfg: Experiment, plan: string, missing: string[]
       firstPromptSection(cfg, { train: [{ id: "first problem", prompt: "<the first problem's text>", answer: "", source: "" }], heldout: [] }, undefined),
   );
   process.stderr.write(`warning: dry run without ${missing.length} input(s) that are not on this machine: ${missing.map((m) => m.split(":")[0]).join(", ")}\n`);
-  const engine = policyEngineProblem(cfg);
-  if (engine) process.stderr.write(`warning: a run refuses this config as it stands: ${engine}\n`);
-  return placement.code;
+  return reportRefusals(refusals) || placement.code; // a run stops on a refusal (exit 2) before it plans
 }

@@ -22,14 +22,13 @@ import { renderReport, writeReport } from "../eval/report.js";
 import { selfPlay, type IterationResult } from "../selfplay/loop.js";
 import type { EvalSummary } from "../eval/heldout.js";
 import { readSftData, sftPlanText, sftRegime } from "../train/sft-regime.js";
-import { totalStepsOf } from "../train/schedule.js";
 import { synthesisCommand } from "../synthesis/pipeline.js";
 import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
-import { policyEngineFromConfig, policyEngineProblem } from "../rollout/from-config.js";
+import { policyEngineFromConfig } from "../rollout/from-config.js";
+import { refusalError, reportRefusals, runRefusals } from "./run-refusals.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
-import { klReferenceProblem } from "../train/grpo.js";
 import { createMathGraderByName, createRunCodeGrader } from "../verify/registry.js";
 
 export interface RunOptions {
@@ -92,17 +91,16 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const runDir = opts.runDir ? resolve(opts.runDir) : defaultRunDir(cfg, explicit);
   const configDir = dirname(resolve(file));
   const missing = opts.dryRun ? missingInputs(cfg, configDir) : [];
-  if (missing.length) return dryRunElsewhere(cfg, planText(cfg, runDir), missing); // a cluster recipe, dry-run here
+  // a cluster recipe, dry-run here: it prints what it can and the run's refusals (exit 2 when there are any)
+  if (missing.length) return dryRunElsewhere(cfg, planText(cfg, runDir), missing, runRefusals(cfg, file, configDir, false));
+  const refusals = runRefusals(cfg, file, configDir); // the dry-run prints them all; a run stops on them here
+  const refused = opts.dryRun ? undefined : refusalError(refusals, file);
+  if (refused) throw refused;
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
   const problems = loadProblems(cfg, configDir);
   const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
-  if (cfg.task === "selfplay") totalStepsOf(cfg); // a cosine LR schedule without a length fails here, not at the first update
-  const engineProblem = policyEngineProblem(cfg);
-  if (engineProblem) throw new ConfigError(engineProblem, file, undefined, "engine");
-  const klProblem = klReferenceProblem(cfg, configDir);
-  if (klProblem) throw new ConfigError(klProblem, file, undefined, "train.grpo.kl_reference");
   const identity = runIdentity(cfg, configDir, problems);
-  if (opts.dryRun) return dryRun(cfg, runDir, identity, problems, firstPromptSection(cfg, problems, identity.model.path ?? cfg.model.source));
+  if (opts.dryRun) return dryRun(cfg, runDir, identity, problems, firstPromptSection(cfg, problems, identity.model.path ?? cfg.model.source), refusals);
   pythonPath(); // fail early, with the fix, when the environment is missing
   const t0 = performance.now();
   const { resumed, state } = prepareRunDir(runDir, cfg, identity, problems);
@@ -165,8 +163,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   }
 }
 
-/** Prints what a run would do and stand on; exit 2 when the run directory would refuse it. */
-function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems: Parameters<typeof checkRunDir>[3], firstPrompt: string): number {
+/** Prints what a run would do and stand on; exit 2 when the run would refuse the config or its directory. */
+function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems: Parameters<typeof checkRunDir>[3], firstPrompt: string,
+  refusals: ConfigError[]): number {
   let verdict: string, code = 0;
   try {
     verdict = checkRunDir(runDir, cfg, identity, problems) === "new" ? "new run" : "resumes it (config, data and model match)";
@@ -181,7 +180,7 @@ function dryRun(cfg: Experiment, runDir: string, identity: RunIdentity, problems
       `run directory status: ${verdict}\n${placement.text}${firstPrompt}`,
   );
   if (code) process.stderr.write(`error: ${runDir}: ${verdict}\n`);
-  return code || placement.code;
+  return reportRefusals(refusals) || code || placement.code;
 }
 
 /** VmHWM: the kernel's record of the process's peak resident set. */
