@@ -225,3 +225,26 @@ def test_sharded_checkpoint_loads_in_a_single_rank_trainer(runs: dict) -> None:
     live = dict(backend.model.named_parameters())
     saved = checkpoint.read_dcp(tmp / "sharded")["model"]
     assert all(torch.equal(live[n], saved[n]) for n in live)  # the fp32 shards, not the HF copy
+
+
+def test_export_streams_the_dcp_shards_as_hf_safetensors(runs: dict, tmp_path: Path) -> None:
+    """`promptcot export`'s reader: the 2 ranks' DCP shards, one tensor at a time, give the tensors of the ranks'
+    HF copy (same names, dtype and values) in files of a bounded size, and transformers loads the result."""
+    from transformers import AutoModelForCausalLM
+
+    from promptcot_worker.dcp_export import compute_dtype, dcp_params, export_dcp, plan_files
+
+    ckpt: Path = runs["tmp"] / "sharded"
+    params = dcp_params(ckpt)
+    largest = max(size.numel() for _, size in params) * 4
+    groups = plan_files(params, compute_dtype(ckpt), largest)
+    assert len(groups) > 1 and all(len(g) == 1 or sum(s.numel() * 4 for _, s in g) <= largest for g in groups)
+    files = export_dcp(ckpt, tmp_path, max_file_bytes=largest)
+    assert files[-1] == "model.safetensors.index.json" and len(files) == len(groups) + 1
+    got, ref = checkpoint.read_safetensors(tmp_path), _weights(ckpt)
+    assert sorted(got) == sorted(ref)
+    assert all(got[k].dtype == ref[k].dtype and torch.equal(got[k], ref[k]) for k in ref)
+    (tmp_path / "config.json").write_bytes((ckpt / "config.json").read_bytes())
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path))
+    live = dict(model.named_parameters())
+    assert set(got) <= set(live) and all(torch.equal(live[n].detach(), got[n]) for n in got)

@@ -5,12 +5,15 @@
 // exported: a checkpoint directory without its journal row is an unfinished one.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
 import type { Command } from "commander";
+import { pythonEnv, pythonPath, REPO_ROOT } from "../cluster/python-env.js";
 import { ConfigError } from "../config/errors.js";
 import { Journal } from "../experiment/journal.js";
 
 /** The trainer's own files: resuming needs them, a model user does not. A sharded trainer's checkpoint adds
- * one RNG file per rank and its DCP shards (a directory, so never copied: the ranks wrote the HF copy). */
+ * one RNG file per rank and its DCP shards (a directory, so never copied): its weights are streamed out of
+ * those shards (promptcot_worker/dcp_export.py), not copied from the ranks' HF copy. */
 const TRAINER_STATE = new Set(["optimizer.pt", "rng.pt", "master_fp32.pt", "worker_meta.json"]);
 const isTrainerState = (f: string): boolean => TRAINER_STATE.has(f) || /^rng-\d+\.pt$/.test(f);
 
@@ -65,7 +68,9 @@ export function exportCheckpoint(src: string, out: string): string[] {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    for (const f of files) copyFileSync(join(src, f), join(tmp, f));
+    const sharded = existsSync(join(src, "dcp"));
+    for (const f of files) if (!(sharded && isWeightFile(f))) copyFileSync(join(src, f), join(tmp, f));
+    if (sharded) streamFromShards(src, tmp);
     if (!files.includes("generation_config.json")) writeGenerationConfig(tmp);
     if (existsSync(out)) rmdirSync(out); // empty (checked above); rename cannot replace a directory
     renameSync(tmp, out);
@@ -74,6 +79,19 @@ export function exportCheckpoint(src: string, out: string): string[] {
     throw e;
   }
   return readdirSync(out).sort();
+}
+
+const isWeightFile = (f: string): boolean => f.endsWith(".safetensors") || f === "model.safetensors.index.json";
+
+/** The safetensors of a sharded checkpoint, read from its DCP shards one tensor at a time (never the whole
+ *  model in this or the Python process) and cast to config.json's dtype. */
+function streamFromShards(src: string, out: string): void {
+  const r = spawnSync(pythonPath(), ["-m", "promptcot_worker.dcp_export", "--checkpoint", src, "--out", out],
+    { cwd: REPO_ROOT, env: pythonEnv(), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  if (r.status !== 0) {
+    const why = r.error?.message ?? (r.stderr.trim().split("\n").slice(-5).join("\n") || `exit ${r.status ?? r.signal}`);
+    throw new Error(`export: reading the DCP shards of ${src} failed: ${why}`);
+  }
 }
 
 /** The generation config transformers would derive from config.json's special token ids. */
