@@ -155,3 +155,46 @@ def test_a_worker_started_without_checkpointing_keeps_activations_and_trains_the
     assert on is True and off is False
     assert off_metrics["loss"] == pytest.approx(on_metrics["loss"], abs=1e-6)
     assert off_metrics["grad_norm"] == pytest.approx(on_metrics["grad_norm"], rel=1e-5)
+
+
+def _sharded_rank(rank: int, world: int, port: int, out: str) -> None:
+    """Each rank starts the sharded backend with and without checkpointing and counts its blocks' MLP runs in a step."""
+    import os
+
+    import torch.distributed as dist
+
+    from promptcot_worker.sharded import Rank, ShardedBackend, init_group
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    me = Rank(rank, world)
+    init_group(me, torch.device("cpu"))
+    seen = {}
+    for flag in (True, False):
+        backend = ShardedBackend.start("tiny-random-llama", 0, torch.device("cpu"), me, torch.float32,
+                                       gradient_checkpointing=flag)
+        calls: list[int] = []
+        for block in transformer_blocks(backend.model):
+            count_calls(block.mlp, calls)
+        ex = [Example(prompt=[5, 6, 7], completion=[8, 9, 10, 11]), Example(prompt=[5, 6], completion=[9, 10])]
+        backend.train_step("s", LossKind.SFT, ex, Hyper(learning_rate=0.0))
+        seen[flag] = (backend.info()["checkpoints_blocks"], len(calls), len(transformer_blocks(backend.model)))
+    if rank == 0:
+        torch.save(seen, f"{out}/seen.pt")
+    dist.destroy_process_group()
+
+
+def test_sharded_ranks_without_checkpointing_run_each_block_once(tmp_path) -> None:
+    """The FSDP ranks honour --no-gradient-checkpointing too (server.py hands it to ShardedBackend.start)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_sharded_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    seen = torch.load(tmp_path / "seen.pt")
+    (on, on_calls, blocks), (off, off_calls, _) = seen[True], seen[False]
+    assert on is True and off is False
+    assert on_calls == 2 * blocks and off_calls == blocks  # checkpointed blocks run again in the backward
