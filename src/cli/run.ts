@@ -27,6 +27,7 @@ import { synthesisCommand } from "../synthesis/pipeline.js";
 import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { policyEngineFromConfig, policyEngineProblem } from "../rollout/from-config.js";
+import { engineGpuSlices, hostGpuIds } from "../rollout/vllm-placement.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
 import { klReferenceProblem } from "../train/grpo.js";
@@ -99,6 +100,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   if (cfg.task === "selfplay") totalStepsOf(cfg); // a cosine LR schedule without a length fails here, not at the first update
   const engineProblem = policyEngineProblem(cfg);
   if (engineProblem) throw new ConfigError(engineProblem, file, undefined, "engine");
+  if (cfg.engine.type === "vllm" && !cfg.engine.base_url && cfg.cluster.type === "local" && !opts.dryRun) {
+    engineGpuSlices(cfg, hostGpuIds(), file); // too few GPUs on this host for the servers and the workers: exit 2 now
+  }
   const klProblem = klReferenceProblem(cfg, configDir);
   if (klProblem) throw new ConfigError(klProblem, file, undefined, "train.grpo.kl_reference");
   const identity = runIdentity(cfg, configDir, problems);

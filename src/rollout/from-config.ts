@@ -10,6 +10,7 @@ import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import { PolicyEngine } from "./policy-engine.js";
 import { resolveVllmPython, serverCores, VllmEngine, VllmServer } from "./vllm.js";
 import { availableParallelism } from "node:os";
+import { engineGpuSlices, hostGpuIds } from "./vllm-placement.js";
 import { pythonEnv, pythonPath } from "../cluster/python-env.js";
 import { execa } from "execa";
 
@@ -52,22 +53,31 @@ export interface VllmRoleOptions {
   api?: "chat" | "completions";
 }
 
-/** Managed vLLM servers on the model's HF directory (engine.vllm), started; the caller closes them. */
-export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, o: VllmRoleOptions = {}): Promise<VllmEngine> {
+/** The servers engine.vllm asks for (not started): `dir` served by `python`, each on its cores and, on a GPU host, its GPUs. */
+export function vllmServersFromConfig(cfg: Experiment, workDir: string, python: string, dir: string, o: VllmRoleOptions = {}): VllmServer[] {
   const e = cfg.engine;
   const v = e.vllm;
-  const python = await resolveVllmPython(v.auto_build, log);
-  const dir = o.model ?? (await modelHfDir(cfg.model.source));
   const maxModelLen = o.maxModelLen ?? v.max_model_len ?? 4096;
-  const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
+  const gpus = cfg.cluster.type === "local" ? engineGpuSlices(cfg, hostGpuIds()) : undefined;
+  return Array.from({ length: v.engines }, (_, i) => new VllmServer({
     python, model: dir, dtype: v.dtype, maxModelLen, enforceEager: v.enforce_eager, ...(v.block_size ? { blockSize: v.block_size } : {}), kvCacheGib: v.kv_cache_gib,
     cores: serverCores(i, v.threads, availableParallelism(), v.engines), tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
     batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`,
-    maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
+    maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)), ...(gpus ? { gpus: gpus[i]! } : {}),
   }));
+}
+
+/** Managed vLLM servers on the model's HF directory (engine.vllm), started; the caller closes them. */
+export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, o: VllmRoleOptions = {}): Promise<VllmEngine> {
+  const e = cfg.engine;
+  const python = await resolveVllmPython(e.vllm.auto_build, log);
+  const dir = o.model ?? (await modelHfDir(cfg.model.source));
+  const servers = vllmServersFromConfig(cfg, workDir, python, dir, o);
   const { model: _m, apiKey: _k, ...client } = clientOptions(e);
   const engine = new VllmEngine(servers, { ...client, api: o.api ?? "completions" });
-  log(`starting ${v.engines} vLLM server(s)${o.role ? ` (${o.role})` : ""} on ${dir} (${v.dtype}, max_model_len ${maxModelLen})`);
+  const first = servers[0]!.o;
+  log(`starting ${servers.length} vLLM server(s)${o.role ? ` (${o.role})` : ""} on ${dir} (${first.dtype}, max_model_len ${first.maxModelLen})` +
+    (first.gpus !== undefined ? `, CUDA_VISIBLE_DEVICES ${servers.map((s) => `${s.name}=${s.o.gpus}`).join(" ")}` : ""));
   try {
     await engine.start();
   } catch (err) {
