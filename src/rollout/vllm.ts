@@ -150,6 +150,9 @@ export class VllmServer {
     await stopProcess(proc, 10_000);
   }
 
+  /** Gives back what the server held beyond its process (a Ray job: vllm-ray.ts); after every stop. */
+  async release(): Promise<void> {}
+
   auth(): Record<string, string> {
     return { authorization: `Bearer ${this.apiKey}` };
   }
@@ -302,6 +305,7 @@ export class VllmEngine implements SyncableEngine {
 
   async close(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
+    await Promise.all(this.servers.map((s) => s.release()));
   }
 }
 
