@@ -42,7 +42,7 @@ export function workerGpuPositions(cfg: Cfg, gpus: number): number[] {
  * disjoint from each other and from the workers' GPUs. Undefined on a host without GPUs. Throws a ConfigError
  * when the host has too few.
  */
-export function engineGpuSlices(cfg: Cfg, host: string[], file?: string): string[] | undefined {
+export function engineGpuSlices(cfg: Cfg, host: string[], file?: string, shows = `this host shows ${host.length} (CUDA_VISIBLE_DEVICES or nvidia-smi)`): string[] | undefined {
   if (host.length === 0) return undefined;
   const { engines, tensor_parallel_size: tp } = cfg.engine.vllm;
   const taken = new Set(workerGpuPositions(cfg, host.length));
@@ -51,8 +51,7 @@ export function engineGpuSlices(cfg: Cfg, host: string[], file?: string): string
     const who = taken.size === 0 ? "the workers take none (model.device cpu)"
       : `the workers take ${taken.size} (workers.trainer_ranks ${cfg.workers.trainer_ranks} + ${cfg.workers.count - 1} rollout worker(s), model.device ${cfg.model.device})`;
     throw new ConfigError(
-      `${engines} vLLM server(s) × tensor_parallel_size ${tp} need ${engines * tp} GPU(s) of their own, but this host shows ${host.length} ` +
-        `(CUDA_VISIBLE_DEVICES or nvidia-smi) and ${who}, leaving ${free.length}; lower engine.vllm.engines or ` +
+      `${engines} vLLM server(s) × tensor_parallel_size ${tp} need ${engines * tp} GPU(s) of their own, but ${shows} and ${who}, leaving ${free.length}; lower engine.vllm.engines or ` +
         `engine.vllm.tensor_parallel_size, or workers.trainer_ranks / workers.count, or run on more GPUs (cluster.type: ray)`,
       file, undefined, "engine.vllm.engines");
   }
