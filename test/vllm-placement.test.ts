@@ -90,12 +90,15 @@ describe("vLLM server GPUs on one host", () => {
       const envs = [...serverEnvs(logDir).values()];
       expect(envs.map((e) => e.CUDA_VISIBLE_DEVICES).sort()).toEqual(["4", "5"]); // the trainer keeps "3"
       expect(envs.map((e) => e.VLLM_API_KEY).sort()).toEqual(servers.map((s) => s.apiKey).sort());
+    } catch (e) {
+      process.stderr.write(`[vllm-placement] kept ${dir} (server logs in logs/)\n`);
+      throw e;
     } finally {
       await Promise.all(servers.map((s) => s.stop()));
       await Promise.all(starts);
     }
     expect(serverEnvs(logDir).size).toBe(0);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true }); // kept (and named below) when an expectation failed
   }, 300_000);
 
   it("a host without GPUs starts servers with the controller's environment unchanged", () => {
