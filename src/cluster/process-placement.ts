@@ -62,7 +62,7 @@ function vllmSlots(cfg: Cfg): ProcessSlot[] {
   }
   return Array.from({ length: engines }, (_, i) => ({
     process: `vLLM server ${i}`,
-    device: c.gpus_per_node === 0 ? `CUDA_VISIBLE_DEVICES: the host's GPUs ${i * tp}-${(i + 1) * tp - 1} by position, the workers' after them (none on a CPU host: the CPU build)`
+    device: c.gpus_per_node === 0 ? `CUDA_VISIBLE_DEVICES: the host's ${tp === 1 ? `GPU ${i}` : `GPUs ${i * tp}-${(i + 1) * tp - 1}`} by position, the workers' after them (none on a CPU host: the CPU build)`
       : slices ? `CUDA_VISIBLE_DEVICES=${slices[i]}` : "no GPU left (engine.vllm.engines)",
   }));
 }
