@@ -271,12 +271,14 @@ describe("what the config's processes supply (built-parts.ts)", () => {
     ]);
   });
 
-  it("names what the engines lack: vLLM placement on GPUs, the engine count, llama.cpp on GPUs, TP on gRPC workers", () => {
+  it("names what the engines lack: the vLLM engine count, llama.cpp on GPUs, TP on gRPC workers; placed vLLM servers are built", () => {
     const vllm = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.vllm.engines=2");
-    expect(vllm.missing).toEqual([
-      "engine.vllm.engines 2: the plan places 4 engine(s) × TP 1; set engine.vllm.engines: 4",
-      expect.stringMatching(/^engine.type vllm: placing managed vLLM servers on the plan's rollout GPUs is not built/),
-    ]);
+    expect(vllm.missing).toEqual(["engine.vllm.engines 2: the plan places 4 engine(s) × TP 1; set engine.vllm.engines: 4"]);
+    const placed = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.vllm.engines=4");
+    expect([placed.missing, placed.fits]).toEqual([[], true]);
+    expect(placed.notes.join("\n")).toMatch(/vLLM servers as Ray actors, one placement-group bundle each \(\{GPU: 1\}.*GPU bundles, TP > 1 and real hosts have not run/);
+    const roles = planned("workers.trainer_ranks=2", "cluster.nodes=1", "engine.vllm.engines=2", "proposer.enabled=true", "proposer.teacher.engine=worker");
+    expect(roles.missing).toEqual([expect.stringMatching(/^proposer.prompt_model on vLLM: on one host a role's servers get the same GPUs as the policy's servers/)]);
     const llama = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.type=llama_cpp");
     expect(llama.missing).toEqual([expect.stringMatching(/^engine.type llama_cpp: llama-server is built without a GPU backend/)]);
     const tp = planned("workers.trainer_ranks=4", "cluster.type=ray", "cluster.ray.gpus_per_worker=1", "engine.type=worker", "workers.count=3",

@@ -63,4 +63,22 @@ describe("process placement", () => {
     expect(placementProblems(cfgOf("experiments/quickstart.yaml", ...LOCAL_GPUS, "--set", "workers.count=8", "--set", "model.device=cuda:1"))).toEqual([]);
     expect(placementProblems(cfgOf("experiments/quickstart.yaml", "--set", "workers.count=8"))).toEqual([]);
   });
+
+  it("places managed vLLM servers: the first GPUs on one host (the workers follow), a bundle each on Ray; too few GPUs is refused", () => {
+    const VLLM = ["--set", "model.device=cuda", "--set", "cluster.gpus_per_node=8", "--set", "workers.trainer_ranks=2", "--set", "engine.type=vllm",
+      "--set", "engine.vllm.tensor_parallel_size=2", "--set", "engine.vllm.engines=3"];
+    const local = cfgOf("experiments/quickstart.yaml", ...VLLM);
+    expect(placementProblems(local)).toEqual([]);
+    expect(processSlots(local).map((s) => `${s.process}: ${s.device}`)).toEqual([
+      "trainer rank 0 (worker 0): cuda:6", "trainer rank 1 (worker 0): cuda:7",
+      "vLLM server 0: CUDA_VISIBLE_DEVICES=0,1", "vLLM server 1: CUDA_VISIBLE_DEVICES=2,3", "vLLM server 2: CUDA_VISIBLE_DEVICES=4,5",
+    ]);
+    const [tooMany] = placementProblems(cfgOf("experiments/quickstart.yaml", ...VLLM, "--set", "engine.vllm.engines=4"));
+    expect(tooMany).toEqual({ key: "engine.vllm.engines", message: expect.stringMatching(/^4 vLLM server\(s\) × tensor_parallel_size 2 need 8 GPU\(s\) of their own, but cluster.gpus_per_node is 8 and the workers need 2 .*leaving 6; lower engine.vllm.engines/) });
+    const r = cli("plan", "experiments/quickstart.yaml", ...VLLM, "--set", "engine.vllm.engines=4");
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain("at 'engine.vllm.engines': 4 vLLM server(s)");
+    const ray = processSlots(cfgOf(RAY_30B)).filter((s) => s.process.startsWith("vLLM"));
+    expect(ray).toEqual(Array.from({ length: 4 }, (_, i) => ({ process: `vLLM server ${i}, Ray actor`, device: "bundle {CPU: 1, GPU: 4}: 4 GPU(s) of one node, chosen by Ray, bound to that node's address" })));
+  }, 120_000);
 });

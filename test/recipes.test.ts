@@ -16,13 +16,14 @@ describe("paper recipes", () => {
   // The parts each layout needs that the code does not build (docs/SCALING.md "Which parts the code runs today"):
   // the dry-run still prints everything, names each missing part, and exits 3 like a plan that does not fit. The
   // two self-play recipes train DPO pairs in two passes (train.dpo_pair_passes: split), so they need no sequence
-  // parallelism; the 4B one's external vLLM servers are the run's refusal, not the plan's: its plan fits, and
-  // its dry-run exits 2 as its run does (REFUSED).
+  // parallelism, and the 30B one's managed vLLM servers are placed in Ray bundles of their own; the 4B one's
+  // external vLLM servers are the run's refusal, not the plan's: its plan fits, and its dry-run exits 2 as its
+  // run does (REFUSED).
   const REFUSED: Record<string, RegExp | undefined> = {
     "experiments/qwen3-4b-selfplay.yaml": /^error: experiments\/qwen3-4b-selfplay.yaml at 'engine.base_url': engine.type vllm with engine.base_url: .*remove engine.base_url/m,
   };
   const MISSING: Record<string, RegExp[]> = {
-    "experiments/qwen3-30b-a3b-selfplay.yaml": [/placing managed vLLM servers on the plan's rollout GPUs is not built/],
+    "experiments/qwen3-30b-a3b-selfplay.yaml": [],
     "experiments/qwen3-4b-selfplay.yaml": [],
     "experiments/qwen2.5-7b-sft.yaml": [/HSDP \(2 replicas\) is not built/, /workers.count 1: the trainer generates itself/],
   };
@@ -55,13 +56,13 @@ describe("paper recipes", () => {
     expect(plan.missing.join("\n")).not.toMatch(/workers.trainer_ranks/);
   }, 120_000);
 
-  it("the 30B recipe plans managed vLLM engines with in-place sync; with DPO pairs in two passes a trainer rank fits without sequence parallelism", () => {
+  it("the 30B recipe plans managed vLLM engines with in-place sync, each in a Ray bundle of its own; with DPO pairs in two passes it fits without sequence parallelism", () => {
     const r = cli("plan", RECIPES[0]!);
-    expect(r.status).toBe(3);
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/rollout: 4 engine\(s\) × TP 4 on 16 GPU\(s\) \(managed vLLM servers, weights reloaded in place from each checkpoint\)/);
     expect(r.stdout).toMatch(/sequence parallel 1\n/);
-    expect(r.stdout).toMatch(/memory fits: yes; fits: NO \(1 part\(s\) not built, above\)/);
-    expect(r.stderr).toMatch(/^error: the layout needs 1 part\(s\) that are not built: engine.type vllm: placing managed vLLM servers/);
+    expect(r.stdout).toMatch(/vLLM servers as Ray actors, one placement-group bundle each \(\{GPU: 4\}/);
+    expect(r.stdout).toMatch(/\nfits: yes\n/);
     // the same recipe with its pairs in one pass: 2 × 83,968 tokens of activations per rank do not fit
     const joint = cli("plan", RECIPES[0]!, "--set", "train.dpo_pair_passes=joint");
     expect(joint.stdout).toMatch(/- a trainer rank needs \d+\.\d GiB \(activations \d+\.\d GiB/);
@@ -90,10 +91,12 @@ describe("paper recipes", () => {
       "--set", "parallel.roles=split", "--set", `parallel.rollout_tensor_parallel=${fit.layout.tensorParallel}`, "--set", `engine.vllm.tensor_parallel_size=${fit.layout.tensorParallel}`,
       "--set", `parallel.rollout_gpus=${fit.layout.rolloutGpus}`, "--set", `parallel.fsdp=${fit.layout.fsdp}`, "--set", "parallel.sequence_parallel=1",
       "--set", `workers.trainer_ranks=${fit.layout.trainerGpus}`, "--set", `engine.vllm.engines=${fit.layout.engines}`);
-    // the suggested cluster, set as suggested, fits in memory; what stays missing is the engines' GPU placement
+    // the suggested cluster, set as suggested, fits in memory, and every part of it is built (vLLM servers in Ray bundles)
     const plan = JSON.parse(again.stdout);
     expect(plan.memoryFits).toBe(true);
-    expect(plan.missing).toEqual([expect.stringMatching(/^engine.type vllm: placing managed vLLM servers on the plan's rollout GPUs is not built/)]);
+    expect(plan.missing).toEqual([]);
+    expect(plan.processes.filter((p: { process: string }) => p.process.startsWith("vLLM server")).map((p: { device: string }) => p.device))
+      .toEqual(Array(fit.layout.engines).fill(`bundle {CPU: 1, GPU: ${fit.layout.tensorParallel}}: ${fit.layout.tensorParallel} GPU(s) of one node, chosen by Ray, bound to that node's address`));
   }, 180_000);
 
   it("a vLLM engine whose tensor_parallel_size disagrees with the plan's TP groups is a config error (exit 2)", () => {

@@ -114,6 +114,10 @@ describe("promptcot references (real worker)", () => {
     expect([zero.status, zero.stderr]).toEqual([2, expect.stringMatching(/-n must be a positive integer \(got 0\)/)]);
     const share = run("--min-agreement", "1.5");
     expect([share.status, share.stderr]).toEqual([2, expect.stringMatching(/--min-agreement must be in \[0, 1\] \(got 1.5\)/)]);
+    const engine = run("--engine", "sglang");
+    expect([engine.status, engine.stderr]).toEqual([2, expect.stringMatching(/--engine must be one of worker, vllm \(got 'sglang'\)/)]);
+    const dtype = run("--engine", "vllm", "--dtype", "fp8");
+    expect([dtype.status, dtype.stderr]).toEqual([2, expect.stringMatching(/--dtype must be one of float32, bfloat16, auto \(got 'fp8'\)/)]);
   });
 
   it("SIGKILLed after some samples are journaled, rerun finishes without redoing them", async () => {

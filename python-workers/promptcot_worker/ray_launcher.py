@@ -25,6 +25,16 @@ rank's own node address, so gloo talks over the network Ray placed the ranks on.
 States: starting -> running -> exited (the server process ended) | lost (its actor or node is gone)
 | failed (it could not start). Every file is written to a temp name and renamed, so readers never see half.
 
+A managed vLLM server (the controller's engine.type vllm on cluster.type ray) is an entry with
+{"kind": "vllm", "python": <the vLLM virtualenv's python>, "resources": {"CPU": c} or {"CPU": c, "GPU": tp},
+"env": {...}, "key_env": <name>}: its actor picks a free port on its node and runs
+`python -m promptcot_worker.vllm_serve <argv>` bound to the node's address (not 0.0.0.0), with the entry's env
+and VLLM_API_KEY = the job environment's <key_env> (the key travels in the job's runtime_env, never in the
+spec or a log). It is published "running" as soon as it is spawned; the controller waits for its /health,
+with the key. vLLM forks helpers (its engine core), so the server runs in a process group of its own under a
+reaper shell that the kernel signals when the actor dies: a kill, an actor death or the launcher's close ends
+the whole group.
+
 The actor runs the server as a child process, not in-process: the server's main owns process-wide state
 (signal handlers, which only the main thread may install, stdout reserved for the READY line, os._exit on
 Shutdown), an actor method runs in a worker thread, and a child can be killed and restarted from another
@@ -34,6 +44,7 @@ checkpoint without giving up the actor's bundle. The server watches its parent, 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -87,13 +98,52 @@ def free_port(ip: str) -> int:
         return int(s.getsockname()[1])
 
 
-class WorkerServer:
-    """One worker server process. The actor class below wraps it; tests can use it without Ray."""
+# Leads the server's process group: runs it, and on its exit or on TERM (the actor died: PDEATHSIG) kills the
+# whole group, vLLM's forked helpers included. The same shell as the controller's (src/rollout/server-process.ts).
+GROUP_REAPER = '"$@" & trap \'kill -KILL -- -$$\' TERM INT HUP; wait $!; s=$?; kill -KILL -- -$$; exit $s'
+PR_SET_PDEATHSIG = 1
+VLLM_KEY_PREFIX = "PROMPTCOT_VLLM_KEY_"
 
-    def __init__(self, worker_id: str, argv: list[str], log_path: str) -> None:
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends TERM to this child when the actor's thread that spawned it dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the launcher's close still kills the group
+        pass
+
+
+def vllm_command(python: str, argv: list[str], ip: str, port: int) -> list[str]:
+    """The vLLM server's command, listening on `ip`:`port` (the controller's argv carries placeholders)."""
+    args = list(argv)
+    for flag, value in (("--host", ip), ("--port", str(port))):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    return ["bash", "-c", GROUP_REAPER, "promptcot-reaper", python, *args]
+
+
+def vllm_env(base: dict[str, str], extra: dict[str, str], key_env: str) -> dict[str, str]:
+    """The server's environment: the entry's, its own key as VLLM_API_KEY, no other server's key, no worker secret."""
+    key = base.get(key_env)
+    if not key:
+        raise RuntimeError(f"the job environment has no {key_env}: a managed vLLM server never runs without its key")
+    env = {k: v for k, v in base.items() if not k.startswith(VLLM_KEY_PREFIX) and k != "PROMPTCOT_WORKER_SECRET"}
+    env.update(extra)
+    env["VLLM_API_KEY"] = key
+    return env
+
+
+class WorkerServer:
+    """One worker server process (or, kind "vllm", one vLLM server). The actor class below wraps it; tests can
+    use it without Ray."""
+
+    def __init__(self, worker_id: str, argv: list[str], log_path: str, vllm: dict[str, Any] | None = None) -> None:
         self.worker_id = worker_id
         self.argv = argv
         self.log_path = log_path
+        self.vllm = vllm
         self.proc: subprocess.Popen[str] | None = None
         self.lock = threading.Lock()
 
@@ -105,6 +155,8 @@ class WorkerServer:
     def start(self, checkpoint: str | None, timeout_s: float, rank_env: dict[str, str] | None = None) -> dict[str, Any]:
         with self.lock:
             self._kill()
+            if self.vllm is not None:
+                return self._start_vllm()
             args = [sys.executable, *self.argv] + (["--init-checkpoint", checkpoint] if checkpoint else [])
             env = dict(os.environ)
             if rank_env:
@@ -117,6 +169,19 @@ class WorkerServer:
                                              text=True, env=env)
             port = self._await_ready(self.proc, timeout_s)
             return {"port": port, "pid": self.proc.pid, "actor_pid": os.getpid(), "node_ip": node_ip()}
+
+    def _start_vllm(self) -> dict[str, Any]:
+        """Spawns the vLLM server on this node's address; the controller waits for its /health."""
+        v = self.vllm
+        assert v is not None
+        ip = node_ip()
+        port = free_port(ip)
+        env = vllm_env(dict(os.environ), v.get("env", {}), v["key_env"])
+        with open(self.log_path, "a") as out:
+            self.proc = subprocess.Popen(vllm_command(v["python"], self.argv, ip, port), stdout=out, stderr=out,
+                                         stdin=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+        return {"port": port, "pid": self.proc.pid, "actor_pid": os.getpid(), "node_ip": ip}
 
     def _await_ready(self, proc: subprocess.Popen[str], timeout_s: float) -> int:
         timer = threading.Timer(timeout_s, proc.kill)
@@ -142,7 +207,13 @@ class WorkerServer:
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            if self.vllm is not None:  # the reaper shell leads the group: end every process in it
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                self.proc.kill()
             self.proc.wait()
 
 
@@ -167,24 +238,36 @@ class Launcher:
         self.pending: dict[Any, tuple[str, int]] = {}
         self.pg = None
 
-    def place(self) -> None:
+    def bundle(self, wid: str) -> dict[str, float]:
+        """An entry's own bundle (a vLLM server's {GPU: tensor_parallel_size}), else the spec's per-worker one."""
+        own = self.workers[wid].get("resources")
+        if own:
+            return {k: float(v) for k, v in own.items()}
         bundle: dict[str, float] = {"CPU": self.spec["cpus_per_worker"]}
         if self.spec["gpus_per_worker"] > 0:
             bundle["GPU"] = self.spec["gpus_per_worker"]
-        self.pg = placement_group([dict(bundle) for _ in self.workers], strategy=self.spec["placement_strategy"])
+        return bundle
+
+    def place(self) -> None:
+        bundles = [self.bundle(w["id"]) for w in sorted(self.workers.values(), key=lambda w: w["bundle"])]
+        self.pg = placement_group(bundles, strategy=self.spec["placement_strategy"])
         ready, _ = ray.wait([self.pg.ready()], timeout=self.spec["placement_timeout_s"])
         if not ready:
             raise RuntimeError(
-                f"the placement group ({len(self.workers)} bundles of {bundle}, {self.spec['placement_strategy']}) "
+                f"the placement group ({len(self.workers)} bundles: {bundles}, {self.spec['placement_strategy']}) "
                 f"was not placed within {self.spec['placement_timeout_s']}s; the cluster has "
                 f"{ray.cluster_resources()}. Lower workers.count or cluster.ray.cpus_per_worker/gpus_per_worker, or add nodes.")
 
     def _actor(self, wid: str) -> Any:
         w = self.workers[wid]
+        b = self.bundle(wid)
         strategy = PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=w["bundle"])
-        return WorkerActor.options(num_cpus=self.spec["cpus_per_worker"], num_gpus=self.spec["gpus_per_worker"],
+        vllm = ({"python": w["python"], "env": w.get("env", {}), "key_env": w["key_env"]}
+                if w.get("kind") == "vllm" else None)
+        # Ray sets the actor's CUDA_VISIBLE_DEVICES to the bundle's GPUs; its server child inherits them.
+        return WorkerActor.options(num_cpus=b.get("CPU", 0), num_gpus=b.get("GPU", 0),
                                    scheduling_strategy=strategy, name=None).remote(
-            wid, w["argv"], str(self.dir / "logs" / f"{wid}.log"))
+            wid, w["argv"], str(self.dir / "logs" / f"{wid}.log"), vllm)
 
     def start(self, leader: str, generation: int, checkpoint: str | None) -> None:
         """(Re)starts worker `leader`, or every rank of the group it leads, as `generation`."""
@@ -288,6 +371,13 @@ class Launcher:
         return True
 
     def close(self) -> None:
+        # Each actor kills its server first: ray.kill alone ends the actor at once, and a vLLM server's helpers
+        # (outside the actor's process) would rely on the reaper's PDEATHSIG alone.
+        kills = [a.kill.remote() for a in self.actors.values()]
+        try:
+            ray.wait(kills, num_returns=len(kills), timeout=15)
+        except Exception:  # noqa: BLE001 - a lost actor: its server went with its node
+            pass
         for a in self.actors.values():
             try:
                 ray.kill(a)

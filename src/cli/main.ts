@@ -58,6 +58,8 @@ async function main(argv: string[]): Promise<number> {
     .option("--solutions <n>", "teacher solutions per problem that validate the tests (0: no validation)", (v) => Number(v), 4)
     .option("--min-agreement <share>", "share of the solutions passing the other tests that must print a test's output", (v) => Number(v), 1)
     .option("--run-dir <dir>", "journal directory (default: <out>.run); rerun with it to resume")
+    .option("--engine <engine>", "where the model generates: worker (PyTorch workers) or vllm (a managed vLLM server on its HF directory)", "worker")
+    .option("--dtype <dtype>", "vLLM's weights dtype: float32 (as the workers; CPUs without bf16), bfloat16 or auto", "float32")
     .action(async (o) => {
       code = await synthTestsCommand(o);
     });

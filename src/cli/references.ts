@@ -4,13 +4,12 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { WorkerPool } from "../cluster/pool.js";
 import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
 import { createMathGrader } from "../verify/math/grader.js";
-import { workerGenerator } from "../rollout/engine-generator.js";
 import { REFERENCE_INSTRUCTION, checkReferenceOptions, referenceStage } from "../synthesis/references.js";
+import { guardJournalSettings, parseTeacherEngine, startTeacher, type Teacher } from "./cli-teacher.js";
 import { readProblems } from "./synth-tests.js";
 
 export interface ReferencesOptions {
@@ -25,6 +24,9 @@ export interface ReferencesOptions {
   temperature: number;
   workers: number;
   instruction?: string;
+  /** "worker" (default) or "vllm": managed vLLM servers on the teacher's HF directory. */
+  engine: string;
+  dtype: string;
 }
 
 /** What the journaled samples depend on; a rerun on anything else would mix two teachers' votes. */
@@ -33,20 +35,9 @@ function identity(o: ReferencesOptions): Record<string, unknown> {
   const id: Record<string, unknown> = { input, teacher: o.teacher, n: o.n, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature };
   // only a changed instruction is recorded, so journals written before the option resume as they were
   if (o.instruction !== undefined && o.instruction !== REFERENCE_INSTRUCTION) id.instruction = o.instruction;
+  // likewise the engine: vLLM's samples are not the worker's for the same seeds
+  if (o.engine !== "worker") id.engine = `${o.engine}:${o.dtype}`;
   return id;
-}
-
-function guardIdentity(journal: Journal, runDir: string, want: Record<string, unknown>): void {
-  const had = journal.getMeta("references");
-  if (had === undefined) return journal.setMeta("references", JSON.stringify(want));
-  const old = JSON.parse(had) as Record<string, unknown>;
-  const changed = Object.keys(want).filter((k) => old[k] !== want[k]);
-  if (changed.length > 0) {
-    throw new ConfigError(
-      `${runDir} holds references made with other settings (${changed.map((k) => `${k}: ${String(old[k])} -> ${String(want[k])}`).join(", ")}); ` +
-        "use another --run-dir, or the same settings to resume",
-    );
-  }
 }
 
 export async function referencesCommand(o: ReferencesOptions): Promise<number> {
@@ -55,19 +46,20 @@ export async function referencesCommand(o: ReferencesOptions): Promise<number> {
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  const { engine, dtype } = parseTeacherEngine("references", o.engine, o.dtype);
   const problems = readProblems(o.in);
   const runDir = resolve(o.runDir ?? `${o.out}.run`);
   mkdirSync(runDir, { recursive: true });
   const journal = new Journal(join(runDir, "journal.sqlite"));
-  const pool = new WorkerPool(o.workers, {
-    modelSource: o.teacher, dtype: "float32", device: "auto", trainableLayers: 0, decodeWidth: 1, seed: o.seed, threads: 0,
-    startupTimeoutS: 600, logDir: join(runDir, "logs"),
-  }, 3, journal);
   const grader = createMathGrader();
+  let teacher: Teacher | undefined;
   try {
-    guardIdentity(journal, runDir, identity(o));
-    await pool.start();
-    const { rows, stats } = await referenceStage(problems, workerGenerator(pool, o.teacher), journal, {
+    guardJournalSettings(journal, runDir, "references", "references", identity(o));
+    teacher = await startTeacher({
+      engine, source: o.teacher, seed: o.seed, processes: o.workers, maxModelLen: o.maxTokens + PROMPT_ALLOWANCE, dtype,
+      runDir, journal, command: "references",
+    });
+    const { rows, stats } = await referenceStage(problems, teacher.gen, journal, {
       samples: o.n, minAgreement: o.minAgreement, seed: o.seed, ...(o.instruction !== undefined ? { instruction: o.instruction } : {}),
       sampling: { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 },
     }, grader);
@@ -78,13 +70,15 @@ export async function referencesCommand(o: ReferencesOptions): Promise<number> {
     );
     return 0;
   } finally {
-    await pool.stop();
+    await teacher?.close();
     await grader.close();
     journal.close();
   }
 }
 
 const num = (v: string) => Number(v);
+/** Prompt tokens a vLLM server holds beside --max-tokens (the instruction, few-shot turns and the problem). */
+const PROMPT_ALLOWANCE = 2048;
 
 export function registerReferences(program: Command, setCode: (c: number) => void): void {
   program
@@ -99,9 +93,12 @@ export function registerReferences(program: Command, setCode: (c: number) => voi
     .option("--seed <n>", "seed", num, 0)
     .option("--max-tokens <n>", "tokens per teacher sample", num, 1024)
     .option("--temperature <t>", "sampling temperature", num, 0.7)
-    .option("--workers <n>", "teacher worker processes", num, 1)
+    .option("--workers <n>", "teacher worker processes (or vLLM servers with --engine vllm)", num, 1)
+    .option("--engine <engine>", "where the teacher generates: worker (PyTorch workers) or vllm (managed vLLM servers on its HF directory)", "worker")
+    .option("--dtype <dtype>", "vLLM's weights dtype: float32 (as the workers; CPUs without bf16), bfloat16 or auto", "float32")
     .option("--instruction <text>", "what follows each problem in the teacher's prompt (default: reason step by step, answer in \\boxed{})")
     .action(async (o: ReferencesOptions) => {
       setCode(await referencesCommand(o));
     });
 }
+

@@ -26,6 +26,7 @@ import { synthesisCommand } from "../synthesis/pipeline.js";
 import { proposerPlanLines, proposerRegime } from "../synthesis/proposer-run.js";
 import { MetricsSink, StageTimer } from "../telemetry/metrics.js";
 import { policyEngineFromConfig } from "../rollout/from-config.js";
+import { engineGpuSlices, hostGpuIds, workerDeviceOffset } from "../rollout/vllm-placement.js";
 import { refusalError, reportRefusals, runRefusals } from "./run-refusals.js";
 import type { PolicyEngine } from "../rollout/policy-engine.js";
 import { latestUpdate } from "../train/dpo.js";
@@ -63,7 +64,7 @@ function engineLine(cfg: Experiment): string {
     return `rollout engine: vLLM, ${v.engines} managed server(s) (tensor parallel ${v.tensor_parallel_size}, ${v.dtype}, max_model_len ${v.max_model_len ?? 4096}, ` +
       `${cfg.engine.max_concurrency} sequences in flight); workers tokenize, score and train; after each update every server is paused, ` +
       `reloaded in place from the checkpoint (no restart), its prefix cache reset and its weight version set` +
-      (cfg.cluster.type === "ray" ? "; the servers start on the controller's host (placing them on Ray nodes is not built)" : "");
+      (cfg.cluster.type === "ray" ? "; each server is a Ray actor in a placement-group bundle of its own, on its node's address" : "");
   }
   const l = cfg.engine.llama_cpp;
   return `rollout engine: llama.cpp llama-server (${l.parallel} slots, ${l.ctx_size} tokens each, GGUF ${l.gguf ?? "of the quickstart model"}); ` +
@@ -99,6 +100,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   // Data and model are read and checked before the run directory exists: bad data writes nothing.
   const problems = loadProblems(cfg, configDir);
   const sftData = cfg.task === "sft" ? readSftData(cfg, configDir) : undefined;
+  if (cfg.engine.type === "vllm" && !cfg.engine.base_url && cfg.cluster.type === "local" && !opts.dryRun) {
+    engineGpuSlices(cfg, hostGpuIds(), file); // too few GPUs on this host for the servers and the workers: exit 2 now
+  }
   const identity = runIdentity(cfg, configDir, problems);
   if (opts.dryRun) return dryRun(cfg, runDir, identity, problems, firstPromptSection(cfg, problems, identity.model.path ?? cfg.model.source), refusals);
   pythonPath(); // fail early, with the fix, when the environment is missing
@@ -123,6 +127,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       modelSource: identity.model.path ?? cfg.model.source, dtype: cfg.model.dtype, device: cfg.model.device, trainableLayers: cfg.model.trainable_layers, decodeWidth: cfg.model.decode_width,
       seed: cfg.seed, threads: cfg.workers.threads, startupTimeoutS: cfg.workers.startup_timeout_s, logDir: join(runDir, "logs"), runDir,
       trainerRanks: cfg.workers.trainer_ranks, activationCheckpointing: cfg.parallel.activation_checkpointing,
+      // on one GPU host the managed vLLM servers hold the first GPUs (the plan's rollout GPUs); the workers follow
+      ...(cfg.cluster.type === "local" ? { deviceOffset: workerDeviceOffset(cfg, hostGpuIds().length) } : {}),
     },
     restartPolicyOf(cfg.workers),
     journal,

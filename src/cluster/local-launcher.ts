@@ -29,6 +29,8 @@ export interface WorkerSpec {
   /** parallel.activation_checkpointing: false starts workers with --no-gradient-checkpointing (every block's
    *  activations kept for the backward); default true, the worker's own default. */
   activationCheckpointing?: boolean;
+  /** Where the device indices start: after the GPUs of managed vLLM servers on this host (rollout/vllm-placement.ts); default 0. */
+  deviceOffset?: number;
 }
 
 const READY_PREFIX = "PROMPTCOT_READY ";
@@ -41,10 +43,10 @@ export function workerIndex(id: string): number {
   return m ? Number(m[1]) : TRAINER_INDEX;
 }
 
-/** The worker's command line: its index spreads workers over GPUs (trainer rank r on device r, rollout
+/** The worker's command line: its index spreads workers over GPUs (trainer rank r on device offset + r, rollout
  *  worker i after the trainer's ranks); only the trainer loads optimizer state. */
 export function workerArgs(id: string, s: WorkerSpec, index: number, checkpoint?: string, rank = 0): string[] {
-  const device = index === TRAINER_INDEX ? rank : index + trainerRanksOf(s) - 1;
+  const device = (s.deviceOffset ?? 0) + (index === TRAINER_INDEX ? rank : index + trainerRanksOf(s) - 1);
   const args = ["-m", "promptcot_worker.server", "--host", "127.0.0.1", "--port", "0", "--model", s.modelSource,
     "--dtype", s.dtype, "--device", s.device, "--device-index", String(device),
     "--role", index === TRAINER_INDEX && s.trains !== false ? "trainer" : "rollout", "--seed", String(s.seed), "--worker-id", id,

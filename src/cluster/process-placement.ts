@@ -1,10 +1,14 @@
 // Which process of a run sits on which GPU, as the launchers will place them, and the layouts that would share
 // a GPU or start without one. Checked before anything starts (`run`, `run --dry-run`, `plan`: exit 2 naming the
-// key); shown by `plan`. The rules mirror the launchers: local-launcher.ts gives trainer rank r --device-index r
-// and rollout worker i --device-index i + trainer_ranks - 1, and the worker takes cuda:(index mod #GPUs) for
-// model.device auto/cuda (all on N for cuda:N); on Ray each worker is an actor holding cluster.ray.gpus_per_worker.
+// key); shown by `plan`. The rules mirror the launchers: local-launcher.ts gives trainer rank r --device-index
+// offset + r and rollout worker i --device-index offset + i + trainer_ranks - 1, and the worker takes
+// cuda:(index mod #GPUs) for model.device auto/cuda (all on N for cuda:N); on Ray each worker is an actor holding
+// cluster.ray.gpus_per_worker. Managed vLLM servers (engine.type vllm without base_url): on one host, the first
+// GPUs, CUDA_VISIBLE_DEVICES of their own, and `offset` is their count (rollout/vllm-placement.ts); on Ray, an
+// actor each in a bundle of its own (rollout/vllm-ray.ts).
 import { ConfigError } from "../config/errors.js";
 import type { Experiment } from "../config/schema.js";
+import { engineGpuSlices, workerDeviceOffset } from "../rollout/vllm-placement.js";
 
 export interface ProcessSlot {
   process: string;
@@ -17,7 +21,7 @@ export interface PlacementProblem {
   message: string;
 }
 
-type Cfg = Pick<Experiment, "model" | "workers" | "cluster">;
+type Cfg = Pick<Experiment, "model" | "workers" | "cluster" | "engine">;
 
 /** The model asks for a GPU: cuda or cuda:N, or auto on a cluster that says it has GPUs. */
 function wantsGpu(cfg: Cfg): boolean {
@@ -35,10 +39,44 @@ function processes(cfg: Cfg): { process: string; index: number }[] {
   return out;
 }
 
+const managedVllm = (cfg: Cfg): boolean => cfg.engine.type === "vllm" && !cfg.engine.base_url;
+const nodeGpus = (cfg: Cfg): string[] => Array.from({ length: cfg.cluster.gpus_per_node }, (_, i) => String(i));
+const shows = (cfg: Cfg): string => `cluster.gpus_per_node is ${cfg.cluster.gpus_per_node}`;
+
+/** Where each managed vLLM server goes: its Ray bundle, or its GPUs on this host. */
+function vllmSlots(cfg: Cfg): ProcessSlot[] {
+  if (!managedVllm(cfg)) return [];
+  const { engines, tensor_parallel_size: tp } = cfg.engine.vllm;
+  const c = cfg.cluster;
+  if (c.type === "ray") {
+    const gpu = c.ray.gpus_per_worker > 0 || c.gpus_per_node > 0;
+    const bundle = gpu ? `{CPU: ${c.ray.cpus_per_worker}, GPU: ${tp}}` : `{CPU: ${c.ray.cpus_per_worker}}`;
+    const device = gpu ? `bundle ${bundle}: ${tp} GPU(s) of one node, chosen by Ray, bound to that node's address` : `bundle ${bundle}: no GPU (CPU build), bound to its node's address`;
+    return Array.from({ length: engines }, (_, i) => ({ process: `vLLM server ${i}, Ray actor`, device }));
+  }
+  let slices: string[] | undefined;
+  try {
+    slices = engineGpuSlices(cfg, nodeGpus(cfg), undefined, shows(cfg));
+  } catch {
+    slices = undefined; // placementProblems names it
+  }
+  return Array.from({ length: engines }, (_, i) => ({
+    process: `vLLM server ${i}`,
+    device: c.gpus_per_node === 0 ? `CUDA_VISIBLE_DEVICES: the host's ${tp === 1 ? `GPU ${i}` : `GPUs ${i * tp}-${(i + 1) * tp - 1}`} by position, the workers' after them (none on a CPU host: the CPU build)`
+      : slices ? `CUDA_VISIBLE_DEVICES=${slices[i]}` : "no GPU left (engine.vllm.engines)",
+  }));
+}
+
 export function processSlots(cfg: Cfg): ProcessSlot[] {
+  return [...workerSlots(cfg), ...vllmSlots(cfg)];
+}
+
+function workerSlots(cfg: Cfg): ProcessSlot[] {
   const d = cfg.model.device;
   const gpus = cfg.cluster.gpus_per_node;
-  return processes(cfg).map(({ process, index }) => {
+  const offset = workerDeviceOffset(cfg, Math.max(gpus, 1)); // the label assumes GPUs where their count is not stated
+  return processes(cfg).map(({ process, index: own }) => {
+    const index = own + offset;
     if (cfg.cluster.type === "ray") {
       const g = cfg.cluster.ray.gpus_per_worker;
       return { process: `${process}, Ray actor`, device: g > 0 ? `${g} GPU(s) of its own, chosen by Ray` : "no GPU (cluster.ray.gpus_per_worker 0)" };
@@ -52,6 +90,13 @@ export function processSlots(cfg: Cfg): ProcessSlot[] {
 
 /** Layouts that would share a GPU without being asked to, or start GPU work without a GPU. */
 export function placementProblems(cfg: Cfg): PlacementProblem[] {
+  if (managedVllm(cfg) && cfg.cluster.type === "local" && cfg.cluster.gpus_per_node > 0) {
+    try {
+      engineGpuSlices(cfg, nodeGpus(cfg), undefined, shows(cfg));
+    } catch (e) {
+      return [{ key: "engine.vllm.engines", message: (e as Error).message }];
+    }
+  }
   if (!wantsGpu(cfg)) return [];
   if (cfg.cluster.type === "ray") {
     if (cfg.cluster.ray.gpus_per_worker > 0) return [];

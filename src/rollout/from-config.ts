@@ -8,8 +8,10 @@ import type { RolloutEngine } from "./engine.js";
 import { LlamaCppEngine, LlamaServer, quickstartGguf, resolveLlamaServer } from "./llama-cpp.js";
 import { OpenAIEngine, type OpenAIEngineOptions } from "./openai-engine.js";
 import { PolicyEngine } from "./policy-engine.js";
-import { resolveVllmPython, serverCores, VllmEngine, VllmServer } from "./vllm.js";
+import { resolveVllmPython, serverCores, VllmEngine, VllmServer, type VllmServerOptions } from "./vllm.js";
+import { RayVllmPlacement } from "./vllm-ray.js";
 import { availableParallelism } from "node:os";
+import { engineGpuSlices, hostGpuIds } from "./vllm-placement.js";
 import { pythonEnv, pythonPath } from "../cluster/python-env.js";
 import { execa } from "execa";
 
@@ -52,22 +54,46 @@ export interface VllmRoleOptions {
   api?: "chat" | "completions";
 }
 
+/**
+ * The servers engine.vllm asks for (not started): `dir` served by `python`. On one host each is bound to its
+ * cores and, on a GPU host, its GPUs; on Ray each is an actor in a placement-group bundle of its own (vllm-ray.ts).
+ */
+export function vllmServersFromConfig(cfg: Experiment, workDir: string, python: string, dir: string, o: VllmRoleOptions = {}): VllmServer[] {
+  const e = cfg.engine;
+  const v = e.vllm;
+  const ray = cfg.cluster.type === "ray";
+  const gpus = ray ? undefined : engineGpuSlices(cfg, hostGpuIds());
+  const options = (i: number): VllmServerOptions => ({
+    python, model: dir, dtype: v.dtype, maxModelLen: o.maxModelLen ?? v.max_model_len ?? 4096, enforceEager: v.enforce_eager,
+    ...(v.block_size ? { blockSize: v.block_size } : {}), kvCacheGib: v.kv_cache_gib, tensorParallelSize: v.tensor_parallel_size,
+    gpuMemoryUtilization: v.gpu_memory_utilization, batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s,
+    logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`, maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
+    // this host's cores mean nothing on a Ray node: there vLLM binds its own threads
+    ...(ray ? {} : { cores: serverCores(i, v.threads, availableParallelism(), v.engines) }), ...(gpus ? { gpus: gpus[i]! } : {}),
+  });
+  if (!ray) return Array.from({ length: v.engines }, (_, i) => new VllmServer(options(i)));
+  const placement = new RayVllmPlacement(cfg.cluster.address, cfg.cluster.ray, cfg.cluster.ray.shared_dir ?? join(workDir, "ray"), vllmBundle(cfg));
+  return Array.from({ length: v.engines }, (_, i) => placement.add(options(i)));
+}
+
+/** A Ray vLLM server's bundle: tensor_parallel_size GPUs on a GPU cluster, else only CPUs. */
+export function vllmBundle(cfg: Experiment): Record<string, number> {
+  const c = cfg.cluster;
+  const gpu = c.ray.gpus_per_worker > 0 || c.gpus_per_node > 0;
+  return { CPU: c.ray.cpus_per_worker, ...(gpu ? { GPU: cfg.engine.vllm.tensor_parallel_size } : {}) };
+}
+
 /** Managed vLLM servers on the model's HF directory (engine.vllm), started; the caller closes them. */
 export async function vllmEngineFromConfig(cfg: Experiment, workDir: string, log: (m: string) => void, o: VllmRoleOptions = {}): Promise<VllmEngine> {
   const e = cfg.engine;
-  const v = e.vllm;
-  const python = await resolveVllmPython(v.auto_build, log);
+  const python = await resolveVllmPython(e.vllm.auto_build, log);
   const dir = o.model ?? (await modelHfDir(cfg.model.source));
-  const maxModelLen = o.maxModelLen ?? v.max_model_len ?? 4096;
-  const servers = Array.from({ length: v.engines }, (_, i) => new VllmServer({
-    python, model: dir, dtype: v.dtype, maxModelLen, enforceEager: v.enforce_eager, ...(v.block_size ? { blockSize: v.block_size } : {}), kvCacheGib: v.kv_cache_gib,
-    cores: serverCores(i, v.threads, availableParallelism(), v.engines), tensorParallelSize: v.tensor_parallel_size, gpuMemoryUtilization: v.gpu_memory_utilization,
-    batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s, logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`,
-    maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
-  }));
+  const servers = vllmServersFromConfig(cfg, workDir, python, dir, o);
   const { model: _m, apiKey: _k, ...client } = clientOptions(e);
   const engine = new VllmEngine(servers, { ...client, api: o.api ?? "completions" });
-  log(`starting ${v.engines} vLLM server(s)${o.role ? ` (${o.role})` : ""} on ${dir} (${v.dtype}, max_model_len ${maxModelLen})`);
+  const first = servers[0]!.o;
+  log(`starting ${servers.length} vLLM server(s)${o.role ? ` (${o.role})` : ""} on ${dir} (${first.dtype}, max_model_len ${first.maxModelLen})` +
+    (first.gpus !== undefined ? `, CUDA_VISIBLE_DEVICES ${servers.map((s) => `${s.name}=${s.o.gpus}`).join(" ")}` : ""));
   try {
     await engine.start();
   } catch (err) {

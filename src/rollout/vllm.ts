@@ -43,6 +43,8 @@ export interface VllmServerOptions {
   name?: string;
   /** Sequences decoded together (vLLM's max_num_seqs): the requests this server gets in flight at most. */
   maxNumSeqs: number;
+  /** CUDA_VISIBLE_DEVICES of this server (its own GPUs: vllm-placement.ts); unset = the controller's. */
+  gpus?: string;
 }
 
 /** The server's command line (after the python): what `vllm serve` gets, through our guarded launcher. */
@@ -77,6 +79,7 @@ export function vllmServerEnv(o: VllmServerOptions, apiKey: string): Record<stri
     PROMPTCOT_ENGINE_LOGS: o.logDir,
   };
   if (o.cores) env.VLLM_CPU_OMP_THREADS_BIND = o.cores;
+  if (o.gpus !== undefined) env.CUDA_VISIBLE_DEVICES = o.gpus;
   if (o.batchInvariant) env.VLLM_BATCH_INVARIANT = "1";
   return env;
 }
@@ -146,6 +149,9 @@ export class VllmServer {
     this.proc = undefined;
     await stopProcess(proc, 10_000);
   }
+
+  /** Gives back what the server held beyond its process (a Ray job: vllm-ray.ts); after every stop. */
+  async release(): Promise<void> {}
 
   auth(): Record<string, string> {
     return { authorization: `Bearer ${this.apiKey}` };
@@ -299,6 +305,7 @@ export class VllmEngine implements SyncableEngine {
 
   async close(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
+    await Promise.all(this.servers.map((s) => s.release()));
   }
 }
 
