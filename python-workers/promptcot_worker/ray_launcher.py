@@ -98,6 +98,14 @@ def free_port(ip: str) -> int:
         return int(s.getsockname()[1])
 
 
+def rendezvous_port() -> int:
+    """A port for rank 0's TCPStore, which listens on every address of the node (not only the node's own):
+    probing only the node address can return a port another process listens on at a different address of the
+    same host (on a loopback cluster, a Ray worker of the 127.0.0.2 node), and the store then fails with
+    EADDRINUSE. Probing the wildcard address finds a port free on all of them."""
+    return free_port("0.0.0.0")
+
+
 # Leads the server's process group: runs it, and on its exit or on TERM (the actor died: PDEATHSIG) kills the
 # whole group, vLLM's forked helpers included. The same shell as the controller's (src/rollout/server-process.ts).
 GROUP_REAPER = '"$@" & trap \'kill -KILL -- -$$\' TERM INT HUP; wait $!; s=$?; kill -KILL -- -$$; exit $s'
@@ -150,7 +158,7 @@ class WorkerServer:
     def rendezvous(self) -> dict[str, Any]:
         """Where rank 0 of a group (this actor) takes the other ranks' rendezvous: its node's address."""
         ip = node_ip()
-        return {"addr": ip, "port": free_port(ip)}
+        return {"addr": ip, "port": rendezvous_port()}
 
     def start(self, checkpoint: str | None, timeout_s: float, rank_env: dict[str, str] | None = None) -> dict[str, Any]:
         with self.lock:

@@ -80,3 +80,28 @@ def _gone_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_rendezvous_port_is_probed_on_every_address(monkeypatch) -> None:
+    """Rank 0's TCPStore listens on the wildcard address, so the port must be free there, not only at the node's
+    address: on the two-node loopback cluster a probe of 127.0.0.3 alone returned a port a process listened on
+    at 127.0.0.2, and the twin's rank 0 died with EADDRINUSE."""
+    import socket
+
+    from promptcot_worker import ray_launcher
+
+    bound: list[str] = []
+    real_bind = socket.socket.bind
+
+    def recording_bind(self, addr):  # type: ignore[no-untyped-def]
+        bound.append(addr[0])
+        return real_bind(self, addr)
+
+    monkeypatch.setattr(ray_launcher, "node_ip", lambda: "127.0.0.3")
+    monkeypatch.setattr(socket.socket, "bind", recording_bind)
+    rdv = WorkerServer("w", [], "/dev/null").rendezvous()
+    monkeypatch.undo()
+    assert rdv["addr"] == "127.0.0.3" and bound == ["0.0.0.0"]
+    with socket.socket() as s:  # what the store does: listen on every address at that port
+        s.bind(("0.0.0.0", rdv["port"]))
+        s.listen()
