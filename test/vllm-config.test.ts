@@ -33,6 +33,9 @@ describe("managed vLLM server settings", () => {
     expect(env.VLLM_CPU_OMP_THREADS_BIND).toBe("0-1");
     expect(env.VLLM_BATCH_INVARIANT).toBeUndefined();
     expect(vllmServerEnv({ ...o, batchInvariant: true }, "k").VLLM_BATCH_INVARIANT).toBe("1");
+    // engine.vllm.cpu_exclusive: vllm_serve keeps vLLM's own CPU set-up (spinning threads) only when told so
+    expect(env.PROMPTCOT_VLLM_CPU_SHARED).toBe("1");
+    expect(vllmServerEnv({ ...o, cpuExclusive: true }, "k").PROMPTCOT_VLLM_CPU_SHARED).toBe("0");
   });
 
   it("binds each server to its own cores while the machine has room", () => {

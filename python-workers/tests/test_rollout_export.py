@@ -106,6 +106,26 @@ def test_vllm_cpu_blocks_small_enough_for_prefix_caching():
     assert vllm_serve.cpu_block_args(own, on_cpu=True) == own
 
 
+def test_vllm_cpu_server_shares_its_cores_unless_told_it_has_them_alone():
+    # default: the model in the engine-core process (uni executor, which vLLM's CPU platform allows only with
+    # VLLM_ENABLE_V1_MULTIPROCESSING=0) and OpenMP threads that sleep; engine.vllm.cpu_exclusive keeps vLLM's own
+    argv = ["--model", "m", "--tensor-parallel-size", "1"]
+    env: dict[str, str] = {}
+    assert vllm_serve.cpu_process_args(argv, env, on_cpu=True) == [*argv, "--distributed-executor-backend", "uni"]
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    alone = {"PROMPTCOT_VLLM_CPU_SHARED": "0"}
+    assert vllm_serve.cpu_process_args(argv, alone, on_cpu=True) == argv
+    assert alone == {"PROMPTCOT_VLLM_CPU_SHARED": "0"}
+    gpu: dict[str, str] = {}
+    assert vllm_serve.cpu_process_args(argv, gpu, on_cpu=False) == argv and gpu == {}
+    tp2: dict[str, str] = {}  # several ranks need the mp executor: only the threads sleep
+    tp = ["--model", "m", "--tensor-parallel-size", "2"]
+    assert vllm_serve.cpu_process_args(tp, tp2, on_cpu=True) == tp and tp2 == {"OMP_WAIT_POLICY": "PASSIVE"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # a caller's own choices are kept
+    own = [*argv, "--distributed-executor-backend", "mp"]
+    assert vllm_serve.cpu_process_args(own, mine, on_cpu=True) == own and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
 def test_vllm_launcher_refuses_to_start_without_a_key(monkeypatch):
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     monkeypatch.setattr(sys, "argv", ["vllm_serve", "--model", "m"])

@@ -496,6 +496,12 @@ export const EngineSchema = z
         threads: nonNegInt.default(0),
         /** VLLM_BATCH_INVARIANT=1: the same sample whatever else is in the batch, where the build supports it. */
         batch_invariant: z.boolean().default(false),
+        /** CPU build: the server has its cores to itself while it generates (nothing else runs there then, as in
+         *  the quickstart, whose trainer waits while vLLM samples). true: vLLM's own CPU set-up, a worker process
+         *  of its own and OpenMP threads that spin at barriers. false: the model runs in the engine-core process
+         *  and OpenMP threads sleep at barriers, which starts ~15 s sooner and decodes 2x faster beside one busy
+         *  process but ~15% slower alone (bench/vllm-cpu-modes.py; docs/SCALING.md "vLLM on a shared CPU"). */
+        cpu_exclusive: z.boolean().default(false),
         /** Build the vLLM virtualenv (scripts/vllm-env.sh, ~2 min once per machine) when it is missing. */
         auto_build: z.boolean().default(true),
         startup_timeout_s: z.number().positive().default(300),

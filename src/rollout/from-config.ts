@@ -66,7 +66,7 @@ export function vllmServersFromConfig(cfg: Experiment, workDir: string, python: 
   const options = (i: number): VllmServerOptions => ({
     python, model: dir, dtype: v.dtype, maxModelLen: o.maxModelLen ?? v.max_model_len ?? 4096, enforceEager: v.enforce_eager,
     ...(v.block_size ? { blockSize: v.block_size } : {}), kvCacheGib: v.kv_cache_gib, tensorParallelSize: v.tensor_parallel_size,
-    gpuMemoryUtilization: v.gpu_memory_utilization, batchInvariant: v.batch_invariant, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s,
+    gpuMemoryUtilization: v.gpu_memory_utilization, batchInvariant: v.batch_invariant, cpuExclusive: v.cpu_exclusive, seed: cfg.seed, startupTimeoutS: v.startup_timeout_s,
     logDir: join(workDir, "logs"), name: o.role ? `vllm-${o.role}-${i}` : `vllm-${i}`, maxNumSeqs: Math.max(1, Math.ceil(e.max_concurrency / v.engines)),
     // this host's cores mean nothing on a Ray node: there vLLM binds its own threads
     ...(ray ? {} : { cores: serverCores(i, v.threads, availableParallelism(), v.engines) }), ...(gpus ? { gpus: gpus[i]! } : {}),

@@ -34,6 +34,8 @@ export interface VllmServerOptions {
   gpuMemoryUtilization: number;
   /** vLLM's batch-invariant kernels (VLLM_BATCH_INVARIANT=1), where the build supports them. */
   batchInvariant: boolean;
+  /** engine.vllm.cpu_exclusive: vLLM's own CPU process set-up (spinning threads) instead of the shared-core one. */
+  cpuExclusive?: boolean;
   seed: number;
   startupTimeoutS: number;
   logDir: string;
@@ -81,6 +83,8 @@ export function vllmServerEnv(o: VllmServerOptions, apiKey: string): Record<stri
   if (o.cores) env.VLLM_CPU_OMP_THREADS_BIND = o.cores;
   if (o.gpus !== undefined) env.CUDA_VISIBLE_DEVICES = o.gpus;
   if (o.batchInvariant) env.VLLM_BATCH_INVARIANT = "1";
+  // read by promptcot_worker.vllm_serve (cpu_process_args), before vLLM starts its engine process
+  env.PROMPTCOT_VLLM_CPU_SHARED = o.cpuExclusive ? "0" : "1";
   return env;
 }
 
